@@ -1,0 +1,18 @@
+"""The dataset registry: `DATASETS = {name: (ConfigClass, load)}`; `load(cfg) -> Dataset`.
+
+Everything is generated, shipped inside an installed package, or read from a path given in
+the config: nothing is downloaded.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from zoo.data import digits, mnist1d
+from zoo.data.base import ArrayDataset, Dataset
+
+DATASETS: dict[str, tuple[type, Callable[[Any], Dataset]]] = {
+    "mnist1d": (mnist1d.MNIST1DConfig, mnist1d.load),
+    "digits": (digits.DigitsConfig, digits.load),
+}
+
+__all__ = ["DATASETS", "ArrayDataset", "Dataset"]

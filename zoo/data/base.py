@@ -1,0 +1,95 @@
+"""What every dataset gives the trainer, and the in-memory array dataset most of them are.
+
+A batch is a dict: `x` (model input: an array or any pytree, leading axis B), `y` (targets),
+`mask` (float weights [B] or broadcastable to `y`; 0 marks padding). Training batches are a
+pure function of (seed, step): the data position is the step, so resuming at step s replays
+exactly the batches an uninterrupted run would have seen. Evaluation batches are padded to a
+fixed size with mask 0, so the last partial batch never changes a shape (no retrace).
+
+`shard=(index, count)` asks for one process's rows of the global batch (multi-host input).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterator
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class Dataset:
+    """Base class: subclasses implement `train_batch` and `eval_batches`."""
+    task: str                                   # key of zoo.tasks.TASKS
+    model_defaults: dict[str, Any]              # e.g. {"num_outputs": 10}, filled into model configs
+    shardable: bool = True                      # False: one indivisible batch (a whole graph)
+
+    def train_batch(self, seed: int, step: int, batch_size: int, shard=(0, 1)) -> dict:
+        raise NotImplementedError
+
+    def eval_batches(self, batch_size: int, shard=(0, 1)) -> Iterator[dict]:
+        raise NotImplementedError
+
+    def position(self, step: int, batch_size: int) -> dict[str, int]:
+        """Where the iterator stands after `step` batches (recorded in checkpoints)."""
+        return {"step": step}
+
+
+def shard_rows(batch: Any, shard: tuple[int, int]) -> Any:
+    """Rows [index * B/count, (index+1) * B/count) of every leaf of a batch."""
+    index, count = shard
+    if count == 1:
+        return batch
+
+    def take(a):
+        n = a.shape[0] // count
+        return a[index * n:(index + 1) * n]
+
+    import jax  # local: keeps data modules importable without touching devices
+    return jax.tree.map(take, batch)
+
+
+@dataclasses.dataclass
+class ArrayDataset(Dataset):
+    """Examples held in memory: `train`/`test` map "x", "y" to arrays with leading axis N.
+
+    Epoch e visits the training set in the order permutation(seed, e); batch b of the epoch
+    takes rows [b*B, (b+1)*B) of it, and the incomplete tail of each epoch is skipped, so
+    every training batch has the same shape.
+    """
+    train: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    test: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+    @property
+    def num_train(self) -> int:
+        return len(self.train["y"])
+
+    def _batches_per_epoch(self, batch_size: int) -> int:
+        if batch_size > self.num_train:
+            raise ValueError(f"train.batch_size={batch_size} is larger than the training set "
+                             f"({self.num_train} examples); lower it")
+        return self.num_train // batch_size
+
+    def position(self, step: int, batch_size: int) -> dict[str, int]:
+        epoch, index = divmod(step, self._batches_per_epoch(batch_size))
+        return {"step": step, "epoch": epoch, "batch_in_epoch": index}
+
+    def train_indices(self, seed: int, step: int, batch_size: int) -> np.ndarray:
+        epoch, index = divmod(step, self._batches_per_epoch(batch_size))
+        order = np.random.default_rng([seed, epoch]).permutation(self.num_train)
+        return order[index * batch_size:(index + 1) * batch_size]
+
+    def train_batch(self, seed: int, step: int, batch_size: int, shard=(0, 1)) -> dict:
+        rows = shard_rows(self.train_indices(seed, step, batch_size), shard)
+        batch = {k: v[rows] for k, v in self.train.items()}
+        batch["mask"] = np.ones(len(rows), np.float32)
+        return batch
+
+    def eval_batches(self, batch_size: int, shard=(0, 1)) -> Iterator[dict]:
+        n = len(self.test["y"])
+        for start in range(0, n, batch_size):
+            rows = np.arange(start, start + batch_size)
+            mask = (rows < n).astype(np.float32)
+            rows = np.where(rows < n, rows, 0)   # pad with copies of row 0, weight 0
+            batch = {k: v[rows] for k, v in self.test.items()}
+            batch["mask"] = mask
+            yield shard_rows(batch, shard)

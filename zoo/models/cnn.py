@@ -1,0 +1,123 @@
+"""Convolutional network, 1-D or 2-D, channels last (LeCun et al. 1998; He et al. 2016).
+
+Axis legend: B batch, T length (1-D), H, W height, width (2-D), C channels, K outputs.
+Inputs are [B, T] or [B, T, C] for dims=1 and [B, H, W] or [B, H, W, C] for dims=2; a
+missing channel axis is added.
+
+Layer l (kernel k_l, stride s_l, C_l channels):
+
+    z_l = act(norm(conv_{k_l, s_l}(h_{l-1})))             norm: GroupNorm, LayerNorm or none
+    h_l = pool(drop(z_l))                                  plain
+    h_l = pool(drop(z_l) + P_l h_{l-1})                    residual=True
+
+P_l is the identity when h_{l-1} and z_l have the same shape, else a strided 1x1 convolution
+(ResNet's projection shortcut, option B). The readout flattens, or takes the mean or max over
+the spatial axes, then a dense layer gives [B, K].
+
+MNIST-1D's CNN (Greydanus 2020): channels (25, 25, 25), kernels (5, 3, 3), strides 2,
+padding 1, ReLU, flatten.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+
+from zoo.models import Model
+from zoo.models import layers as L
+
+
+@dataclasses.dataclass(frozen=True)
+class CNNConfig:
+    num_outputs: int | None = None  # None: taken from the dataset
+    dims: Literal[1, 2] = 1
+    channels: tuple[int, ...] = (25, 25, 25)
+    kernel_sizes: tuple[int, ...] = (5, 3, 3)  # one per layer, or one for all
+    strides: tuple[int, ...] = (2, 2, 2)       # one per layer, or one for all
+    padding: int | str = 1                     # symmetric zeros (PyTorch style), "same" or "valid"
+    activation: str = "relu"
+    norm: Literal["none", "group", "layer"] = "none"
+    num_groups: int = 1
+    residual: bool = False
+    pool: Literal["none", "max", "avg"] = "none"
+    pool_size: int = 2
+    dropout_rate: float = 0.0
+    readout: Literal["flatten", "mean", "max"] = "flatten"
+
+    def per_layer(self, values: tuple[int, ...], what: str) -> tuple[int, ...]:
+        if len(values) == 1:
+            return values * len(self.channels)
+        if len(values) != len(self.channels):
+            raise ValueError(f"cnn {what} has {len(values)} entries for {len(self.channels)} "
+                             f"layers; give one per layer or a single value")
+        return values
+
+
+def _padding(p: int | str) -> int | str:
+    return p.upper() if isinstance(p, str) else p
+
+
+def build(cfg: CNNConfig) -> Model:
+    if cfg.num_outputs is None:
+        raise ValueError("cnn needs num_outputs (the trainer takes it from the dataset)")
+    if cfg.norm == "group" and any(c % cfg.num_groups for c in cfg.channels):
+        raise ValueError(f"cnn num_groups={cfg.num_groups} must divide every channel count {cfg.channels}")
+    kernels = cfg.per_layer(cfg.kernel_sizes, "kernel_sizes")
+    strides = cfg.per_layer(cfg.strides, "strides")
+    act = L.activation(cfg.activation)
+
+    def with_channels(x):
+        return x[..., None] if x.ndim == cfg.dims + 1 else x
+
+    def normalise(block, z):
+        if cfg.norm == "group":
+            return L.groupnorm(block["norm"], z, num_groups=cfg.num_groups)
+        if cfg.norm == "layer":
+            return L.layernorm(block["norm"], z)
+        return z
+
+    def layer(block, h, i, key, train):
+        z = L.conv(block["conv"], h, strides=strides[i], padding=_padding(cfg.padding))
+        z = L.dropout(key, act(normalise(block, z)), cfg.dropout_rate, train)
+        if cfg.residual:
+            skip = L.conv(block["skip"], h, strides=strides[i], padding="VALID") if "skip" in block else h
+            z = z + skip[(slice(None), *(slice(0, n) for n in z.shape[1:-1]))]
+        return L.pool(z, cfg.pool, cfg.pool_size) if cfg.pool != "none" else z
+
+    def features(params, x, key=None, train=False):
+        h = with_channels(x)
+        keys = L.split_key(key, len(cfg.channels))
+        for i, block in enumerate(params["blocks"]):
+            h = layer(block, h, i, keys[i], train)
+        if cfg.readout == "mean":
+            return h.mean(axis=tuple(range(1, h.ndim - 1)))
+        if cfg.readout == "max":
+            return h.max(axis=tuple(range(1, h.ndim - 1)))
+        return h.reshape(h.shape[0], -1)
+
+    def init(key, x):
+        keys = jax.random.split(key, 2 * len(cfg.channels) + 1)
+        c_in = with_channels(x).shape[-1]
+        blocks = []
+        for i, c_out in enumerate(cfg.channels):
+            block = {"conv": L.conv_init(keys[2 * i], (kernels[i],) * cfg.dims, c_in, c_out)}
+            if cfg.norm != "none":
+                block["norm"] = L.layernorm_init(c_out)
+            if cfg.residual and (c_in != c_out or strides[i] != 1):
+                block["skip"] = L.conv_init(keys[2 * i + 1], (1,) * cfg.dims, c_in, c_out, bias=False)
+            blocks.append(block)
+            c_in = c_out
+        params = {"blocks": blocks}
+        d_feat = jax.eval_shape(lambda p, x: features(p, x), params, x).shape[-1]
+        params["head"] = L.dense_init(keys[-1], d_feat, cfg.num_outputs)
+        return params
+
+    def apply(params, x, *, key=None, train=False):
+        return L.dense(params["head"], features(params, x, key, train))
+
+    return Model(init, apply)
+
+
+MODELS = {"cnn": (CNNConfig, build)}

@@ -1,0 +1,167 @@
+"""Shared layers as pure functions: `<layer>_init(key, ...) -> params`, `<layer>(params, x)`.
+
+Axis legend: B batch, T length, H/W image height/width, C channels, D features.
+Parameter names follow flax.linen (`kernel`, `bias`, `scale`) so weights copy across
+directly; kernels are stored `[in, out]` for dense and `[*window, C_in, C_out]` for conv.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+Params = dict
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "relu": jax.nn.relu,
+    "gelu": jax.nn.gelu,
+    "gelu_exact": lambda x: jax.nn.gelu(x, approximate=False),
+    "tanh": jnp.tanh,
+    "sigmoid": jax.nn.sigmoid,
+    "silu": jax.nn.silu,
+    "elu": jax.nn.elu,
+    "leaky_relu": jax.nn.leaky_relu,
+    "softplus": jax.nn.softplus,
+    "identity": lambda x: x,
+}
+
+_lecun_normal = jax.nn.initializers.lecun_normal()
+
+
+def activation(name: str) -> Callable[[jax.Array], jax.Array]:
+    """The activation function called `name`; unknown names list the valid ones."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; valid: {', '.join(sorted(ACTIVATIONS))}")
+    return ACTIVATIONS[name]
+
+
+# ----------------------------------------------------------------------------- dense
+def dense_init(key: jax.Array, d_in: int, d_out: int, *, bias: bool = True) -> Params:
+    """y = x W + b with W: [d_in, d_out] (LeCun normal), b: [d_out] (zeros)."""
+    params = {"kernel": _lecun_normal(key, (d_in, d_out), jnp.float32)}
+    if bias:
+        params["bias"] = jnp.zeros((d_out,), jnp.float32)
+    return params
+
+
+def dense(params: Params, x: jax.Array) -> jax.Array:
+    """x: [..., d_in] -> [..., d_out]."""
+    y = x @ params["kernel"].astype(x.dtype)
+    if "bias" in params:
+        y = y + params["bias"].astype(x.dtype)
+    return y
+
+
+# ----------------------------------------------------------------------------- conv
+def conv_init(key: jax.Array, window: tuple[int, ...], c_in: int, c_out: int, *, bias: bool = True) -> Params:
+    """Convolution kernel [*window, c_in, c_out] (LeCun normal over fan-in prod(window)*c_in)."""
+    params = {"kernel": _lecun_normal(key, (*window, c_in, c_out), jnp.float32)}
+    if bias:
+        params["bias"] = jnp.zeros((c_out,), jnp.float32)
+    return params
+
+
+def _dimension_numbers(ndim: int) -> tuple[str, str, str]:
+    spatial = "WHD"[:ndim] if ndim == 1 else "HWD"[:ndim]
+    return ("N" + spatial + "C", spatial + "IO", "N" + spatial + "C")
+
+
+def conv(params: Params, x: jax.Array, *, strides: int | tuple[int, ...] = 1,
+         padding: str | int | tuple[tuple[int, int], ...] = "SAME") -> jax.Array:
+    """Channels-last convolution. x: [B, *spatial, C_in] -> [B, *spatial', C_out].
+
+    `padding` is "SAME", "VALID", an int (symmetric, PyTorch style) or explicit pairs.
+    """
+    kernel = params["kernel"].astype(x.dtype)
+    ndim = kernel.ndim - 2
+    if isinstance(strides, int):
+        strides = (strides,) * ndim
+    if isinstance(padding, int):
+        padding = ((padding, padding),) * ndim
+    y = jax.lax.conv_general_dilated(x, kernel, strides, padding,
+                                     dimension_numbers=_dimension_numbers(ndim))
+    if "bias" in params:
+        y = y + params["bias"].astype(x.dtype)
+    return y
+
+
+# ----------------------------------------------------------------------------- pooling
+def pool(x: jax.Array, kind: str, window: int, stride: int | None = None) -> jax.Array:
+    """Max or average pooling over the spatial axes of x: [B, *spatial, C] ("VALID" windows)."""
+    stride = stride or window
+    ndim = x.ndim - 2
+    dims, strides = (1, *(window,) * ndim, 1), (1, *(stride,) * ndim, 1)
+    if kind == "max":
+        return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, dims, strides, "VALID")
+    if kind == "avg":
+        return jax.lax.reduce_window(x, 0.0, jax.lax.add, dims, strides, "VALID") / window**ndim
+    raise ValueError(f"unknown pooling {kind!r}; valid: max, avg")
+
+
+# ----------------------------------------------------------------------------- norms
+def layernorm_init(d: int) -> Params:
+    return {"scale": jnp.ones((d,), jnp.float32), "bias": jnp.zeros((d,), jnp.float32)}
+
+
+def layernorm(params: Params, x: jax.Array, *, eps: float = 1e-6) -> jax.Array:
+    """(x - mean) / sqrt(var + eps) * scale + bias over the last axis (Ba et al. 2016).
+
+    Statistics are computed in float32 whatever the input dtype.
+    """
+    x32 = x.astype(jnp.float32)
+    mean = x32.mean(-1, keepdims=True)
+    var = jnp.square(x32 - mean).mean(-1, keepdims=True)
+    y = (x32 - mean) * jax.lax.rsqrt(var + eps)
+    return (y * params["scale"] + params["bias"]).astype(x.dtype)
+
+
+def rmsnorm_init(d: int) -> Params:
+    return {"scale": jnp.ones((d,), jnp.float32)}
+
+
+def rmsnorm(params: Params, x: jax.Array, *, eps: float = 1e-6) -> jax.Array:
+    """x / sqrt(mean(x^2) + eps) * scale over the last axis (Zhang & Sennrich 2019)."""
+    x32 = x.astype(jnp.float32)
+    y = x32 * jax.lax.rsqrt(jnp.square(x32).mean(-1, keepdims=True) + eps)
+    return (y * params["scale"]).astype(x.dtype)
+
+
+def groupnorm(params: Params, x: jax.Array, *, num_groups: int, eps: float = 1e-6) -> jax.Array:
+    """GroupNorm (Wu & He 2018): normalise each of `num_groups` channel groups over the
+    spatial axes and the group's channels. x: [B, *spatial, C], C divisible by num_groups.
+    Same parameters as layernorm (`scale`, `bias` of shape [C])."""
+    c = x.shape[-1]
+    x32 = x.astype(jnp.float32)
+    grouped = x32.reshape(*x.shape[:-1], num_groups, c // num_groups)
+    axes = tuple(range(1, x.ndim - 1)) + (x.ndim,)
+    mean = grouped.mean(axes, keepdims=True)
+    var = jnp.square(grouped - mean).mean(axes, keepdims=True)
+    y = ((grouped - mean) * jax.lax.rsqrt(var + eps)).reshape(x.shape)
+    return (y * params["scale"] + params["bias"]).astype(x.dtype)
+
+
+# ----------------------------------------------------------------------------- dropout
+def dropout(key: jax.Array | None, x: jax.Array, rate: float, train: bool) -> jax.Array:
+    """Inverted dropout: zero each element with probability `rate`, scale the rest by 1/(1-rate).
+
+    Identity when not training or rate == 0; otherwise `key` is required.
+    """
+    if not train or rate == 0.0:
+        return x
+    if key is None:
+        raise ValueError("dropout with train=True needs a PRNG key: call apply(..., key=key)")
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
+
+
+def split_key(key: jax.Array | None, num: int) -> list[jax.Array | None]:
+    """`num` independent keys from `key`, or `num` Nones when there is no key (eval)."""
+    return [None] * num if key is None else list(jax.random.split(key, num))
+
+
+def fan_in_uniform(key: jax.Array, shape: tuple[int, ...], fan_in: int) -> jax.Array:
+    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's default for Linear/RNN weights."""
+    bound = 1.0 / math.sqrt(fan_in)
+    return jax.random.uniform(key, shape, jnp.float32, -bound, bound)
