@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from zoo.data import digits, mnist1d
+from zoo.data import digits, mnist1d, text
 from zoo.data.base import ArrayDataset, Dataset
 
 DATASETS: dict[str, tuple[type, Callable[[Any], Dataset]]] = {
     "mnist1d": (mnist1d.MNIST1DConfig, mnist1d.load),
     "digits": (digits.DigitsConfig, digits.load),
+    "text": (text.TextConfig, text.load),
 }
 
 __all__ = ["DATASETS", "ArrayDataset", "Dataset"]
