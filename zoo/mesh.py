@@ -1,0 +1,77 @@
+"""Devices: one `jax.sharding.Mesh` with axes ("data", "fsdp") for every run, one device or many.
+
+The global batch is sharded over both axes (FSDP is data parallel too); parameters and
+optimizer state are replicated, or with mesh.fsdp > 1 each large leaf is split along its
+largest axis that fsdp divides (ZeRO-3 style; XLA inserts the all-gathers). Multi-host runs
+call `jax.distributed.initialize` first; each process then feeds its own rows of the batch.
+"""
+from __future__ import annotations
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from zoo.config import ConfigError, MeshConfig
+
+BATCH_AXES = ("data", "fsdp")
+FSDP_MIN_SIZE = 2**14  # leaves smaller than this stay replicated: gathering them costs more than it saves
+
+
+def initialize_distributed(cfg: MeshConfig) -> None:
+    """Join a multi-process run when the config or the environment describes one."""
+    if cfg.coordinator_address is not None:
+        jax.distributed.initialize(coordinator_address=cfg.coordinator_address,
+                                   num_processes=cfg.num_processes, process_id=cfg.process_id)
+    elif cfg.num_processes not in (None, 1):
+        jax.distributed.initialize()  # cluster environments (SLURM, TPU pods) fill in the rest
+
+
+def make_mesh(cfg: MeshConfig) -> Mesh:
+    devices = jax.devices()
+    n = len(devices)
+    if cfg.fsdp <= 0 or n % cfg.fsdp:
+        raise ConfigError(f"mesh.fsdp={cfg.fsdp} must be positive and divide the {n} devices")
+    data = n // cfg.fsdp if cfg.data == -1 else cfg.data
+    if data * cfg.fsdp != n:
+        raise ConfigError(f"mesh.data={data} x mesh.fsdp={cfg.fsdp} = {data * cfg.fsdp} devices, but "
+                          f"{n} are available; set mesh.data=-1 to use them all")
+    return Mesh(np.array(devices).reshape(data, cfg.fsdp), BATCH_AXES)
+
+
+def batch_sharding(mesh: Mesh, shardable: bool = True) -> NamedSharding:
+    return NamedSharding(mesh, P(BATCH_AXES) if shardable else P())
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P())
+
+
+def leaf_sharding(mesh: Mesh, shape: tuple[int, ...]) -> NamedSharding:
+    """Replicated, or split over "fsdp" along the largest axis it divides."""
+    fsdp = mesh.shape["fsdp"]
+    if fsdp == 1 or int(np.prod(shape, dtype=np.int64)) < FSDP_MIN_SIZE:
+        return replicated(mesh)
+    for axis in sorted(range(len(shape)), key=lambda a: -shape[a]):
+        if shape[axis] % fsdp == 0:
+            spec = [None] * len(shape)
+            spec[axis] = "fsdp"
+            return NamedSharding(mesh, P(*spec))
+    return replicated(mesh)
+
+
+def state_shardings(mesh: Mesh, state):
+    return jax.tree.map(lambda x: leaf_sharding(mesh, x.shape), state)
+
+
+def check_batch(mesh: Mesh, batch_size: int, what: str) -> None:
+    shards = mesh.size
+    if batch_size % shards or batch_size % jax.process_count():
+        raise ConfigError(f"{what}={batch_size} must be divisible by the {shards} devices of the mesh "
+                          f"and the {jax.process_count()} processes; try {batch_size // shards * shards or shards}")
+
+
+def global_batch(local: dict, sharding: NamedSharding):
+    """Assemble each process's rows into one global array per leaf."""
+    if jax.process_count() == 1:
+        return jax.device_put(local, sharding)
+    return jax.tree.map(lambda a: jax.make_array_from_process_local_data(sharding, a), local)

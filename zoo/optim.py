@@ -1,0 +1,70 @@
+"""Optimizers from config: any optax optimizer by name, a learning-rate schedule, global-norm
+clipping, weight decay with a mask, and the schedule itself (for logging).
+
+Weight decay is decoupled (Loshchilov & Hutter 2019) when the optax optimizer takes a
+`weight_decay` argument (adamw, lamb, ...); otherwise it is L2 added to the gradient before the
+optimizer (optax.add_decayed_weights), which is what PyTorch's `Adam(weight_decay=...)` does.
+By default only parameters with ndim >= 2 decay (matrices and conv kernels, not biases or norm
+scales), nanoGPT's rule; `weight_decay_mask` replaces that with a regex over parameter paths.
+"""
+from __future__ import annotations
+
+import inspect
+import re
+
+import jax
+import optax
+
+from zoo.config import OptimizerConfig, optax_optimizers
+
+
+def schedule(opt: OptimizerConfig, total_steps: int) -> optax.Schedule:
+    """Linear warmup from 0 over warmup_steps, then constant / cosine / linear decay to
+    end_learning_rate at total_steps."""
+    peak, warmup = opt.learning_rate, opt.warmup_steps
+    decay_steps = max(total_steps - warmup, 1)
+    kind = opt.schedule.removeprefix("warmup_")
+    if kind == "cosine":
+        main = optax.cosine_decay_schedule(peak, decay_steps, alpha=opt.end_learning_rate / peak if peak else 0.0)
+    elif kind == "linear":
+        main = optax.linear_schedule(peak, opt.end_learning_rate, decay_steps)
+    else:
+        main = optax.constant_schedule(peak)
+    if warmup == 0:
+        return main
+    return optax.join_schedules([optax.linear_schedule(0.0, peak, warmup), main], [warmup])
+
+
+def path_name(path) -> str:
+    """'blocks/0/dense/kernel' for a key path of a params pytree."""
+    parts = []
+    for k in path:
+        parts.append(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))))
+    return "/".join(parts)
+
+
+def decay_mask(opt: OptimizerConfig):
+    """params -> pytree of bools: which leaves weight decay applies to."""
+    if opt.weight_decay_mask is None:
+        return lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)
+    pattern = re.compile(opt.weight_decay_mask)
+    return lambda params: jax.tree_util.tree_map_with_path(
+        lambda path, p: bool(pattern.search(path_name(path))), params)
+
+
+def build(opt: OptimizerConfig, total_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    lr = schedule(opt, total_steps)
+    factory = optax_optimizers()[opt.name]
+    kwargs = dict(opt.kwargs)
+    chain = []
+    if opt.clip_norm is not None:
+        chain.append(optax.clip_by_global_norm(opt.clip_norm))
+    params = inspect.signature(factory).parameters
+    if "weight_decay" in params:  # always set: optax.adamw would otherwise decay by 1e-4
+        kwargs.setdefault("weight_decay", opt.weight_decay)
+        if "mask" in params:
+            kwargs.setdefault("mask", decay_mask(opt))
+    elif opt.weight_decay:
+        chain.append(optax.add_decayed_weights(opt.weight_decay, decay_mask(opt)))
+    chain.append(factory(learning_rate=lr, **kwargs))
+    return optax.chain(*chain), lr
