@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         return _fail(str(e))
     except Interrupted as e:
-        print(f"interrupted: {e}; resume with: python train.py --resume <run dir>", file=sys.stderr)
-        return 130
+        print(f"interrupted: {e}; resume with: python train.py --resume {e.run_dir}", file=sys.stderr)
+        return 128 + e.signum
     print(json.dumps(summary, indent=2))
     return 0

@@ -158,6 +158,8 @@ def _convert(x: Any, tp: Any, key: str) -> Any:
     """`x` (parsed YAML, raw scalars kept) as type `tp`, or ConfigError naming `key`."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
+        if type(None) in typing.get_args(tp) and _value(x) is None:
+            return None
         for arg in typing.get_args(tp):
             try:
                 return _convert(x, arg, key)

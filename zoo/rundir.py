@@ -69,6 +69,7 @@ class MetricsLog:
     plain lines otherwise."""
 
     def __init__(self, path: Path, total_steps: int, start_step: int):
+        self.path = path
         self.file = open(path / "metrics.jsonl", "a") if is_writer() else None
         self.tty = sys.stderr.isatty() and is_writer()
         self.bar = None

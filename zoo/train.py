@@ -26,6 +26,10 @@ from zoo.tasks import TASKS, summarize
 class Interrupted(Exception):
     """SIGINT/SIGTERM arrived; a checkpoint was written at the step boundary."""
 
+    def __init__(self, message: str, signum: int, run_dir: str):
+        super().__init__(message)
+        self.signum, self.run_dir = signum, run_dir
+
 
 @dataclasses.dataclass(frozen=True)
 class Experiment:
@@ -90,7 +94,10 @@ def init_state(exp: Experiment) -> tuple[dict, Any]:
     """Fresh state and its shardings. Bad model/data shape combinations fail here, traced
     abstractly (eval_shape) before anything compiles."""
     init_key, train_key = jax.random.split(jax.random.PRNGKey(exp.cfg.train.seed))
-    x = train_batch(exp, 0)["x"]
+    try:
+        x = train_batch(exp, 0)["x"]
+    except ValueError as e:
+        raise ConfigError(f"data: {e}") from None
 
     def make(key):
         params = exp.model.init(key, x)
@@ -154,13 +161,17 @@ def _grads(exp: Experiment, params, batch: dict, key):
     return grads, (sums, jax.tree.map(lambda s: s / a, stats))
 
 
+def global_norm(tree) -> jax.Array:
+    return jnp.sqrt(sum(jnp.sum(jnp.square(g.astype(jnp.float32))) for g in jax.tree.leaves(tree)))
+
+
 def make_train_step(exp: Experiment, shardings) -> Callable:
     def train_step(state, batch):
         key, step_key = jax.random.split(state["key"])
         grads, (sums, stats) = _grads(exp, state["params"], batch, step_key)
         updates, opt_state = exp.tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
-        metrics = {"loss": sums["loss"] / sums["count"], "grad_norm": optax.global_norm(grads), **stats}
+        metrics = {"loss": sums["loss"] / sums["count"], "grad_norm": global_norm(grads), **stats}
         if "correct" in sums:
             metrics["accuracy"] = sums["correct"] / sums["count"]
         new = {"params": params, "opt_state": opt_state, "step": state["step"] + 1, "key": key}
@@ -279,7 +290,8 @@ def _loop(exp, state, train_step, eval_step, ckpt, log, start, on_step):
                 on_step(done, state)
             if stop.received is not None:
                 ckpt.save(done, state, exp.dataset.position(done, t.batch_size))
-                raise Interrupted(f"stopped by signal {stop.received} at step {done}; checkpoint saved")
+                raise Interrupted(f"stopped by signal {stop.received} at step {done}; checkpoint saved",
+                                  stop.received, str(log.path))
             evaluate_now = done == t.steps or (t.eval_every and done % t.eval_every == 0)
             if done % t.log_every == 0 or evaluate_now:
                 jax.block_until_ready(metrics)

@@ -1,0 +1,29 @@
+"""A strict test environment: warnings are errors (pyproject's filterwarnings), and every test
+sees one CPU device unless it starts a subprocess that asks for more.
+
+Implicit rank promotion is allowed: bias and norm-scale broadcasting ([..., D] + [D]) is the
+idiom of every layer here and of flax.linen, which these tests compare against."""
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture
+def run_cli(tmp_path):
+    """Run `python train.py ...` as a user would, in a subprocess, runs under tmp_path."""
+    import subprocess
+
+    def run(*args, timeout=300, check=False):
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("XLA_FLAGS", None)
+        proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=timeout, env=env)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"train.py {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+        return proc
+    return run
