@@ -1,0 +1,353 @@
+"""Transformers: an encoder classifier and a decoder-only causal language model (GPT).
+
+Axis legend: B batch, T sequence length, D_in input features, D model width (d_model),
+V vocabulary, K classes, L layers.
+
+Pre-norm block (Radford et al. 2019, GPT-2; Xiong et al. 2020), as nanoGPT writes it:
+
+    h = h + drop(attention(norm_1(h)))          attention: zoo.models.attention
+    h = h + drop(mlp(norm_2(h)))
+    mlp(u) = act(u W_up + b_up) W_down + b_down                   "standard", act GELU
+    mlp(u) = (silu(u W_gate) * (u W_up)) W_down                   "swiglu" (Shazeer 2020)
+
+norm is LayerNorm or RMSNorm. SwiGLU's hidden width is 2/3 of the standard one so both MLPs
+hold the same number of parameters (as LLaMA does).
+
+Models
+- "transformer" (encoder classifier, as ViT, Dosovitskiy et al. 2021): x [B, T, D_in]
+  (a sequence, or patches) -> h_0 = x W_embed (+ a learned CLS token first) (+ learned
+  positions) -> L bidirectional blocks -> norm -> pool (the CLS row, or the mean over T)
+  -> logits [B, K].
+- "gpt" (decoder-only LM): tokens [B, T] int -> h_0 = E[tokens] (+ learned positions)
+  -> L causal blocks -> norm -> logits [B, T, V] = h W_head, with W_head = E^T when
+  `tie_embeddings` (Press & Wolf 2017). `generate` samples continuations with a KV cache.
+
+Initialisation follows GPT-2: weights N(0, 0.02^2), residual output projections
+N(0, (0.02 / sqrt(2L))^2), biases zero, norms one.
+
+`size` names a row of SIZES (layers, heads, width); explicit num_layers / num_heads /
+d_model override it. nanoGPT's CPU recipe for Shakespeare is "nano" with context 64.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+
+from zoo.models import Model
+from zoo.models import attention as A
+from zoo.models import layers as L
+
+SIZES: dict[str, tuple[int, int, int]] = {   # name: (num_layers, num_heads, d_model)
+    "tiny": (2, 2, 64),
+    "nano": (4, 4, 128),          # nanoGPT shakespeare_char on CPU, 0.8M params
+    "mini": (6, 6, 384),          # nanoGPT shakespeare_char on GPU, 10.7M params
+    "small": (12, 12, 768),       # GPT-2 small, 124M params
+    "medium": (24, 16, 1024),     # GPT-2 medium, 350M params
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockConfig:
+    """Fields shared by both models: the trunk of pre-norm blocks."""
+    size: str = "nano"                     # row of SIZES
+    num_layers: int | None = None          # None: from `size`
+    num_heads: int | None = None
+    d_model: int | None = None
+    num_kv_heads: int | None = None        # None: num_heads (grouped-query when fewer)
+    mlp: Literal["standard", "swiglu"] = "standard"
+    mlp_ratio: float = 4.0
+    activation: str = "gelu"               # of the standard MLP
+    norm: Literal["layer", "rms"] = "layer"
+    positions: Literal["learned", "rotary", "none"] = "learned"
+    rope_base: float = 10000.0
+    context_length: int | None = None      # learned positions: table rows; None: the example's T
+    bias: bool = True
+    dropout_rate: float = 0.0
+    attention_dropout_rate: float = 0.0
+    attention: Literal["fused", "cudnn", "reference"] = "fused"
+
+    def dims(self) -> tuple[int, int, int]:
+        """(num_layers, num_heads, d_model), explicit fields over the `size` row."""
+        if self.size not in SIZES:
+            raise ValueError(f"unknown transformer size {self.size!r}; valid: {', '.join(SIZES)}")
+        layers, heads, width = SIZES[self.size]
+        dims = (self.num_layers or layers, self.num_heads or heads, self.d_model or width)
+        A.check_heads(dims[2], dims[1], self.num_kv_heads or dims[1])
+        return dims
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderConfig(BlockConfig):
+    """Model "transformer": the encoder classifier."""
+    num_outputs: int | None = None         # classes; None: taken from the dataset
+    pooling: Literal["cls", "mean"] = "cls"
+
+
+@dataclasses.dataclass(frozen=True)
+class GPTConfig(BlockConfig):
+    """Model "gpt": the decoder-only language model."""
+    vocab_size: int | None = None          # None: taken from the dataset
+    tie_embeddings: bool = True
+
+
+# ----------------------------------------------------------------------------- block
+def mlp_init(key: jax.Array, cfg: BlockConfig, d: int, out_std: float) -> dict:
+    hidden = int(cfg.mlp_ratio * d) if cfg.mlp == "standard" else int(round(2 * cfg.mlp_ratio * d / 3))
+    k_up, k_gate, k_down = jax.random.split(key, 3)
+
+    def proj(k, d_in, d_out, std):
+        p = {"kernel": A.normal(k, (d_in, d_out), std)}
+        if cfg.bias and cfg.mlp == "standard":
+            p["bias"] = jnp.zeros((d_out,), jnp.float32)
+        return p
+
+    params = {"up": proj(k_up, d, hidden, 0.02), "down": proj(k_down, hidden, d, out_std)}
+    if cfg.mlp == "swiglu":
+        params["gate"] = proj(k_gate, d, hidden, 0.02)
+    return params
+
+
+def mlp(cfg: BlockConfig, params: dict, u: jax.Array) -> jax.Array:
+    if cfg.mlp == "swiglu":
+        return L.dense(params["down"], jax.nn.silu(L.dense(params["gate"], u)) * L.dense(params["up"], u))
+    return L.dense(params["down"], L.activation(cfg.activation)(L.dense(params["up"], u)))
+
+
+def norm_init(cfg: BlockConfig, d: int) -> dict:
+    return L.layernorm_init(d) if cfg.norm == "layer" else L.rmsnorm_init(d)
+
+
+def norm(cfg: BlockConfig, params: dict, h: jax.Array) -> jax.Array:
+    return L.layernorm(params, h, eps=1e-5) if cfg.norm == "layer" else L.rmsnorm(params, h, eps=1e-5)
+
+
+def block_init(key: jax.Array, cfg: BlockConfig) -> dict:
+    num_layers, num_heads, d = cfg.dims()
+    out_std = 0.02 / math.sqrt(2 * num_layers)
+    k_attn, k_mlp = jax.random.split(key)
+    return {"attention_norm": norm_init(cfg, d),
+            "attention": A.attention_init(k_attn, d, num_heads, cfg.num_kv_heads, bias=cfg.bias,
+                                          out_std=out_std),
+            "mlp_norm": norm_init(cfg, d),
+            "mlp": mlp_init(k_mlp, cfg, d, out_std)}
+
+
+def block(cfg: BlockConfig, params: dict, h: jax.Array, *, causal: bool, positions: jax.Array,
+          cache: dict | None, key: jax.Array | None, train: bool) -> tuple[jax.Array, dict | None]:
+    """One pre-norm block: h [B, T, D] -> (h [B, T, D], updated cache)."""
+    k_attn, k_drop1, k_drop2 = L.split_key(key, 3)
+    a, cache = A.multi_head_attention(
+        params["attention"], norm(cfg, params["attention_norm"], h), num_heads=cfg.dims()[1],
+        causal=causal, positions=positions, cache=cache, implementation=cfg.attention,
+        rope_base=cfg.rope_base if cfg.positions == "rotary" else None,
+        dropout_rate=cfg.attention_dropout_rate, key=k_attn, train=train)
+    h = h + L.dropout(k_drop1, a, cfg.dropout_rate, train)
+    m = mlp(cfg, params["mlp"], norm(cfg, params["mlp_norm"], h))
+    return h + L.dropout(k_drop2, m, cfg.dropout_rate, train), cache
+
+
+def stack(cfg: BlockConfig, params: dict, h: jax.Array, *, causal: bool, positions: jax.Array,
+          caches: list | None = None, key: jax.Array | None = None,
+          train: bool = False) -> tuple[jax.Array, list | None]:
+    """Embedding dropout, the L blocks and the final norm: [B, T, D] -> [B, T, D]."""
+    keys = L.split_key(key, len(params["blocks"]) + 1)
+    h = L.dropout(keys[-1], h, cfg.dropout_rate, train)
+    new_caches = []
+    for i, block_params in enumerate(params["blocks"]):
+        cache = None if caches is None else caches[i]
+        h, cache = block(cfg, block_params, h, causal=causal, positions=positions, cache=cache,
+                         key=keys[i], train=train)
+        new_caches.append(cache)
+    return norm(cfg, params["final_norm"], h), (None if caches is None else new_caches)
+
+
+def add_positions(cfg: BlockConfig, params: dict, h: jax.Array, positions: jax.Array) -> jax.Array:
+    if cfg.positions != "learned":
+        return h
+    return h + jnp.take(params["position"]["embedding"], positions, axis=0).astype(h.dtype)
+
+
+def trunk_init(key: jax.Array, cfg: BlockConfig, length: int) -> dict:
+    """Blocks, final norm and (learned positions) a [length, D] position table."""
+    num_layers, _, d = cfg.dims()
+    keys = jax.random.split(key, num_layers + 1)
+    params = {"blocks": [block_init(keys[i], cfg) for i in range(num_layers)],
+              "final_norm": norm_init(cfg, d)}
+    if cfg.positions == "learned":
+        params["position"] = {"embedding": A.normal(keys[-1], (length, d), 0.02)}
+    return params
+
+
+def check_length(cfg: BlockConfig, params: dict, t: int) -> None:
+    if cfg.positions == "learned" and t > params["position"]["embedding"].shape[0]:
+        raise ValueError(f"sequence length {t} exceeds the {params['position']['embedding'].shape[0]} "
+                         "learned positions (model.context_length)")
+
+
+# ----------------------------------------------------------------------------- encoder classifier
+def build_encoder(cfg: EncoderConfig) -> Model:
+    if cfg.num_outputs is None:
+        raise ValueError("transformer needs num_outputs (the trainer takes it from the dataset)")
+    _, _, d = cfg.dims()
+    extra = 1 if cfg.pooling == "cls" else 0
+
+    def features(x):
+        return (x[..., None] if x.ndim == 2 else x).astype(jnp.float32)
+
+    def init(key, x):
+        x = features(x)
+        k_embed, k_cls, k_trunk, k_head = jax.random.split(key, 4)
+        length = cfg.context_length or x.shape[1] + extra
+        params = {"embed": {"kernel": A.normal(k_embed, (x.shape[-1], d), 0.02),
+                            "bias": jnp.zeros((d,), jnp.float32)},
+                  **trunk_init(k_trunk, cfg, length),
+                  "head": {"kernel": A.normal(k_head, (d, cfg.num_outputs), 0.02),
+                           "bias": jnp.zeros((cfg.num_outputs,), jnp.float32)}}
+        if cfg.pooling == "cls":
+            params["cls"] = A.normal(k_cls, (d,), 0.02)
+        return params
+
+    def apply(params, x, *, key=None, train=False):
+        h = L.dense(params["embed"], features(x))                         # [B, T, D]
+        if cfg.pooling == "cls":
+            cls = jnp.broadcast_to(params["cls"].astype(h.dtype), (h.shape[0], 1, d))
+            h = jnp.concatenate([cls, h], axis=1)                          # [B, 1 + T, D]
+        check_length(cfg, params, h.shape[1])
+        positions = jnp.arange(h.shape[1])
+        h, _ = stack(cfg, params, add_positions(cfg, params, h, positions), causal=False,
+                     positions=positions, key=key, train=train)
+        pooled = h[:, 0] if cfg.pooling == "cls" else h.mean(axis=1)
+        return L.dense(params["head"], pooled)
+
+    return Model(init, apply)
+
+
+# ----------------------------------------------------------------------------- GPT
+def gpt_forward(cfg: GPTConfig, params: dict, tokens: jax.Array, *, positions: jax.Array,
+                caches: list | None = None, key: jax.Array | None = None,
+                train: bool = False) -> tuple[jax.Array, list | None]:
+    """tokens [B, T] at positions [T] -> (logits [B, T, V] float32, updated caches)."""
+    h = jnp.take(params["embed"]["embedding"], tokens, axis=0)            # [B, T, D]
+    h, caches = stack(cfg, params, add_positions(cfg, params, h, positions), causal=True,
+                      positions=positions, caches=caches, key=key, train=train)
+    if cfg.tie_embeddings:
+        logits = h @ params["embed"]["embedding"].T.astype(h.dtype)
+    else:
+        logits = L.dense(params["head"], h)
+    return logits.astype(jnp.float32), caches
+
+
+def build_gpt(cfg: GPTConfig) -> Model:
+    if cfg.vocab_size is None:
+        raise ValueError("gpt needs vocab_size (the trainer takes it from the dataset)")
+    _, _, d = cfg.dims()
+
+    def init(key, tokens):
+        k_embed, k_trunk, k_head = jax.random.split(key, 3)
+        params = {"embed": {"embedding": A.normal(k_embed, (cfg.vocab_size, d), 0.02)},
+                  **trunk_init(k_trunk, cfg, cfg.context_length or tokens.shape[1])}
+        if not cfg.tie_embeddings:
+            params["head"] = {"kernel": A.normal(k_head, (d, cfg.vocab_size), 0.02)}
+        return params
+
+    def apply(params, tokens, *, key=None, train=False):
+        check_length(cfg, params, tokens.shape[1])
+        logits, _ = gpt_forward(cfg, params, tokens, positions=jnp.arange(tokens.shape[1]),
+                                key=key, train=train)
+        return logits
+
+    return Model(init, apply)
+
+
+MODELS = {"transformer": (EncoderConfig, build_encoder), "gpt": (GPTConfig, build_gpt)}
+
+
+# ----------------------------------------------------------------------------- generation
+def init_caches(cfg: GPTConfig, batch_size: int, length: int, dtype=jnp.float32) -> list:
+    """One empty KV cache of `length` positions per block."""
+    num_layers, num_heads, d = cfg.dims()
+    return [A.init_cache(batch_size, length, cfg.num_kv_heads or num_heads, d // num_heads, dtype)
+            for _ in range(num_layers)]
+
+
+def decode(cfg: GPTConfig, params: dict, tokens: jax.Array, caches: list,
+           index: jax.Array | int) -> tuple[jax.Array, list]:
+    """Feed tokens [B, T] at positions index .. index + T - 1 through the cached model:
+    (logits [B, T, V], caches holding every position up to index + T - 1)."""
+    positions = index + jnp.arange(tokens.shape[1])
+    return gpt_forward(cfg, params, tokens, positions=positions, caches=caches)
+
+
+def sample(key: jax.Array, logits: jax.Array, temperature: float, top_k: int | None) -> jax.Array:
+    """A token per row of logits [B, V]: softmax(logits / temperature) over the top_k largest;
+    temperature 0 takes the argmax."""
+    if temperature == 0.0:
+        return jnp.argmax(logits, -1).astype(jnp.int32)
+    logits = logits / temperature
+    if top_k is not None:
+        kth = jax.lax.top_k(logits, top_k)[0][..., -1:]
+        logits = jnp.where(logits < kth, -jnp.inf, logits)
+    return jax.random.categorical(key, logits).astype(jnp.int32)
+
+
+def context_window(cfg: GPTConfig, params: dict) -> int | None:
+    """How many positions the model can see: the learned table, else model.context_length."""
+    if cfg.positions == "learned":
+        return params["position"]["embedding"].shape[0]
+    return cfg.context_length
+
+
+def generate(cfg: GPTConfig, params: dict, prompt, *, steps: int, key: jax.Array,
+             temperature: float = 1.0, top_k: int | None = None) -> jax.Array:
+    """Continue prompt [B, T0] int by `steps` sampled tokens -> [B, T0 + steps] int32.
+
+    Tokens whose context fits the model's window are decoded incrementally with the KV cache
+    (one position per step); later ones see the last `window` tokens through a full forward
+    pass, as nanoGPT crops its context. Compiled once per (config, shapes, steps, sampling).
+    """
+    return _generate(cfg, params, jnp.asarray(prompt, jnp.int32), key, steps=steps,
+                     temperature=float(temperature), top_k=top_k)
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "steps", "temperature", "top_k"))
+def _generate(cfg: GPTConfig, params: dict, prompt: jax.Array, key: jax.Array, *, steps: int,
+              temperature: float, top_k: int | None) -> jax.Array:
+    batch, t0 = prompt.shape
+    total = t0 + steps
+    window = context_window(cfg, params) or total
+    num_cached = max(0, min(steps, window + 1 - t0))
+    keys = jax.random.split(key, max(steps, 1))
+
+    def cached(tokens):
+        caches = init_caches(cfg, batch, min(total, window))
+        logits, caches = decode(cfg, params, prompt, caches, 0)
+        token = sample(keys[0], logits[:, -1], temperature, top_k)
+
+        def step(carry, i):                    # sample token i from position i - 1
+            tokens, caches, token = carry
+            tokens = jax.lax.dynamic_update_slice(tokens, token[:, None], (0, i - 1))
+            logits, caches = decode(cfg, params, token[:, None], caches, i - 1)
+            token = sample(keys[i - t0], logits[:, 0], temperature, top_k)
+            return (tokens, caches, token), None
+
+        (tokens, _, token), _ = jax.lax.scan(step, (tokens, caches, token),
+                                             jnp.arange(t0 + 1, t0 + num_cached))
+        return jax.lax.dynamic_update_slice(tokens, token[:, None], (0, t0 + num_cached - 1))
+
+    def windowed(tokens, i):                   # sample token i from the last `window` tokens
+        context = jax.lax.dynamic_slice(tokens, (0, i - window), (batch, window))
+        logits, _ = gpt_forward(cfg, params, context, positions=jnp.arange(window))
+        token = sample(keys[i - t0], logits[:, -1], temperature, top_k)
+        return jax.lax.dynamic_update_slice(tokens, token[:, None], (0, i)), None
+
+    tokens = jnp.zeros((batch, total), jnp.int32).at[:, :t0].set(prompt)
+    if num_cached:
+        tokens = cached(tokens)
+    if total > t0 + num_cached:
+        tokens, _ = jax.lax.scan(windowed, tokens, jnp.arange(t0 + num_cached, total))
+    return tokens
