@@ -7,13 +7,16 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from zoo.data import digits, mnist1d, text
+from zoo.data import digits, graphs, mnist1d, text
 from zoo.data.base import ArrayDataset, Dataset
 
 DATASETS: dict[str, tuple[type, Callable[[Any], Dataset]]] = {
     "mnist1d": (mnist1d.MNIST1DConfig, mnist1d.load),
     "digits": (digits.DigitsConfig, digits.load),
     "text": (text.TextConfig, text.load),
+    "karate": (graphs.KarateConfig, graphs.load_karate),
+    "planetoid": (graphs.PlanetoidConfig, graphs.load_planetoid),
+    "graph_cycles": (graphs.GraphCyclesConfig, graphs.load_graph_cycles),
 }
 
 __all__ = ["DATASETS", "ArrayDataset", "Dataset"]

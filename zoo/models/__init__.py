@@ -24,11 +24,12 @@ class Model(NamedTuple):
     apply: Callable[..., Any]  # (params, x, *, key=None, train=False) -> y | (y, stats)
 
 
-from zoo.models import cnn, mlp  # noqa: E402  (the modules import Model from here)
+from zoo.models import cnn, gnn, mlp  # noqa: E402  (the modules import Model from here)
 
 REGISTRY: dict[str, tuple[type, Callable[[Any], Model]]] = {
     **mlp.MODELS,
     **cnn.MODELS,
+    **gnn.MODELS,
 }
 
 
