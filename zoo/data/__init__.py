@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from zoo.data import digits, graphs, mnist1d, text
+from zoo.data import digits, graphs, mnist1d, ode, text
 from zoo.data.base import ArrayDataset, Dataset
 
 DATASETS: dict[str, tuple[type, Callable[[Any], Dataset]]] = {
     "mnist1d": (mnist1d.MNIST1DConfig, mnist1d.load),
+    "spiral": (ode.SpiralConfig, ode.load_spiral),
     "digits": (digits.DigitsConfig, digits.load),
     "text": (text.TextConfig, text.load),
     "karate": (graphs.KarateConfig, graphs.load_karate),
