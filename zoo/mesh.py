@@ -27,15 +27,19 @@ def initialize_distributed(cfg: MeshConfig) -> None:
 
 
 def make_mesh(cfg: MeshConfig) -> Mesh:
+    """A data x fsdp mesh over all devices, or over the first data*fsdp of them in a
+    single-process run (mesh.data=1 on an 8-device host runs on one device)."""
     devices = jax.devices()
     n = len(devices)
     if cfg.fsdp <= 0 or n % cfg.fsdp:
         raise ConfigError(f"mesh.fsdp={cfg.fsdp} must be positive and divide the {n} devices")
     data = n // cfg.fsdp if cfg.data == -1 else cfg.data
-    if data * cfg.fsdp != n:
-        raise ConfigError(f"mesh.data={data} x mesh.fsdp={cfg.fsdp} = {data * cfg.fsdp} devices, but "
-                          f"{n} are available; set mesh.data=-1 to use them all")
-    return Mesh(np.array(devices).reshape(data, cfg.fsdp), BATCH_AXES)
+    used = data * cfg.fsdp
+    if data <= 0 or used > n or (used < n and jax.process_count() > 1):
+        raise ConfigError(f"mesh.data={data} x mesh.fsdp={cfg.fsdp} = {used} devices, but {n} are "
+                          f"available{' over all processes' if jax.process_count() > 1 else ''}; "
+                          f"set mesh.data=-1 to use them all")
+    return Mesh(np.array(devices[:used]).reshape(data, cfg.fsdp), BATCH_AXES)
 
 
 def batch_sharding(mesh: Mesh, shardable: bool = True) -> NamedSharding:

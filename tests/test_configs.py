@@ -1,0 +1,50 @@
+"""Every shipped config: a header saying what it trains, the command, the expected result and
+time; and a smoke run of a few steps through the real CLI."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from zoo import config
+
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+
+
+def test_there_are_configs_and_the_default_exists():
+    assert (ROOT / "configs" / "mnist1d_cnn.yaml") in CONFIGS
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_header_says_what_command_expected_and_time(path):
+    header = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        header.append(line)
+    text = "\n".join(header)
+    assert len(header) >= 3, "start with comments: what it trains, the command, the expected result"
+    assert f"python train.py configs/{path.name}" in text
+    assert re.search(r"Expected:.*\d", text) and re.search(r"\d+ (s|min|seconds|minutes)\b", text)
+
+
+def _data_path(path: Path) -> Path | None:
+    value = (yaml.safe_load(path.read_text()).get("data") or {}).get("path")
+    return (ROOT / value) if value else None
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_config_smoke_runs_through_the_cli(path, run_cli, tmp_path):
+    data = _data_path(path)
+    if data is not None and not data.exists():
+        pytest.skip(f"{data} is not on this machine")
+    cfg = config.load(path)
+    overrides = [f"data.path={data}"] if data is not None else []
+    proc = run_cli(str(path), *overrides, "train.steps=3", "train.log_every=1", "train.eval_every=0",
+                   "train.checkpoint_every=0", f"run.dir={tmp_path / 'runs'}", "run.plots=false", check=True)
+    summary = json.loads((tmp_path / "runs" / cfg.run.name / "summary.json").read_text())
+    assert summary["steps"] == 3 and summary["params"] > 0
+    assert summary["eval_loss"] == summary["eval_loss"]  # not NaN
+    assert "step=3" in proc.stdout

@@ -1,0 +1,110 @@
+"""The model contract (DESIGN.md section 1), checked for every name in the registry:
+init/apply shapes, jit(apply) == apply, finite non-zero gradients for every parameter, and a
+few optax steps overfitting a tiny batch."""
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from zoo import config, train
+from zoo.models import REGISTRY, Model, build
+
+# name -> small hyperparameters and the dataset (with options) its inputs come from
+CASES = {
+    "mlp": ({"width": 16, "residual": True, "norm": "layer"}, ["data.name=mnist1d"]),
+    "cnn": ({"channels": (4, 8), "kernel_sizes": (3,), "strides": (2,), "norm": "group", "num_groups": 2,
+             "residual": True}, ["data.name=mnist1d"]),
+}
+BATCH = 8
+
+
+def test_every_registered_model_has_a_contract_case():
+    assert set(REGISTRY) == set(CASES), "add a case for each new model to CASES"
+
+
+def experiment(name):
+    hyper, data = CASES[name]
+    cfg = config.load(None, [f"model.name={name}", *data, f"train.batch_size={BATCH}",
+                             f"train.eval_batch_size={BATCH}", "mesh.data=1"])
+    cfg = cfg.replace(model=dataclasses.replace(cfg.model, **hyper))
+    return train.setup(cfg)
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def case(request):
+    exp = experiment(request.param)
+    batch = jax.tree.map(jnp.asarray, exp.dataset.train_batch(0, 0, BATCH))
+    params = exp.model.init(jax.random.PRNGKey(0), batch["x"])
+    return request.param, exp, batch, params
+
+
+def outputs(model: Model, params, x, **kw):
+    out = model.apply(params, x, **kw)
+    return out[0] if isinstance(out, tuple) else out
+
+
+def test_build_by_name_and_by_config(case):
+    name, exp, batch, params = case
+    again = build(exp.cfg.model)
+    np.testing.assert_array_equal(outputs(again, params, batch["x"]), outputs(exp.model, params, batch["x"]))
+    assert isinstance(exp.model, Model)
+
+
+def test_params_are_named_float32_arrays(case):
+    _, _, _, params = case
+    assert isinstance(params, dict)
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+        assert isinstance(leaf, jax.Array) and leaf.dtype == jnp.float32, jax.tree_util.keystr(path)
+
+
+def test_output_shape_follows_targets(case):
+    _, exp, batch, params = case
+    y = outputs(exp.model, params, batch["x"])
+    assert y.shape[:batch["y"].ndim] == batch["y"].shape or y.shape[0] == batch["y"].shape[0]
+    assert bool(jnp.all(jnp.isfinite(y)))
+
+
+def test_jit_equals_no_jit(case):
+    _, exp, batch, params = case
+    eager = outputs(exp.model, params, batch["x"])
+    jitted = jax.jit(lambda p, x: outputs(exp.model, p, x))(params, batch["x"])
+    np.testing.assert_allclose(eager, jitted, rtol=1e-5, atol=1e-5)
+
+
+def test_every_parameter_gets_a_finite_nonzero_gradient(case):
+    _, exp, batch, params = case
+
+    def loss(p):
+        sums, _ = train.forward(exp, p, batch, jax.random.PRNGKey(1), train=True)
+        return sums["loss"] / sums["count"]
+
+    grads = jax.grad(loss)(params)
+    for path, g in jax.tree_util.tree_leaves_with_path(grads):
+        name = jax.tree_util.keystr(path)
+        assert bool(jnp.all(jnp.isfinite(g))), name
+        assert float(jnp.abs(g).max()) > 0, f"{name} gets no gradient"
+
+
+def test_a_few_adam_steps_overfit_a_tiny_batch(case):
+    _, exp, batch, params = case
+    tx = optax.adam(1e-2)
+
+    def loss(p):
+        sums, _ = train.forward(exp, p, batch, None, train=False)
+        return sums["loss"] / sums["count"]
+
+    @jax.jit
+    def step(p, s):
+        value, g = jax.value_and_grad(loss)(p)
+        updates, s = tx.update(g, s, p)
+        return optax.apply_updates(p, updates), s, value
+
+    state = tx.init(params)
+    first = None
+    for _ in range(100):
+        params, state, value = step(params, state)
+        first = value if first is None else first
+    assert float(loss(params)) < 0.2 * float(first)

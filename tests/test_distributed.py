@@ -1,0 +1,104 @@
+"""One code path for one device and many: 8 simulated devices (and FSDP) give the 1-device
+result; a 2-process run over loopback gives the single-process result; checkpoints restore
+across device counts; bfloat16 compute keeps float32 parameters."""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from zoo import checkpoint, config, train
+
+SHORT = ["train.steps=20", "train.log_every=10", "train.eval_every=0", "train.checkpoint_every=0"]
+# one shipped config per family, with batch sizes the 8 devices divide
+FAMILIES = {
+    "mnist1d_mlp": ["train.batch_size=96"],
+    "mnist1d_cnn": ["train.batch_size=96"],
+    "digits_cnn": ["train.batch_size=64", "train.eval_batch_size=360"],
+}
+
+
+def _env(devices: int) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_eight_devices_and_fsdp_match_one_device(name, tmp_path):
+    cmd = [sys.executable, str(ROOT / "tests" / "multidevice.py"), str(tmp_path),
+           str(ROOT / "configs" / f"{name}.yaml"), *SHORT, *FAMILIES[name]]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(8), cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.split("RESULT ", 1)[1])
+    for other in ("eight", "fsdp"):
+        assert abs(result[other]["eval_loss"] - result["one"]["eval_loss"]) < 1e-3, result
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_over_loopback_match_one_process(tmp_path):
+    args = [str(ROOT / "train.py"), str(ROOT / "configs" / "mnist1d_cnn.yaml"), *SHORT,
+            f"run.dir={tmp_path}", "run.plots=false"]
+    port = _free_port()
+    procs = [subprocess.Popen([sys.executable, *args, "run.name=multi", f"mesh.coordinator_address=127.0.0.1:{port}",
+                               "mesh.num_processes=2", f"mesh.process_id={i}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(1), cwd=ROOT)
+             for i in range(2)]
+    single = subprocess.run([sys.executable, *args, "run.name=single"], capture_output=True, text=True,
+                            env=_env(1), cwd=ROOT, timeout=600)
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    assert single.returncode == 0, single.stderr[-3000:]
+    multi = json.loads((tmp_path / "multi" / "summary.json").read_text())
+    one = json.loads((tmp_path / "single" / "summary.json").read_text())
+    assert abs(multi["eval_loss"] - one["eval_loss"]) < 1e-3
+    assert multi["eval_accuracy"] == pytest.approx(one["eval_accuracy"], abs=2e-3)
+    assert not (tmp_path / "multi-2").exists()          # both processes wrote into one run directory
+    lines = (tmp_path / "multi" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in lines] == [10, 20]  # written once, by process 0
+
+
+def _train(devices: int, *args: str) -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], capture_output=True, text=True,
+                          env=_env(devices), cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_checkpoint_saved_on_eight_devices_restores_on_one_and_back(tmp_path):
+    run = tmp_path / "moved"
+    _train(8, str(ROOT / "configs" / "mnist1d_mlp.yaml"), *SHORT, "train.batch_size=96", f"run.dir={tmp_path}",
+           "run.name=moved", "run.plots=false", "mesh.data=8", "train.steps=10")
+    _train(1, "--resume", str(run), "mesh.data=1", "train.steps=20")
+    _train(8, "--resume", str(run), "mesh.data=-1", "train.steps=30")
+    assert json.loads((run / "summary.json").read_text())["steps"] == 30
+    ckpts = sorted(int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit())
+    assert ckpts == [10, 20, 30]
+
+
+def test_bfloat16_computes_in_bf16_and_keeps_float32_params(tmp_path):
+    cfg = config.load(ROOT / "configs" / "mnist1d_cnn.yaml",
+                      ["train.precision=bfloat16", "train.steps=200", f"run.dir={tmp_path}", "run.plots=false",
+                       "train.eval_every=0", "train.log_every=100"])
+    exp = train.setup(cfg)
+    state, shardings = train.init_state(exp)
+    batch = train.train_batch(exp, 0)
+    jaxpr = str(jax.make_jaxpr(lambda p, b: train.forward(exp, p, b, None, train=False))(state["params"], batch))
+    assert "bf16" in jaxpr
+    summary = train.fit(cfg)
+    assert summary["eval_accuracy"] > 0.6
+    restored = checkpoint.Checkpointer(tmp_path / "mnist1d_cnn" / "checkpoints", 1)
+    final, _ = restored.restore(checkpoint.abstract(state, shardings))
+    restored.close()
+    assert all(p.dtype == np.float32 for p in jax.tree.leaves(final["params"]))
