@@ -67,7 +67,7 @@ class MeshConfig:
     data: int = -1                       # devices on the data axis; -1: all not used by fsdp
     fsdp: int = 1                        # devices params are sharded over (FSDP); 1: replicated
     coordinator_address: str | None = None  # multi-host: "host:port" of process 0
-    num_processes: int | None = None
+    num_processes: int | None = None    # -1: discover from the environment (TPU pods, SLURM)
     process_id: int | None = None
 
 

@@ -251,9 +251,9 @@ def fit(cfg: Config, *, on_step: Callable[[int, dict], None] | None = None) -> d
     timer = rundir.Timer()
     exp = setup(cfg)
     t = exp.cfg.train
+    state, shardings = init_state(exp)  # the last user error surfaces here: no run dir made yet
     run_dir = rundir.prepare(exp.cfg)
     rundir.write_config(run_dir, exp.cfg)
-    state, shardings = init_state(exp)
     ckpt = checkpoint.Checkpointer(run_dir / "checkpoints", t.keep_checkpoints)
     if exp.cfg.run.resume:
         state, _ = ckpt.restore(checkpoint.abstract(state, shardings))
