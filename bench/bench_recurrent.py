@@ -1,0 +1,161 @@
+"""Recurrent family: training throughput and forward latency of our JAX LSTM/GRU against
+torch.nn.LSTM / torch.nn.GRU (PyTorch's fused CPU kernels), same shapes, same optimizer.
+
+    python bench/bench_recurrent.py                       # all rows, default variants
+    python bench/bench_recurrent.py --rows gru_paper --variants reference fused fused:unroll=8
+
+One training step = forward, cross-entropy on a linear head, backward, Adam update (torch:
+zero_grad/backward/step; JAX: one jitted, donated step). Rows:
+  lstm_128    LSTM, B=128, T=40, D=128, H=128, head on the last hidden state
+  gru_128     GRU,  same shapes
+  gru_paper   MNIST-1D paper's GRU: B=100, T=40, D=1, H=6, bidirectional, head on all steps
+  lstm_paper  the same with an LSTM
+A variant is `impl[:unroll=N]` (impl: reference | fused). ratio = torch time / JAX time, so
+>= 1.0 means JAX is at least as fast. XLA flags are read from the environment (XLA_FLAGS) as
+usual, so compare flag settings by running the script once per setting.
+
+On a shared machine use `--threads 1 --clock cpu`: one thread in each library and CPU time
+of this process only, which ranks variants even while other jobs run; report wall time
+(the default) from a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+import time
+
+if "--threads" in sys.argv:  # must precede the jax import: XLA reads its flags once
+    _n = sys.argv[sys.argv.index("--threads") + 1]
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                               f" --xla_cpu_multi_thread_eigen={str(_n != '1').lower()}"
+                               f" intra_op_parallelism_threads={_n}").strip()
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench.common import compile_time, median_time, table  # noqa: E402
+from zoo.models import build  # noqa: E402
+
+ROWS = {  # name: (cell, B, T, D, H, bidirectional, readout)
+    "lstm_128": ("lstm", 128, 40, 128, 128, False, "last"),
+    "gru_128": ("gru", 128, 40, 128, 128, False, "last"),
+    "gru_paper": ("gru", 100, 40, 1, 6, True, "flatten"),
+    "lstm_paper": ("lstm", 100, 40, 1, 6, True, "flatten"),
+}
+NUM_CLASSES = 10
+
+
+def parse_variant(text: str) -> dict:
+    impl, *options = text.split(":")
+    kwargs = {"impl": impl}
+    for option in options:
+        key, value = option.split("=")
+        kwargs[key] = int(value)
+    return kwargs
+
+
+def data(b, t, d, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((b, t, d)).astype(np.float32), rng.integers(0, NUM_CLASSES, b).astype(np.int32)
+
+
+def jax_step_times(row, variant: dict, repeats: int) -> dict:
+    cell, b, t, d, h, bidirectional, readout = row
+    model = build(cell, num_outputs=NUM_CLASSES, hidden_size=h, bidirectional=bidirectional,
+                  readout=readout, **variant)
+    x, y = map(jnp.asarray, data(b, t, d))
+    params = model.init(jax.random.key(0), x)
+    tx = optax.adam(1e-3)
+
+    def loss(params, x, y):
+        return optax.softmax_cross_entropy_with_integer_labels(model.apply(params, x), y).mean()
+
+    def train_step(state, x, y):
+        params, opt_state = state
+        grads = jax.grad(loss)(params, x, y)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
+    step = jax.jit(train_step, donate_argnums=0)
+    forward = jax.jit(model.apply)
+    state = [(params, tx.init(params))]
+    compile_s = compile_time(step, state[0], x, y)
+
+    def run():
+        state[0] = step(state[0], x, y)
+        return state[0]
+
+    return {"train_ms": 1e3 * median_time(run, repeats=repeats),
+            "fwd_ms": 1e3 * median_time(lambda: forward(state[0][0], x), repeats=repeats),
+            "compile_s": compile_s}
+
+
+def torch_step_times(row, repeats: int) -> dict:
+    import torch
+    cell, b, t, d, h, bidirectional, readout = row
+    torch.manual_seed(0)
+    rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](d, h, batch_first=True, bidirectional=bidirectional)
+    width = h * (2 if bidirectional else 1) * (t if readout == "flatten" else 1)
+    head = torch.nn.Linear(width, NUM_CLASSES)
+    opt = torch.optim.Adam([*rnn.parameters(), *head.parameters()], 1e-3)
+    x, y = (torch.tensor(a) for a in data(b, t, d))
+    y = y.long()
+
+    def forward():
+        out, _ = rnn(x)
+        return head(out.reshape(b, -1) if readout == "flatten" else out[:, -1])
+
+    def train():
+        loss = torch.nn.functional.cross_entropy(forward(), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    def infer():
+        with torch.no_grad():
+            return forward()
+
+    return {"train_ms": 1e3 * median_time(train, repeats=repeats),
+            "fwd_ms": 1e3 * median_time(infer, repeats=repeats)}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument("--variants", nargs="+", default=["reference", "fused", "fused:unroll=8"])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--threads", type=int, default=None, help="threads per library")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
+    args = parser.parse_args(argv)
+    global median_time
+    median_time = functools.partial(median_time, clock=time.process_time if args.clock == "cpu" else time.perf_counter)
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    print(f"jax {jax.__version__} on {jax.devices()[0].device_kind}; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
+    results = []
+    for name in args.rows:
+        row = ROWS[name]
+        torch_t = None if args.no_torch else torch_step_times(row, args.repeats)
+        if torch_t:
+            results.append({"row": name, "impl": "torch", **torch_t})
+        for text in args.variants:
+            times = jax_step_times(row, parse_variant(text), args.repeats)
+            if torch_t:
+                times["train_ratio"] = torch_t["train_ms"] / times["train_ms"]
+                times["fwd_ratio"] = torch_t["fwd_ms"] / times["fwd_ms"]
+            results.append({"row": name, "impl": text, **times})
+            print(table(results[-1:]), flush=True) if len(results) < 3 else None
+    print()
+    print(table(results, ["row", "impl", "train_ms", "fwd_ms", "train_ratio", "fwd_ratio", "compile_s"]))
+
+
+if __name__ == "__main__":
+    main()

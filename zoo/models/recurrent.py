@@ -1,0 +1,384 @@
+"""Recurrent networks: Elman RNN, LSTM and GRU cells as pure functions, driven by `lax.scan`.
+
+Axis legend: B batch, T time, D input features, H hidden units, G = k*H gate pre-activations
+(k = 1 RNN, 4 LSTM, 3 GRU), K directions (1, or 2 when bidirectional), V vocabulary.
+
+Cells, `cell(params, carry, x_t) -> (carry, y_t)`, x_t: [B, D], y_t = h_t: [B, H]. Every cell
+is `pointwise(carry, x_t W_ih + b, h_{t-1} W_hh + b_h)`: one fused matmul per side for all
+gates (gate order as PyTorch), so the input side can be hoisted out of the time loop.
+
+    Elman (1990)                      h_t = tanh(x_t W_ih + b + h_{t-1} W_hh)
+    LSTM (Hochreiter & Schmidhuber 1997; forget gate: Gers et al. 2000), carry (h, c):
+        [i, f, g, o] = x_t W_ih + b + h_{t-1} W_hh          W_ih: [D, 4H], W_hh: [H, 4H]
+        c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(g)
+        h_t = sigmoid(o) * tanh(c_t)
+    GRU (Cho et al. 2014), reset gate applied after the hidden matmul (PyTorch, cuDNN, flax):
+        [a_r, a_z, a_n] = x_t W_ih + b,   [u_r, u_z, u_n] = h_{t-1} W_hh
+        r = sigmoid(a_r + u_r),  z = sigmoid(a_z + u_z)
+        n = tanh(a_n + r * (u_n + b_hn))
+        h_t = (1 - z) * n + z * h_{t-1}
+
+Conventions against the trusted implementations (tested to 1e-5 with copied weights):
+- PyTorch stores weight_ih [G, D] and two biases; here W_ih = weight_ih.T, W_hh = weight_hh.T,
+  b = b_ih + b_hh (LSTM, RNN; GRU r and z parts), GRU b_hn = b_hh[2H:]. PyTorch's LSTM
+  state is (h, c) like ours; flax.linen's LSTMCell carry is (c, h).
+- Initialisation is PyTorch's: every weight and bias U(-1/sqrt(H), 1/sqrt(H)).
+
+Layers scan time-major [T, B, .]. Variable lengths: step t of example b is real when
+t < lengths[b]; on padding steps the carry is held and y_t = 0, so padding never changes a
+real step's output, the final state is the state after the last real step, and the reverse
+direction starts from its initial state at the last real step. Stacked layers feed
+concat(forward, reverse) outputs upward, with dropout between layers (not after the last).
+
+Two paths compute the same function: `impl="reference"` scans `cell` per direction with
+autodiff; `impl="fused"` (zoo.models.recurrent_scan) runs all directions in one scan with a
+hand-written backward pass (recomputing the gate math and taking dW_hh as one matmul after
+the loop). They agree to float32 rounding (tested).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Literal
+
+import jax
+import jax.numpy as jnp
+
+from zoo.models import Model
+from zoo.models import layers as L
+from zoo.models import recurrent_scan
+
+# ----------------------------------------------------------------------------- cells
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+def rnn_pointwise(h, a, u):
+    """Elman: h_t = tanh(a + u); a = x_t W_ih + b, u = h_{t-1} W_hh, each a 1-tuple [B, H]."""
+    h = jnp.tanh(a[0] + u[0])
+    return h, h
+
+
+def lstm_pointwise(carry, a, u):
+    """LSTM gate math; a, u: 4-tuples (i, f, g, o) of [B, H] pre-activations; carry (h, c)."""
+    _, c = carry
+    i, f, g, o = (a_k + u_k for a_k, u_k in zip(a, u))
+    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+    h = jax.nn.sigmoid(o) * jnp.tanh(c)
+    return (h, c), h
+
+
+def gru_pointwise(h, a, u):
+    """GRU gate math; a, u: 3-tuples (r, z, n) of [B, H]; u_n already includes b_hn."""
+    a_r, a_z, a_n = a
+    u_r, u_z, u_n = u
+    r, z = jax.nn.sigmoid(a_r + u_r), jax.nn.sigmoid(a_z + u_z)
+    n = jnp.tanh(a_n + r * u_n)
+    h = (1.0 - z) * n + z * h
+    return h, h
+
+
+POINTWISE = {"rnn": rnn_pointwise, "lstm": lstm_pointwise, "gru": gru_pointwise}
+
+
+def gates(v, kind):
+    """[..., G] -> tuple of GATES[kind] arrays [..., H] (the pointwise functions take tuples:
+    XLA CPU vectorises a fusion badly when it reads several slices of one buffer)."""
+    return tuple(jnp.split(v, GATES[kind], axis=-1))
+
+
+def recurrent_bias(params):
+    """b_h added to h W_hh: [0, 0, b_hn] for the GRU, None for the others."""
+    if "b_hn" not in params:
+        return None
+    b_hn = params["b_hn"]
+    return jnp.concatenate([jnp.zeros(2 * b_hn.shape[-1], b_hn.dtype), b_hn], -1)
+
+
+def _broadcast(b, like):
+    """b: [G] viewed as [1, ..., 1, G] to add to `like` (implicit rank promotion is an error)."""
+    return b.reshape((1,) * (like.ndim - 1) + b.shape)
+
+
+def project(params, x):
+    """Input side of every gate, x W_ih + b: [..., D] -> [..., G]."""
+    a = x @ params["W_ih"].astype(x.dtype)
+    return a + _broadcast(params["b"].astype(x.dtype), a)
+
+
+def recur(params, h):
+    """Hidden side of every gate, h W_hh + b_h: [..., H] -> [..., G]."""
+    u = h @ params["W_hh"].astype(h.dtype)
+    b_h = recurrent_bias(params)
+    return u if b_h is None else u + _broadcast(b_h.astype(h.dtype), u)
+
+
+def hidden(carry):
+    """The output h of a carry: h for RNN/GRU, h from (h, c) for the LSTM."""
+    return carry[0] if isinstance(carry, tuple) else carry
+
+
+def make_cell(kind: str) -> Callable:
+    """`cell(params, carry, x_t) -> (carry, y_t)` of kind "rnn", "lstm" or "gru"."""
+    pointwise = POINTWISE[kind]
+
+    def cell(params, carry, x_t):
+        return pointwise(carry, gates(project(params, x_t), kind), gates(recur(params, hidden(carry)), kind))
+
+    cell.__doc__ = f"{kind} cell (equations in the module docstring)."
+    return cell
+
+
+def cell_init(key, kind: str, d_in: int, d_hidden: int) -> dict:
+    """PyTorch's initialisation: U(-1/sqrt(H), 1/sqrt(H)) for every weight and bias."""
+    g = GATES[kind] * d_hidden
+    k_ih, k_hh, k_b, k_bhn = jax.random.split(key, 4)
+    params = {"W_ih": L.fan_in_uniform(k_ih, (d_in, g), d_hidden),
+              "W_hh": L.fan_in_uniform(k_hh, (d_hidden, g), d_hidden),
+              "b": L.fan_in_uniform(k_b, (g,), d_hidden)}
+    if kind == "gru":
+        params["b_hn"] = L.fan_in_uniform(k_bhn, (d_hidden,), d_hidden)
+    return params
+
+
+def zero_carry(kind: str, batch: int, d_hidden: int, dtype=jnp.float32):
+    h = jnp.zeros((batch, d_hidden), dtype)
+    return (h, h) if kind == "lstm" else h
+
+
+# ----------------------------------------------------------------------------- layers
+def masked(pointwise):
+    """Hold the carry and emit zeros on padding steps (m = 0); m: [B, 1] or None."""
+    def step(carry, a, u, m):
+        new, y = pointwise(carry, a, u)
+        if m is None:
+            return new, y
+        new = jax.tree.map(lambda n, o: jnp.where(m, n, o), new, carry)
+        return new, jnp.where(m, y, jnp.zeros_like(y))
+    return step
+
+
+def scan_layer(kind, params, xs, carry, mask=None, *, reverse=False, unroll=1):
+    """One direction, reference path. xs: [T, B, D], mask: [T, B, 1] bool or None.
+
+    Returns (final carry, ys: [T, B, H]); the input projection is one matmul over all T.
+    """
+    step = masked(POINTWISE[kind])
+
+    def body(carry, inputs):
+        a_t, m_t = inputs
+        return step(carry, a_t, gates(recur(params, hidden(carry)), kind), m_t)
+
+    a = gates(project(params, xs), kind)
+    return jax.lax.scan(body, carry, (a, mask), reverse=reverse, unroll=unroll)
+
+
+def directions_layer(kind, dirs, xs, carries, mask, *, impl, unroll):
+    """All directions of one layer. dirs: list of K cell params, carries: list of K carries.
+
+    Returns (list of K final carries, ys: [T, B, K*H]); direction 1 runs backwards in time.
+    """
+    if impl == "reference":
+        outs = [scan_layer(kind, p, xs, c, mask, reverse=k == 1, unroll=unroll)
+                for k, (p, c) in enumerate(zip(dirs, carries))]
+        return [c for c, _ in outs], jnp.concatenate([y for _, y in outs], -1)
+    return recurrent_scan.directions_layer(masked(POINTWISE[kind]), GATES[kind], dirs, xs, carries,
+                                           mask, recurrent_bias=recurrent_bias, unroll=unroll)
+
+
+def stack(kind, layers, x, *, lengths=None, initial_state=None, dropout_rate=0.0,
+          key=None, train=False, impl="fused", unroll=1):
+    """Stacked (optionally bidirectional) recurrent layers over x: [B, T, D].
+
+    layers: list of {"fwd": cell params[, "bwd": cell params]}; lengths: [B] int or None;
+    initial_state: None (zeros) or list per layer of list per direction of carries.
+    Returns (ys: [B, T, K*H], final state with the structure of initial_state).
+    """
+    xs = jnp.swapaxes(x, 0, 1)
+    t, b = xs.shape[:2]
+    mask = None if lengths is None else (jnp.arange(t)[:, None] < lengths[None, :])[..., None]
+    keys = L.split_key(key, len(layers))
+    final = []
+    for i, layer in enumerate(layers):
+        dirs = [layer[d] for d in ("fwd", "bwd") if d in layer]
+        h_size = dirs[0]["W_hh"].shape[0]
+        carries = ([zero_carry(kind, b, h_size, xs.dtype)] * len(dirs) if initial_state is None
+                   else initial_state[i])
+        if i > 0:
+            xs = L.dropout(keys[i], xs, dropout_rate, train)
+        carries, xs = directions_layer(kind, dirs, xs, carries, mask, impl=impl, unroll=unroll)
+        final.append(carries)
+    return jnp.swapaxes(xs, 0, 1), final
+
+
+def stack_init(key, kind, d_in, d_hidden, num_layers, bidirectional):
+    dirs = ("fwd", "bwd") if bidirectional else ("fwd",)
+    keys = jax.random.split(key, num_layers * len(dirs)).reshape(num_layers, len(dirs))
+    layers = []
+    for i in range(num_layers):
+        d = d_in if i == 0 else d_hidden * len(dirs)
+        layers.append({name: cell_init(keys[i, k], kind, d, d_hidden) for k, name in enumerate(dirs)})
+    return layers
+
+
+# ----------------------------------------------------------------------------- models
+@dataclasses.dataclass(frozen=True)
+class RecurrentConfig:
+    """Sequence classifier: x [B, T, D] (or [B, T]), or {"x": [B, T, D], "lengths": [B]}."""
+    num_outputs: int | None = None  # None: taken from the dataset
+    hidden_size: int = 128
+    num_layers: int = 1
+    bidirectional: bool = False
+    dropout_rate: float = 0.0       # between stacked layers
+    readout: Literal["last", "mean", "flatten"] = "last"  # flatten: all steps (fixed T)
+    impl: Literal["fused", "reference"] = "fused"
+    unroll: int = 1                 # lax.scan unroll factor
+
+
+class RNNConfig(RecurrentConfig):
+    pass
+
+
+class LSTMConfig(RecurrentConfig):
+    pass
+
+
+class GRUConfig(RecurrentConfig):
+    pass
+
+
+def _sequence(x):
+    """(inputs [B, T, D], lengths [B] or None) from an array or {"x", "lengths"}."""
+    if isinstance(x, dict):
+        inputs, lengths = x["x"], x.get("lengths")
+    else:
+        inputs, lengths = x, None
+    return (inputs[..., None] if inputs.ndim == 2 else inputs), lengths
+
+
+def _readout(cfg, ys, final, lengths):
+    """[B, T, K*H] outputs -> [B, F] features."""
+    if cfg.readout == "flatten":
+        return ys.reshape(ys.shape[0], -1)
+    if cfg.readout == "mean":
+        if lengths is None:
+            return ys.mean(1)
+        return ys.sum(1) / jnp.maximum(lengths, 1)[:, None].astype(ys.dtype)
+    return jnp.concatenate([hidden(c) for c in final[-1]], -1)  # last real step of each direction
+
+
+def build_classifier(kind: str, cfg: RecurrentConfig) -> Model:
+    if cfg.num_outputs is None:
+        raise ValueError(f"{kind} needs num_outputs (the trainer takes it from the dataset)")
+    k = 2 if cfg.bidirectional else 1
+
+    def init(key, x):
+        inputs, _ = _sequence(x)
+        k_rnn, k_head = jax.random.split(key)
+        feat = k * cfg.hidden_size * (inputs.shape[1] if cfg.readout == "flatten" else 1)
+        return {"rnn": stack_init(k_rnn, kind, inputs.shape[-1], cfg.hidden_size, cfg.num_layers,
+                                  cfg.bidirectional),
+                "head": L.dense_init(k_head, feat, cfg.num_outputs)}
+
+    def apply(params, x, *, key=None, train=False):
+        inputs, lengths = _sequence(x)
+        ys, final = stack(kind, params["rnn"], inputs, lengths=lengths, dropout_rate=cfg.dropout_rate,
+                          key=key, train=train, impl=cfg.impl, unroll=cfg.unroll)
+        return L.dense(params["head"], _readout(cfg, ys, final, lengths))
+
+    return Model(init, apply)
+
+
+@dataclasses.dataclass(frozen=True)
+class RecurrentLMConfig:
+    """Character/token language model: ids [B, T] -> next-token logits [B, T, V]."""
+    vocab_size: int | None = None   # None: taken from the dataset
+    embed_dim: int = 64
+    hidden_size: int = 256
+    num_layers: int = 2
+    dropout_rate: float = 0.0       # on the embeddings, between layers, before the head
+    impl: Literal["fused", "reference"] = "fused"
+    unroll: int = 1
+
+
+class RNNLMConfig(RecurrentLMConfig):
+    pass
+
+
+class LSTMLMConfig(RecurrentLMConfig):
+    pass
+
+
+class GRULMConfig(RecurrentLMConfig):
+    pass
+
+
+def lm_init(kind, cfg, key):
+    k_embed, k_rnn, k_head = jax.random.split(key, 3)
+    return {"embed": jax.random.normal(k_embed, (cfg.vocab_size, cfg.embed_dim), jnp.float32),
+            "rnn": stack_init(k_rnn, kind, cfg.embed_dim, cfg.hidden_size, cfg.num_layers, False),
+            "head": L.dense_init(k_head, cfg.hidden_size, cfg.vocab_size)}
+
+
+def lm_apply(kind, cfg, params, ids, state=None, *, key=None, train=False):
+    """ids [B, T] -> (logits [B, T, V], final state); `state` continues a previous call."""
+    keys = L.split_key(key, 3)
+    x = L.dropout(keys[0], params["embed"][ids], cfg.dropout_rate, train)
+    ys, state = stack(kind, params["rnn"], x, initial_state=state, dropout_rate=cfg.dropout_rate,
+                      key=keys[1], train=train, impl=cfg.impl, unroll=cfg.unroll)
+    ys = L.dropout(keys[2], ys, cfg.dropout_rate, train)
+    return L.dense(params["head"], ys), state
+
+
+def build_lm(kind: str, cfg: RecurrentLMConfig) -> Model:
+    if cfg.vocab_size is None:
+        raise ValueError(f"{kind}_lm needs vocab_size (the trainer takes it from the dataset)")
+
+    def apply(params, ids, *, key=None, train=False):
+        return lm_apply(kind, cfg, params, ids, key=key, train=train)[0]
+
+    return Model(lambda key, x: lm_init(kind, cfg, key), apply)
+
+
+def sample(key, logits, temperature=1.0, top_k=None):
+    """One token per row from logits [B, V]: softmax(logits / temperature), top-k truncated."""
+    if temperature == 0.0:
+        return jnp.argmax(logits, -1).astype(jnp.int32)
+    logits = logits / temperature
+    if top_k is not None:
+        kth = jax.lax.top_k(logits, top_k)[0][:, -1:]
+        logits = jnp.where(logits < kth, -jnp.inf, logits)
+    return jax.random.categorical(key, logits, -1).astype(jnp.int32)
+
+
+def generate(cfg: RecurrentLMConfig, params, prompt, *, steps, key, temperature=1.0, top_k=None):
+    """Continue prompt ids [B, T0] by `steps` sampled tokens -> int32 [B, T0 + steps].
+
+    The prompt is read once; each new token then advances the carried state by one step.
+    """
+    kind = _KIND_OF_LM[type(cfg)]
+    logits, state = lm_apply(kind, cfg, params, prompt)
+
+    def body(carry, step_key):
+        state, last_logits = carry
+        token = sample(step_key, last_logits, temperature, top_k)
+        logits, state = lm_apply(kind, cfg, params, token[:, None], state)
+        return (state, logits[:, -1]), token
+
+    _, tokens = jax.lax.scan(body, (state, logits[:, -1]), jax.random.split(key, steps))
+    return jnp.concatenate([prompt.astype(jnp.int32), tokens.T], 1)
+
+
+_KIND_OF_LM = {RNNLMConfig: "rnn", LSTMLMConfig: "lstm", GRULMConfig: "gru"}
+
+
+def _builder(build, kind):
+    return lambda cfg: build(kind, cfg)
+
+
+MODELS = {
+    "rnn": (RNNConfig, _builder(build_classifier, "rnn")),
+    "lstm": (LSTMConfig, _builder(build_classifier, "lstm")),
+    "gru": (GRUConfig, _builder(build_classifier, "gru")),
+    "rnn_lm": (RNNLMConfig, _builder(build_lm, "rnn")),
+    "lstm_lm": (LSTMLMConfig, _builder(build_lm, "lstm")),
+    "gru_lm": (GRULMConfig, _builder(build_lm, "gru")),
+}
