@@ -24,13 +24,15 @@ class Model(NamedTuple):
     apply: Callable[..., Any]  # (params, x, *, key=None, train=False) -> y | (y, stats)
 
 
-from zoo.models import cnn, gnn, mlp, node  # noqa: E402  (the modules import Model from here)
+from zoo.models import cnn, gnn, mlp, transformer, node, recurrent  # noqa: E402  (the modules import Model from here)
 
 REGISTRY: dict[str, tuple[type, Callable[[Any], Model]]] = {
     **node.MODELS,
     **mlp.MODELS,
     **cnn.MODELS,
     **gnn.MODELS,
+    **recurrent.MODELS,
+    **transformer.MODELS,
 }
 
 
