@@ -16,7 +16,7 @@ def load(*overrides, text=None, tmp_path=None):
 
 @pytest.mark.parametrize("overrides, message", [
     (["train.stepz=3"], "train.stepz: unknown key; did you mean 'train.steps'?"),
-    (["model.chanels=[8]"], "model.chanels: unknown key; did you mean 'model.channels'?"),
+    (["model.chanels=[8]"], "model.chanels: unknown key for model 'cnn'; did you mean 'model.channels'?"),
     (["train.steps=abc"], "train.steps: expected int, got 'abc'"),
     (["train.precision=float16"], "train.precision: expected 'float32' | 'bfloat16'"),
     (["model.name=lstmm"], "unknown model 'lstmm'"),

@@ -214,15 +214,17 @@ def _closest(name: str, valid: list[str], prefix: str = "") -> str:
     return f"; did you mean {prefix + close[0]!r}?" if close else f"; valid keys: {', '.join(valid)}"
 
 
-def build_section(cls: type, values: dict, section: str) -> Any:
-    """An instance of dataclass `cls` from parsed YAML `values`, every key checked."""
+def build_section(cls: type, values: dict, section: str, owner: str = "") -> Any:
+    """An instance of dataclass `cls` from parsed YAML `values`, every key checked.
+    `owner` names whose keys these are in messages (e.g. "model 'lstm'")."""
     if not isinstance(values, dict):
         raise ConfigError(f"{section}: expected a mapping of keys to values, got {_value(values)!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     for key in values:
         if key not in fields:
-            raise ConfigError(f"{section}.{key}: unknown key{_closest(str(key), list(fields), section + '.')}")
+            what = f"unknown key for {owner}" if owner else "unknown key"
+            raise ConfigError(f"{section}.{key}: {what}{_closest(str(key), list(fields), section + '.')}")
     kwargs = {k: _convert(v, hints[k], f"{section}.{k}") for k, v in values.items()}
     for name, f in fields.items():
         if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
@@ -244,7 +246,7 @@ def _named(values: dict, section: str, registry: dict, what: str) -> tuple[str, 
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(f"{section}.name: unknown {what} {name!r}{hint}; valid: {', '.join(sorted(registry))}")
     rest = {k: v for k, v in values.items() if k != "name"}
-    return name, build_section(registry[name][0], rest, section)
+    return name, build_section(registry[name][0], rest, section, f"{what} {name!r}")
 
 
 def optax_optimizers() -> dict[str, Any]:
