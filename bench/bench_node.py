@@ -1,0 +1,216 @@
+"""Neural ODE on the spiral task: zoo (diffrax, jitted) vs torchdiffeq (PyTorch, eager).
+
+    python bench/bench_node.py              # time per training iteration (about a minute)
+    python bench/bench_node.py --recipe     # also torchdiffeq's demo recipe vs configs/spiral_node.yaml
+
+1. Time per training iteration, same everything: torchdiffeq's `examples/ode_demo.py` network
+   (2-50-2 tanh MLP on y^3, weights copied from the zoo model), solver (dopri5), tolerances
+   (torchdiffeq's defaults, rtol 1e-7, atol 1e-9), batch (20 windows of 10 points), optimizer
+   (Adam) and loss (MSE); gradients by backpropagation through the solver (zoo:
+   RecursiveCheckpointAdjoint, torch: odeint) and by the adjoint method (zoo: BacksolveAdjoint,
+   torch: odeint_adjoint). The zoo side is the trainer's own jitted train_step. One
+   difference remains: zoo solves each window on its own (vmap), so step sizes follow each
+   trajectory's error; torchdiffeq solves the batch as one state, with one error norm over
+   all windows. The NFE column shows what each did.
+2. --recipe: torchdiffeq's demo as published (RMSprop 1e-3, L1 loss, 2000 iterations) against
+   configs/spiral_node.yaml (the same number of iterations); final MSE of the whole
+   trajectory from y(0) over t in [0, 25], and a figure of both (results/spiral_node_vs_torchdiffeq.png).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.common import median_time, table  # noqa: E402
+from zoo import config, train  # noqa: E402
+
+CONFIG = ROOT / "configs" / "spiral_node.yaml"
+BATCH, ITERS = 20, 2000
+
+
+# ----------------------------------------------------------------------------- zoo side
+def zoo_setup(adjoint: str, overrides=()):
+    cfg = config.load(CONFIG, [f"model.adjoint={adjoint}", *overrides])
+    exp = train.setup(cfg)
+    state, shardings = train.init_state(exp)
+    return exp, state, train.make_train_step(exp, shardings)
+
+
+def zoo_timing(adjoint: str, batch: dict, clock) -> tuple[float, float, dict]:
+    exp, state, step = zoo_setup(adjoint)
+    params = jax.device_get(state["params"])
+    start = time.perf_counter()
+    state, metrics = step(state, batch)
+    jax.block_until_ready(metrics)
+    compile_s = time.perf_counter() - start
+    holder = {"state": state}
+
+    def one():
+        holder["state"], m = step(holder["state"], batch)
+        return m
+
+    seconds = median_time(one, warmup=2, repeats=5, number=20, clock=clock)
+    return seconds, compile_s, {"params": params, "nfe": float(metrics["nfe"])}
+
+
+# ----------------------------------------------------------------------------- torch side
+def torch_field(params=None, std: float = 0.1):
+    """The demo's ODEFunc: net(y^3), net = Linear(2, 50), Tanh, Linear(50, 2)."""
+    import torch
+    net = torch.nn.Sequential(torch.nn.Linear(2, 50), torch.nn.Tanh(), torch.nn.Linear(50, 2))
+    with torch.no_grad():
+        for linear, p in zip((net[0], net[2]), params or [None, None]):
+            if p is None:   # the demo's init
+                torch.nn.init.normal_(linear.weight, 0.0, std)
+                torch.nn.init.zeros_(linear.bias)
+            else:
+                linear.weight.copy_(torch.tensor(np.asarray(p["kernel"]).T))
+                linear.bias.copy_(torch.tensor(np.asarray(p["bias"])))
+
+    class ODEFunc(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, t, y):
+            return self.net(y ** 3)
+
+    return ODEFunc()
+
+
+class Counted(object):
+    """Wraps a torch vector field and counts its forward calls (NFE)."""
+
+    def __init__(self, module):
+        self.module, self.calls = module, 0
+
+    def __call__(self, t, y):
+        self.calls += 1
+        return self.module(t, y)
+
+
+def torch_timing(adjoint: bool, batch: dict, params, clock) -> tuple[float, dict]:
+    import torch
+    import torchdiffeq
+    func = torch_field(params)
+    odeint = torchdiffeq.odeint_adjoint if adjoint else torchdiffeq.odeint
+    opt = torch.optim.Adam(func.parameters(), lr=3e-3)
+    y0 = torch.tensor(np.asarray(batch["x"]["y0"]))                       # [B, D]
+    t = torch.tensor(np.asarray(batch["x"]["t"][0] - batch["x"]["t"][0, 0]))
+    target = torch.tensor(np.asarray(batch["y"]).transpose(1, 0, 2))    # [T, B, D]
+
+    def one():
+        opt.zero_grad()
+        pred = odeint(func, y0, t, method="dopri5", rtol=1e-7, atol=1e-9)
+        loss = torch.mean((pred - target) ** 2)
+        loss.backward()
+        opt.step()
+        return loss
+
+    seconds = median_time(one, warmup=1, repeats=5, number=5, clock=clock)
+    counted = Counted(func)
+    with torch.no_grad():   # NFE of the forward solve, as zoo counts it
+        torchdiffeq.odeint(counted, y0, t, method="dopri5", rtol=1e-7, atol=1e-9)
+    return seconds, {"nfe": counted.calls}
+
+
+def speed(clock) -> list[dict]:
+    import torch
+    torch.set_num_threads(1)   # tiny tensors: extra threads only add synchronisation
+    exp, _, _ = zoo_setup("recursive_checkpoint")
+    batch = exp.dataset.train_batch(0, 0, BATCH)
+    rows = []
+    for zoo_adjoint, torch_adjoint, label in (("recursive_checkpoint", False, "backprop through solver"),
+                                              ("backsolve", True, "adjoint (backsolve)")):
+        zoo_s, compile_s, info = zoo_timing(zoo_adjoint, batch, clock)
+        torch_s, tinfo = torch_timing(torch_adjoint, batch, info["params"]["field"]["layers"], clock)
+        rows.append({"gradient": label, "zoo ms/iter": 1e3 * zoo_s, "torchdiffeq ms/iter": 1e3 * torch_s,
+                     "speedup": torch_s / zoo_s, "zoo nfe": info["nfe"], "torch nfe": tinfo["nfe"],
+                     "zoo compile s": compile_s})
+    return rows
+
+
+# ----------------------------------------------------------------------------- recipes
+def torchdiffeq_demo(dataset, iters: int, seed: int = 0) -> tuple[np.ndarray, float]:
+    """torchdiffeq's examples/ode_demo.py training loop (RMSprop 1e-3, L1 loss); returns the
+    learned trajectory from y(0) over the whole horizon and the training wall time."""
+    import torch
+    import torchdiffeq
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    func = torch_field()
+    opt = torch.optim.RMSprop(func.parameters(), lr=1e-3)
+    true_y, t = torch.tensor(dataset.y), torch.tensor(dataset.t)
+    start = time.perf_counter()
+    for _ in range(iters):
+        s = rng.choice(len(t) - dataset.batch_time, BATCH, replace=False)
+        batch_y = torch.stack([true_y[s + i] for i in range(dataset.batch_time)], 0)  # [T, B, D]
+        opt.zero_grad()
+        pred = torchdiffeq.odeint(func, true_y[s], t[:dataset.batch_time])
+        torch.mean(torch.abs(pred - batch_y)).backward()
+        opt.step()
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        ys = torchdiffeq.odeint(func, true_y[0], t).numpy()
+    return ys, seconds
+
+
+def zoo_recipe(iters: int, run_dir: Path) -> tuple[np.ndarray, dict]:
+    import tempfile
+    cfg = config.load(CONFIG, [f"train.steps={iters}", f"run.dir={tempfile.mkdtemp()}", "run.plots=false"])
+    final = {}
+    summary = train.fit(cfg, on_step=lambda step, state: final.update(
+        params=jax.device_get(state["params"])) if step == iters else None)
+    exp = train.setup(cfg)
+    x = {"y0": exp.dataset.y[None, 0], "t": exp.dataset.t[None]}
+    ys, _ = jax.jit(exp.model.apply)(final["params"], x)
+    return np.asarray(ys[0]), summary
+
+
+def recipes(iters: int) -> list[dict]:
+    from zoo.data.ode import SpiralConfig, load_spiral
+    from zoo.ode_plots import plot_trajectories
+    dataset = load_spiral(SpiralConfig())
+    mse = lambda ys: float(np.mean((ys - dataset.y) ** 2))  # noqa: E731
+    torch_ys, torch_s = torchdiffeq_demo(dataset, iters)
+    zoo_ys, summary = zoo_recipe(iters, ROOT / "results")
+    out = ROOT / "results" / "spiral_node_vs_torchdiffeq.png"
+    out.parent.mkdir(exist_ok=True)
+    plot_trajectories(out, dataset.t, dataset.y, {"zoo (configs/spiral_node.yaml)": zoo_ys,
+                                                  "torchdiffeq demo": torch_ys})
+    print(f"figure: {out}")
+    return [{"recipe": "torchdiffeq ode_demo.py (RMSprop, L1)", "iterations": iters,
+             "trajectory MSE [0, 25]": mse(torch_ys), "train wall s": torch_s},
+            {"recipe": "zoo configs/spiral_node.yaml (Adam, cosine, MSE)", "iterations": iters,
+             "trajectory MSE [0, 25]": mse(zoo_ys), "train wall s": summary["wall_time_s"]}]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", action="store_true", help="also train both recipes end to end")
+    parser.add_argument("--iters", type=int, default=ITERS)
+    parser.add_argument("--wall", action="store_true",
+                        help="time with wall clock (default: process CPU time, fairer on a busy machine)")
+    args = parser.parse_args()
+    clock = time.perf_counter if args.wall else time.process_time
+    rows = speed(clock)
+    print(f"\nspiral training iteration, batch {BATCH} windows of 10 points, dopri5 rtol 1e-7 atol 1e-9 "
+          f"({'wall' if args.wall else 'CPU'} time, median)")
+    print(table(rows))
+    for r in rows:
+        print(f"speedup ({r['gradient']}): zoo is {r['speedup']:.1f}x faster than torchdiffeq")
+    if args.recipe:
+        rows = recipes(args.iters)
+        print("\n" + table(rows))
+        print(f"MSE ratio torchdiffeq demo / zoo: {rows[0]['trajectory MSE [0, 25]'] / rows[1]['trajectory MSE [0, 25]']:.1f}")
+
+
+if __name__ == "__main__":
+    main()

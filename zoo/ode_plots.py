@@ -1,0 +1,97 @@
+"""Phase portraits of fitted 2-D dynamics: true vs learned trajectory, and the learned field.
+
+    python -m zoo.ode_plots RUN_DIR        # writes RUN_DIR/phase_portrait.png
+    plot_phase_portrait(run_dir)           # the same, from Python (a post-training hook)
+
+The run directory must hold a trained `node` model on a trajectory dataset ("spiral"): its
+config.yaml and a checkpoint. The learned trajectory is integrated from y(0) over the whole
+evaluation horizon, as for `eval_mse`.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+FILENAME = "phase_portrait.png"
+
+
+def _field_panel(ax, field: Callable[[np.ndarray], np.ndarray], limits: tuple[float, float]) -> None:
+    grid = np.linspace(*limits, 21)
+    y1, y2 = np.meshgrid(grid, grid)
+    dy = np.asarray(field(np.stack([y1.ravel(), y2.ravel()], -1).astype(np.float32)))
+    speed = np.hypot(dy[:, 0], dy[:, 1]).reshape(y1.shape)
+    ax.streamplot(y1, y2, dy[:, 0].reshape(y1.shape), dy[:, 1].reshape(y1.shape),
+                  color=np.log1p(speed), cmap="viridis", density=1.2, linewidth=0.8)
+    ax.set(title="learned vector field", xlabel="y1", ylabel="y2", xlim=limits, ylim=limits)
+
+
+def plot_trajectories(path: Path | str, t: np.ndarray, true_ys: np.ndarray,
+                      learned: dict[str, np.ndarray], *,
+                      field: Callable[[np.ndarray], np.ndarray] | None = None) -> Path:
+    """Time series and phase portrait of the true trajectory [T, 2] against each learned one
+    (label -> [T, 2], its MSE in the legend), plus the learned field's streamlines if given."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = 3 if field is not None else 2
+    fig, axes = plt.subplots(1, panels, figsize=(5.2 * panels, 4.6))
+    axes[0].plot(t, true_ys[:, 0], "k-", lw=1.5, label="true y1")
+    axes[0].plot(t, true_ys[:, 1], "k--", lw=1.5, label="true y2")
+    axes[1].plot(true_ys[:, 0], true_ys[:, 1], "k-", lw=2.0, label="true")
+    for (label, ys), color in zip(learned.items(), ("tab:red", "tab:blue", "tab:green")):
+        mse = float(np.mean((ys - true_ys) ** 2))
+        axes[0].plot(t, ys[:, 0], "-", color=color, lw=1.0, label=f"{label} y1")
+        axes[0].plot(t, ys[:, 1], "--", color=color, lw=1.0, label=f"{label} y2")
+        axes[1].plot(ys[:, 0], ys[:, 1], "-", color=color, lw=1.0, label=f"{label} (MSE {mse:.2e})")
+    axes[0].set(title="trajectories", xlabel="t", ylabel="y")
+    axes[0].legend(fontsize=7, loc="upper right")
+    axes[1].set(title="phase portrait", xlabel="y1", ylabel="y2", aspect="equal")
+    axes[1].legend(fontsize=8, loc="lower left")
+    if field is not None:
+        limit = 1.1 * float(np.abs(true_ys).max())
+        _field_panel(axes[2], field, (-limit, limit))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def restore_params(run_dir: Path):
+    """The experiment described by run_dir/config.yaml and its latest checkpointed params."""
+    from zoo import checkpoint, config, train
+
+    exp = train.setup(config.load(run_dir / "config.yaml"))
+    state, shardings = train.init_state(exp)
+    ckpt = checkpoint.Checkpointer(run_dir / "checkpoints", exp.cfg.train.keep_checkpoints)
+    try:
+        state, _ = ckpt.restore(checkpoint.abstract(state, shardings))
+    finally:
+        ckpt.close()
+    return exp, state["params"]
+
+
+def plot_phase_portrait(run_dir: Path | str) -> Path:
+    """Write run_dir/phase_portrait.png for a trained `node` run; returns its path."""
+    import jax
+
+    run_dir = Path(run_dir)
+    exp, params = restore_params(run_dir)
+    dataset = exp.dataset
+    x = {"y0": dataset.y[None, 0], "t": dataset.t[None]}
+    ys, _ = jax.jit(exp.model.apply)(params, x)
+    field_params, cfg = params["field"], exp.cfg.model
+    from zoo.models.node import mlp_field
+    f = mlp_field(cfg.activation, cfg.input_power, cfg.time_dependent)
+    field = jax.jit(lambda y: f(field_params, 0.0, y))
+    return plot_trajectories(run_dir / FILENAME, dataset.t, dataset.y,
+                             {"learned": np.asarray(ys[0])}, field=field)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: python -m zoo.ode_plots RUN_DIR")
+    print(plot_phase_portrait(sys.argv[1]))
