@@ -79,6 +79,13 @@ class PlanetoidConfig:
     path: str | None = None                   # a Planetoid .npz (format: shared/data/README.md)
     eval_split: Literal["test", "val"] = "test"
     normalize_features: bool = True           # divide each row by its sum (Kipf & Welling 2017)
+    sparse_features: bool = True              # features as a BCOO matrix (~1% of entries stored)
+
+
+def _sparse(x: np.ndarray):
+    from jax.experimental import sparse
+    indices = np.argwhere(x != 0).astype(np.int32)
+    return sparse.BCOO((x[x != 0], indices), shape=x.shape, indices_sorted=True, unique_indices=True)
 
 
 def load_planetoid(cfg: PlanetoidConfig) -> NodeDataset:
@@ -96,7 +103,7 @@ def load_planetoid(cfg: PlanetoidConfig) -> NodeDataset:
         features /= np.maximum(features.sum(1, keepdims=True), 1.0)
     n = len(features)
     labels = np.where(arrays["labeled"], arrays["labels"], 0).astype(np.int32)
-    graph = GraphsTuple(nodes=features, edges=None, senders=arrays["senders"].astype(np.int32),
+    graph = GraphsTuple(nodes=_sparse(features) if cfg.sparse_features else features, edges=None, senders=arrays["senders"].astype(np.int32),
                         receivers=arrays["receivers"].astype(np.int32), globals=None,
                         n_node=np.array([n], np.int32), n_edge=np.array([len(arrays["senders"])], np.int32))
     return NodeDataset(task="classification", model_defaults={"num_outputs": int(labels.max()) + 1},

@@ -12,7 +12,8 @@ Axis legend: N nodes, E edges, G graphs (all summed over the batch), D feature a
     n_node              int32 [G]               nodes per graph; graph g owns a contiguous block
     n_edge              int32 [G]               edges per graph; likewise contiguous
 
-An undirected edge is two directed edges. Messages flow from senders to receivers.
+An undirected edge is two directed edges. Messages flow from senders to receivers. `nodes` may
+also be a jax.experimental.sparse.BCOO [N, D] (models only; batching and padding need arrays).
 
 Padding (`pad_graphs`) appends one padding graph that owns every padding node and edge (each
 padding edge joins the first padding node to itself), then empty graphs up to the target
