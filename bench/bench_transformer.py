@@ -1,0 +1,183 @@
+"""Transformer family: training throughput of our GPT against the same model in PyTorch
+(nanoGPT's model.py, eager CPU), and the achieved FLOP/s of the training step as a fraction of
+the machine's measured float32 matmul peak (FLOPs from XLA's cost analysis).
+
+    python bench/bench_transformer.py                      # both rows
+    python bench/bench_transformer.py --rows d512 --threads 1 --clock cpu
+
+The model is nanoGPT's: LayerNorm, learned positions, GELU (tanh) MLP 4x, biases, tied
+embeddings, causal attention (torch: F.scaled_dot_product_attention). One training step =
+forward, cross-entropy, backward, global-norm clipping at 1, AdamW (beta2 0.99, weight decay
+0.1 on matrices). Rows:
+  shakespeare   nanoGPT's CPU recipe: B=12, T=64, D=128, 4 layers, 4 heads, V=65
+  d512          B=8, T=256, D=512, 4 layers, 8 heads, V=65
+ratio = torch seconds per step / JAX seconds per step (>= 1.5 is the goal).
+
+On a shared machine use `--threads 1 --clock cpu` (one thread in each library, CPU time of
+this process only) to rank variants; report wall time (the default) from a quiet machine.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+
+if "--threads" in sys.argv:  # must precede the jax import: XLA reads its flags once
+    _n = sys.argv[sys.argv.index("--threads") + 1]
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                               f" --xla_cpu_multi_thread_eigen={str(_n != '1').lower()}"
+                               f" intra_op_parallelism_threads={_n}").strip()
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench.common import compile_time, cost_flops, matmul_peak_flops, median_time, table  # noqa: E402
+from zoo.models import build  # noqa: E402
+
+ROWS = {  # name: (B, T, D, layers, heads, vocab)
+    "shakespeare": (12, 64, 128, 4, 4, 65),
+    "d512": (8, 256, 512, 4, 8, 65),
+}
+
+
+def data(b, t, v, seed=0):
+    rng = np.random.default_rng(seed)
+    tokens = rng.integers(0, v, (b, t + 1)).astype(np.int32)
+    return tokens[:, :-1], tokens[:, 1:]
+
+
+# ----------------------------------------------------------------------------- JAX
+def jax_step(row):
+    b, t, d, layers, heads, v = row
+    model = build("gpt", vocab_size=v, num_layers=layers, num_heads=heads, d_model=d)
+    x, y = map(jnp.asarray, data(b, t, v))
+    params = model.init(jax.random.key(0), x)
+    decay = jax.tree.map(lambda p: p.ndim >= 2, params)
+    tx = optax.chain(optax.clip_by_global_norm(1.0),
+                     optax.adamw(1e-3, b1=0.9, b2=0.99, weight_decay=0.1, mask=decay))
+
+    def loss(params, x, y):
+        return optax.softmax_cross_entropy_with_integer_labels(model.apply(params, x), y).mean()
+
+    def train_step(state, x, y):
+        params, opt_state = state
+        value, grads = jax.value_and_grad(loss)(params, x, y)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), value
+
+    step = jax.jit(train_step, donate_argnums=0)
+    state = (params, tx.init(params))
+    seconds_compile = compile_time(step, state, x, y)
+    flops = cost_flops(step, state, x, y)
+    holder = {"state": state}
+
+    def run():
+        holder["state"], value = step(holder["state"], x, y)
+        return value
+
+    return run, seconds_compile, flops
+
+
+# ----------------------------------------------------------------------------- PyTorch
+def torch_step(row, threads):
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    if threads:
+        torch.set_num_threads(threads)
+    b, t, d, layers, heads, v = row
+
+    class Block(nn.Module):          # nanoGPT's Block, GELU with the tanh approximation
+        def __init__(self):
+            super().__init__()
+            self.ln_1, self.ln_2 = nn.LayerNorm(d), nn.LayerNorm(d)
+            self.c_attn, self.attn_proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+            self.c_fc, self.mlp_proj = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+
+        def forward(self, x):
+            q, k, v_ = self.c_attn(self.ln_1(x)).split(d, dim=2)
+            split = lambda z: z.view(b, t, heads, d // heads).transpose(1, 2)  # noqa: E731
+            y = F.scaled_dot_product_attention(split(q), split(k), split(v_), is_causal=True)
+            x = x + self.attn_proj(y.transpose(1, 2).contiguous().view(b, t, d))
+            return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
+
+    class GPT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte, self.wpe = nn.Embedding(v, d), nn.Embedding(t, d)
+            self.blocks = nn.ModuleList(Block() for _ in range(layers))
+            self.ln_f = nn.LayerNorm(d)
+
+        def forward(self, idx):
+            x = self.wte(idx) + self.wpe(torch.arange(t))
+            for block in self.blocks:
+                x = block(x)
+            return self.ln_f(x) @ self.wte.weight.T
+
+    torch.manual_seed(0)
+    model = GPT()
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=1e-3, betas=(0.9, 0.99))
+    x, y = (torch.from_numpy(a.astype(np.int64)) for a in data(b, t, v))
+
+    def run():
+        logits = model(x)
+        loss = F.cross_entropy(logits.view(-1, v), y.reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        return loss
+
+    return run
+
+
+# ----------------------------------------------------------------------------- main
+def measure(name, threads, clock, number):
+    row = ROWS[name]
+    b, t = row[0], row[1]
+    run_jax, seconds_compile, flops = jax_step(row)
+    jax_s = median_time(run_jax, number=number, clock=clock)
+    result = {"row": name, "tokens/step": b * t, "jax tok/s": b * t / jax_s,
+              "compile s": seconds_compile, "GFLOP/step": flops / 1e9, "jax GFLOP/s": flops / jax_s / 1e9}
+    try:
+        run_torch = torch_step(row, threads)
+    except ImportError:
+        return result
+    torch_s = median_time(run_torch, number=number, clock=clock)
+    result.update({"torch tok/s": b * t / torch_s, "ratio": torch_s / jax_s})
+    return result
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
+    p.add_argument("--threads", type=int, default=0, help="threads per library; 0: library default")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall")
+    p.add_argument("--number", type=int, default=10, help="steps per timing sample")
+    args = p.parse_args(argv)
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
+    peak = matmul_peak_flops()
+    print(f"jax {jax.__version__}, {os.cpu_count()} CPUs, clock={args.clock}, threads={args.threads or 'default'}")
+    print(f"measured float32 matmul peak (1024^3, XLA): {peak / 1e9:.1f} GFLOP/s\n")
+    rows = [measure(name, args.threads, clock, args.number) for name in args.rows]
+    for r in rows:
+        r["% matmul peak"] = 100 * r["jax GFLOP/s"] * 1e9 / peak
+    print(table(rows))
+    for r in rows:
+        if "ratio" in r:
+            print(f"{r['row']}: JAX {r['ratio']:.2f}x PyTorch tokens/s (goal >= 1.5); "
+                  f"{r['% matmul peak']:.0f}% of matmul peak" + (" (goal >= 40%)" if r["row"] == "d512" else ""))
+    return 0 if all(math.isfinite(r["jax tok/s"]) for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
