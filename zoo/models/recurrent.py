@@ -30,6 +30,8 @@ real step's output, the final state is the state after the last real step, and t
 direction starts from its initial state at the last real step. Stacked layers feed
 concat(forward, reverse) outputs upward, with dropout between layers (not after the last).
 
+Language models over these layers: zoo.models.recurrent_lm.
+
 Two paths compute the same function: `impl="reference"` scans `cell` per direction with
 autodiff; `impl="fused"` (zoo.models.recurrent_scan) runs all directions in one scan with a
 hand-written backward pass (recomputing the gate math and taking dW_hh as one matmul after
@@ -127,13 +129,20 @@ def make_cell(kind: str) -> Callable:
     return cell
 
 
-def cell_init(key, kind: str, d_in: int, d_hidden: int) -> dict:
-    """PyTorch's initialisation: U(-1/sqrt(H), 1/sqrt(H)) for every weight and bias."""
+REMEMBER_GATE = {"lstm": 1, "gru": 1}  # the gate whose opening keeps the carry: LSTM f, GRU z
+
+
+def cell_init(key, kind: str, d_in: int, d_hidden: int, remember_bias: float = 0.0) -> dict:
+    """PyTorch's initialisation: U(-1/sqrt(H), 1/sqrt(H)) for every weight and bias, plus
+    `remember_bias` on the LSTM forget gate / GRU update gate (Jozefowicz et al. 2015: 1.0)."""
     g = GATES[kind] * d_hidden
     k_ih, k_hh, k_b, k_bhn = jax.random.split(key, 4)
     params = {"W_ih": L.fan_in_uniform(k_ih, (d_in, g), d_hidden),
               "W_hh": L.fan_in_uniform(k_hh, (d_hidden, g), d_hidden),
               "b": L.fan_in_uniform(k_b, (g,), d_hidden)}
+    if kind in REMEMBER_GATE and remember_bias:
+        gate = REMEMBER_GATE[kind]
+        params["b"] = params["b"].at[gate * d_hidden:(gate + 1) * d_hidden].add(remember_bias)
     if kind == "gru":
         params["b_hn"] = L.fan_in_uniform(k_bhn, (d_hidden,), d_hidden)
     return params
@@ -209,13 +218,14 @@ def stack(kind, layers, x, *, lengths=None, initial_state=None, dropout_rate=0.0
     return jnp.swapaxes(xs, 0, 1), final
 
 
-def stack_init(key, kind, d_in, d_hidden, num_layers, bidirectional):
+def stack_init(key, kind, d_in, d_hidden, num_layers, bidirectional, remember_bias=0.0):
     dirs = ("fwd", "bwd") if bidirectional else ("fwd",)
-    keys = jax.random.split(key, num_layers * len(dirs)).reshape(num_layers, len(dirs))
+    keys = jax.random.split(key, (num_layers, len(dirs)))
     layers = []
     for i in range(num_layers):
         d = d_in if i == 0 else d_hidden * len(dirs)
-        layers.append({name: cell_init(keys[i, k], kind, d, d_hidden) for k, name in enumerate(dirs)})
+        layers.append({name: cell_init(keys[i, k], kind, d, d_hidden, remember_bias)
+                       for k, name in enumerate(dirs)})
     return layers
 
 
@@ -229,6 +239,7 @@ class RecurrentConfig:
     bidirectional: bool = False
     dropout_rate: float = 0.0       # between stacked layers
     readout: Literal["last", "mean", "flatten"] = "last"  # flatten: all steps (fixed T)
+    remember_bias: float = 0.0      # init bias of the LSTM forget / GRU update gate
     impl: Literal["fused", "reference"] = "fused"
     unroll: int = 1                 # lax.scan unroll factor
 
@@ -275,7 +286,7 @@ def build_classifier(kind: str, cfg: RecurrentConfig) -> Model:
         k_rnn, k_head = jax.random.split(key)
         feat = k * cfg.hidden_size * (inputs.shape[1] if cfg.readout == "flatten" else 1)
         return {"rnn": stack_init(k_rnn, kind, inputs.shape[-1], cfg.hidden_size, cfg.num_layers,
-                                  cfg.bidirectional),
+                                  cfg.bidirectional, cfg.remember_bias),
                 "head": L.dense_init(k_head, feat, cfg.num_outputs)}
 
     def apply(params, x, *, key=None, train=False):
@@ -287,89 +298,6 @@ def build_classifier(kind: str, cfg: RecurrentConfig) -> Model:
     return Model(init, apply)
 
 
-@dataclasses.dataclass(frozen=True)
-class RecurrentLMConfig:
-    """Character/token language model: ids [B, T] -> next-token logits [B, T, V]."""
-    vocab_size: int | None = None   # None: taken from the dataset
-    embed_dim: int = 64
-    hidden_size: int = 256
-    num_layers: int = 2
-    dropout_rate: float = 0.0       # on the embeddings, between layers, before the head
-    impl: Literal["fused", "reference"] = "fused"
-    unroll: int = 1
-
-
-class RNNLMConfig(RecurrentLMConfig):
-    pass
-
-
-class LSTMLMConfig(RecurrentLMConfig):
-    pass
-
-
-class GRULMConfig(RecurrentLMConfig):
-    pass
-
-
-def lm_init(kind, cfg, key):
-    k_embed, k_rnn, k_head = jax.random.split(key, 3)
-    return {"embed": jax.random.normal(k_embed, (cfg.vocab_size, cfg.embed_dim), jnp.float32),
-            "rnn": stack_init(k_rnn, kind, cfg.embed_dim, cfg.hidden_size, cfg.num_layers, False),
-            "head": L.dense_init(k_head, cfg.hidden_size, cfg.vocab_size)}
-
-
-def lm_apply(kind, cfg, params, ids, state=None, *, key=None, train=False):
-    """ids [B, T] -> (logits [B, T, V], final state); `state` continues a previous call."""
-    keys = L.split_key(key, 3)
-    x = L.dropout(keys[0], params["embed"][ids], cfg.dropout_rate, train)
-    ys, state = stack(kind, params["rnn"], x, initial_state=state, dropout_rate=cfg.dropout_rate,
-                      key=keys[1], train=train, impl=cfg.impl, unroll=cfg.unroll)
-    ys = L.dropout(keys[2], ys, cfg.dropout_rate, train)
-    return L.dense(params["head"], ys), state
-
-
-def build_lm(kind: str, cfg: RecurrentLMConfig) -> Model:
-    if cfg.vocab_size is None:
-        raise ValueError(f"{kind}_lm needs vocab_size (the trainer takes it from the dataset)")
-
-    def apply(params, ids, *, key=None, train=False):
-        return lm_apply(kind, cfg, params, ids, key=key, train=train)[0]
-
-    return Model(lambda key, x: lm_init(kind, cfg, key), apply)
-
-
-def sample(key, logits, temperature=1.0, top_k=None):
-    """One token per row from logits [B, V]: softmax(logits / temperature), top-k truncated."""
-    if temperature == 0.0:
-        return jnp.argmax(logits, -1).astype(jnp.int32)
-    logits = logits / temperature
-    if top_k is not None:
-        kth = jax.lax.top_k(logits, top_k)[0][:, -1:]
-        logits = jnp.where(logits < kth, -jnp.inf, logits)
-    return jax.random.categorical(key, logits, -1).astype(jnp.int32)
-
-
-def generate(cfg: RecurrentLMConfig, params, prompt, *, steps, key, temperature=1.0, top_k=None):
-    """Continue prompt ids [B, T0] by `steps` sampled tokens -> int32 [B, T0 + steps].
-
-    The prompt is read once; each new token then advances the carried state by one step.
-    """
-    kind = _KIND_OF_LM[type(cfg)]
-    logits, state = lm_apply(kind, cfg, params, prompt)
-
-    def body(carry, step_key):
-        state, last_logits = carry
-        token = sample(step_key, last_logits, temperature, top_k)
-        logits, state = lm_apply(kind, cfg, params, token[:, None], state)
-        return (state, logits[:, -1]), token
-
-    _, tokens = jax.lax.scan(body, (state, logits[:, -1]), jax.random.split(key, steps))
-    return jnp.concatenate([prompt.astype(jnp.int32), tokens.T], 1)
-
-
-_KIND_OF_LM = {RNNLMConfig: "rnn", LSTMLMConfig: "lstm", GRULMConfig: "gru"}
-
-
 def _builder(build, kind):
     return lambda cfg: build(kind, cfg)
 
@@ -378,7 +306,4 @@ MODELS = {
     "rnn": (RNNConfig, _builder(build_classifier, "rnn")),
     "lstm": (LSTMConfig, _builder(build_classifier, "lstm")),
     "gru": (GRUConfig, _builder(build_classifier, "gru")),
-    "rnn_lm": (RNNLMConfig, _builder(build_lm, "rnn")),
-    "lstm_lm": (LSTMLMConfig, _builder(build_lm, "lstm")),
-    "gru_lm": (GRULMConfig, _builder(build_lm, "gru")),
 }

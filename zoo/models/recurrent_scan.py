@@ -123,8 +123,11 @@ def directions_layer(step, num_gates, dirs, xs, carries, mask, *, recurrent_bias
     k = len(dirs)
     split = functools.partial(jnp.split, indices_or_sections=num_gates, axis=-1)
     by_gate = lambda name: list(zip(*[split(p[name]) for p in dirs]))  # noqa: E731  [gate][direction]
-    a = tuple(_time_reversed([_affine(xs, w, b) for w, b in zip(ws, bs)])
-              for ws, bs in zip(by_gate("W_ih"), by_gate("b")))
+    # One matmul for every gate and direction, then per-gate copies the loop reads whole.
+    w_in = jnp.concatenate([p["W_ih"] for p in dirs], -1)
+    b_in = jnp.concatenate([p["b"] for p in dirs], -1)
+    a_all = jnp.split(_affine(xs, w_in, b_in), k * num_gates, axis=-1)
+    a = tuple(_time_reversed(a_all[d * num_gates + g] for d in range(k)) for g in range(num_gates))
     w_hh = tuple(jnp.stack(ws) for ws in by_gate("W_hh"))
     b_h = None
     if recurrent_bias(dirs[0]) is not None:
