@@ -24,7 +24,7 @@ class Model(NamedTuple):
     apply: Callable[..., Any]  # (params, x, *, key=None, train=False) -> y | (y, stats)
 
 
-from zoo.models import cnn, gnn, mlp, transformer, node, recurrent  # noqa: E402  (the modules import Model from here)
+from zoo.models import cnn, gnn, mlp, transformer, node, recurrent, recurrent_lm  # noqa: E402  (the modules import Model from here)
 
 REGISTRY: dict[str, tuple[type, Callable[[Any], Model]]] = {
     **node.MODELS,
@@ -32,6 +32,7 @@ REGISTRY: dict[str, tuple[type, Callable[[Any], Model]]] = {
     **cnn.MODELS,
     **gnn.MODELS,
     **recurrent.MODELS,
+    **recurrent_lm.MODELS,
     **transformer.MODELS,
 }
 
