@@ -60,6 +60,35 @@ def plot_trajectories(path: Path | str, t: np.ndarray, true_ys: np.ndarray,
     return Path(path)
 
 
+def plot_density(path: Path | str, log_density: Callable[[np.ndarray], np.ndarray],
+                 data: np.ndarray, samples: np.ndarray, *, limit: float = 4.0) -> Path:
+    """Three panels: data samples, the model's density exp(log_density) on a grid over
+    [-limit, limit]^2 (its integral over the grid in the title: near 1 for a proper density)
+    and samples drawn from the model."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = np.linspace(-limit, limit, 120)
+    x1, x2 = np.meshgrid(grid, grid)
+    points = np.stack([x1.ravel(), x2.ravel()], -1).astype(np.float32)
+    p = np.exp(np.asarray(log_density(points))).reshape(x1.shape)
+    mass = float(p.sum() * (grid[1] - grid[0]) ** 2)
+    fig, axes = plt.subplots(1, 3, figsize=(13.5, 4.5))
+    axes[0].hist2d(data[:, 0], data[:, 1], bins=100, range=[[-limit, limit]] * 2, cmap="magma")
+    axes[0].set_title("data")
+    axes[1].pcolormesh(x1, x2, p, cmap="magma", shading="auto")
+    axes[1].set_title(f"model density (mass on grid {mass:.3f})")
+    axes[2].hist2d(samples[:, 0], samples[:, 1], bins=100, range=[[-limit, limit]] * 2, cmap="magma")
+    axes[2].set_title("model samples")
+    for ax in axes:
+        ax.set(aspect="equal", xlabel="x1", ylabel="x2")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
 def restore_params(run_dir: Path):
     """The experiment described by run_dir/config.yaml and its latest checkpointed params."""
     from zoo import checkpoint, config, train

@@ -176,6 +176,8 @@ def conv_field(num_groups: int) -> Field:
 @dataclasses.dataclass(frozen=True)
 class ODENetConfig(SolverConfig):
     num_outputs: int | None = None  # None: taken from the dataset
+    solver: Literal["tsit5", "dopri5", "euler", "rk4"] = "rk4"   # 2 RK4 steps: 8 evaluations
+    dt0: float | None = 0.5
     channels: int = 32
     kernel_size: int = 3
     encoder_kernel_size: int = 5
