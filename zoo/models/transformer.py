@@ -22,6 +22,10 @@ Models
   -> L causal blocks -> norm -> logits [B, T, V] = h W_head, with W_head = E^T when
   `tie_embeddings` (Press & Wolf 2017). `generate` samples continuations with a KV cache.
 
+Positions: a learned table added to h_0 ("learned", GPT-2), rotary angles applied to q and k
+inside attention ("rotary"), or none. Dropout (dropout_rate) acts on h_0 and on each residual
+branch, attention dropout on the softmax weights, as in nanoGPT.
+
 Initialisation follows GPT-2: weights N(0, 0.02^2), residual output projections
 N(0, (0.02 / sqrt(2L))^2), biases zero, norms one.
 
