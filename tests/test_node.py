@@ -239,3 +239,15 @@ def test_toy2d_batches_and_density_task():
     assert len(batches) == 3 and batches[-1]["mask"].tolist() == [1, 1, 0, 0]
     sums = toy2d.density(jnp.array([-1.0, -3.0]), {"mask": jnp.array([1.0, 0.0])})
     assert float(sums["loss"]) == 1.0 and float(sums["count"]) == 1.0
+
+
+def test_plots_write_pngs(tmp_path):
+    from zoo.ode_plots import plot_density, plot_trajectories
+    t = np.linspace(0, 1, 20)
+    ys = np.stack([np.cos(t), np.sin(t)], -1)
+    path = plot_trajectories(tmp_path / "a.png", t, ys, {"learned": ys + 0.01},
+                             field=lambda y: y @ np.array([[0.0, -1.0], [1.0, 0.0]]))
+    gaussian = lambda x: -0.5 * (x ** 2).sum(-1) - np.log(2 * np.pi)   # noqa: E731
+    points = np.random.default_rng(0).standard_normal((100, 2))
+    path2 = plot_density(tmp_path / "b.png", gaussian, points, points)
+    assert path.stat().st_size > 1000 and path2.stat().st_size > 1000

@@ -1,11 +1,14 @@
-"""Phase portraits of fitted 2-D dynamics: true vs learned trajectory, and the learned field.
+"""Figures of trained ODE models, written into their run directory.
 
-    python -m zoo.ode_plots RUN_DIR        # writes RUN_DIR/phase_portrait.png
-    plot_phase_portrait(run_dir)           # the same, from Python (a post-training hook)
+    python -m zoo.ode_plots RUN_DIR        # what plot_run(RUN_DIR) writes
+    plot_run(run_dir)                      # post-training hook: None for other models
 
-The run directory must hold a trained `node` model on a trajectory dataset ("spiral"): its
-config.yaml and a checkpoint. The learned trajectory is integrated from y(0) over the whole
-evaluation horizon, as for `eval_mse`.
+- `node` on a trajectory dataset ("spiral"): RUN_DIR/phase_portrait.png, true vs learned
+  trajectory (integrated from y(0) over the whole evaluation horizon, as for eval_mse) and
+  the learned vector field.
+- `cnf` on a 2-D density ("toy2d"): RUN_DIR/density.png, data, model density, model samples.
+
+The run directory must hold the run's config.yaml and a checkpoint.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 FILENAME = "phase_portrait.png"
+DENSITY_FILENAME = "density.png"
 
 
 def _field_panel(ax, field: Callable[[np.ndarray], np.ndarray], limits: tuple[float, float]) -> None:
@@ -120,7 +124,34 @@ def plot_phase_portrait(run_dir: Path | str) -> Path:
                              {"learned": np.asarray(ys[0])}, field=field)
 
 
+def plot_cnf_density(run_dir: Path | str) -> Path:
+    """Write run_dir/density.png for a trained `cnf` run on a toy2d density."""
+    import jax
+
+    from zoo.data.toy2d import draw
+    from zoo.models.cnf import sample
+
+    run_dir = Path(run_dir)
+    exp, params = restore_params(run_dir)
+    log_density = jax.jit(lambda x: exp.model.apply(params, x)[0])
+    samples = jax.jit(lambda key: sample(exp.cfg.model, params, key, 5000))(jax.random.PRNGKey(0))
+    data = draw(exp.dataset.density_name, np.random.default_rng(0), 5000)
+    return plot_density(run_dir / DENSITY_FILENAME, log_density, data, np.asarray(samples))
+
+
+PLOTS = {"node": plot_phase_portrait, "cnf": plot_cnf_density}
+
+
+def plot_run(run_dir: Path | str) -> Path | None:
+    """The figure of a trained ODE model's run (see the module docstring); None for models
+    without one."""
+    from zoo import config
+
+    name = config.read_yaml(Path(run_dir) / "config.yaml")["model"]["name"]
+    return PLOTS[name](run_dir) if name in PLOTS else None
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         raise SystemExit("usage: python -m zoo.ode_plots RUN_DIR")
-    print(plot_phase_portrait(sys.argv[1]))
+    print(plot_run(sys.argv[1]) or "no ODE figure for this run's model")
