@@ -72,8 +72,8 @@ def _torch_module(torch, kind, d, h, num_layers, bidirectional):
     return cls(d, h, num_layers=num_layers, bidirectional=bidirectional, batch_first=True)
 
 
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("impl", ["reference", "fused"])
+@pytest.mark.parametrize("kind, impl", [("rnn", "reference"), ("lstm", "reference"), ("gru", "reference"),
+                                        ("lstm", "fused"), ("gru", "fused")])
 def test_stack_matches_torch(kind, impl):
     torch = pytest.importorskip("torch")
     b, t, d, h, n = 4, 7, 3, 5, 2
@@ -123,7 +123,7 @@ def test_padding_never_changes_real_steps(kind):
     np.testing.assert_allclose(ys[1:2, :3], row, atol=ATOL)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_state_passing_continues_a_sequence(kind):
     layers = R.stack_init(jax.random.key(0), kind, 3, 5, 2, False)
     x = _x((2, 9, 3))
