@@ -2,6 +2,7 @@
 
     python bench/bench_node.py              # time per training iteration (about a minute)
     python bench/bench_node.py --recipe     # also torchdiffeq's demo recipe vs configs/spiral_node.yaml
+    python bench/bench_node.py --recipe --no-speed --seed 1   # recipes only, another seed
 
 1. Time per training iteration, same everything: torchdiffeq's `examples/ode_demo.py` network
    (2-50-2 tanh MLP on y^3, weights copied from the zoo model), solver (dopri5), tolerances
@@ -14,7 +15,7 @@
    all windows. The NFE column shows what each did.
 2. --recipe: torchdiffeq's demo as published (RMSprop 1e-3, L1 loss, 2000 iterations) against
    configs/spiral_node.yaml (the same number of iterations); final MSE of the whole
-   trajectory from y(0) over t in [0, 25], and a figure of both (results/spiral_node_vs_torchdiffeq.png).
+   trajectory from y(0) over t in [0, 25], and a figure of both (results/spiral_node_vs_torchdiffeq_seed<S>.png).
 """
 from __future__ import annotations
 
@@ -162,9 +163,10 @@ def torchdiffeq_demo(dataset, iters: int, seed: int = 0) -> tuple[np.ndarray, fl
     return ys, seconds
 
 
-def zoo_recipe(iters: int, run_dir: Path) -> tuple[np.ndarray, dict]:
+def zoo_recipe(iters: int, seed: int) -> tuple[np.ndarray, dict]:
     import tempfile
-    cfg = config.load(CONFIG, [f"train.steps={iters}", f"run.dir={tempfile.mkdtemp()}", "run.plots=false"])
+    cfg = config.load(CONFIG, [f"train.steps={iters}", f"train.seed={seed}", f"run.dir={tempfile.mkdtemp()}",
+                               "run.plots=false"])
     final = {}
     summary = train.fit(cfg, on_step=lambda step, state: final.update(
         params=jax.device_get(state["params"])) if step == iters else None)
@@ -174,14 +176,14 @@ def zoo_recipe(iters: int, run_dir: Path) -> tuple[np.ndarray, dict]:
     return np.asarray(ys[0]), summary
 
 
-def recipes(iters: int) -> list[dict]:
+def recipes(iters: int, seed: int) -> list[dict]:
     from zoo.data.ode import SpiralConfig, load_spiral
     from zoo.ode_plots import plot_trajectories
     dataset = load_spiral(SpiralConfig())
     mse = lambda ys: float(np.mean((ys - dataset.y) ** 2))  # noqa: E731
-    torch_ys, torch_s = torchdiffeq_demo(dataset, iters)
-    zoo_ys, summary = zoo_recipe(iters, ROOT / "results")
-    out = ROOT / "results" / "spiral_node_vs_torchdiffeq.png"
+    torch_ys, torch_s = torchdiffeq_demo(dataset, iters, seed)
+    zoo_ys, summary = zoo_recipe(iters, seed)
+    out = ROOT / "results" / f"spiral_node_vs_torchdiffeq_seed{seed}.png"
     out.parent.mkdir(exist_ok=True)
     plot_trajectories(out, dataset.t, dataset.y, {"zoo (configs/spiral_node.yaml)": zoo_ys,
                                                   "torchdiffeq demo": torch_ys})
@@ -192,22 +194,29 @@ def recipes(iters: int) -> list[dict]:
              "trajectory MSE [0, 25]": mse(zoo_ys), "train wall s": summary["wall_time_s"]}]
 
 
+def speed_table(clock, clock_name: str) -> None:
+    rows = speed(clock)
+    print(f"\nspiral training iteration, batch {BATCH} windows of 10 points, dopri5 rtol 1e-7 atol 1e-9 "
+          f"({clock_name} time, median)")
+    print(table(rows))
+    for r in rows:
+        print(f"speedup ({r['gradient']}): zoo is {r['speedup']:.1f}x faster than torchdiffeq")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", action="store_true", help="also train both recipes end to end")
     parser.add_argument("--iters", type=int, default=ITERS)
+    parser.add_argument("--seed", type=int, default=0, help="seed of both recipes (init and batches)")
+    parser.add_argument("--no-speed", action="store_true", help="skip the timing table")
     parser.add_argument("--wall", action="store_true",
                         help="time with wall clock (default: process CPU time, fairer on a busy machine)")
     args = parser.parse_args()
     clock = time.perf_counter if args.wall else time.process_time
-    rows = speed(clock)
-    print(f"\nspiral training iteration, batch {BATCH} windows of 10 points, dopri5 rtol 1e-7 atol 1e-9 "
-          f"({'wall' if args.wall else 'CPU'} time, median)")
-    print(table(rows))
-    for r in rows:
-        print(f"speedup ({r['gradient']}): zoo is {r['speedup']:.1f}x faster than torchdiffeq")
+    if not args.no_speed:
+        speed_table(clock, 'wall' if args.wall else 'CPU')
     if args.recipe:
-        rows = recipes(args.iters)
+        rows = recipes(args.iters, args.seed)
         print("\n" + table(rows))
         print(f"MSE ratio torchdiffeq demo / zoo: {rows[0]['trajectory MSE [0, 25]'] / rows[1]['trajectory MSE [0, 25]']:.1f}")
 
