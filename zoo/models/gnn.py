@@ -62,6 +62,7 @@ class GATConfig(GCNConfig):
     num_heads: int = 8
     output_heads: int = 1                 # heads of the node-level output layer (averaged)
     attention_dropout_rate: float = 0.6
+    message_dropout_rate: float = 0.0     # on W h before aggregation (the reference code: 0.6)
     negative_slope: float = 0.2
 
 
@@ -221,8 +222,10 @@ def gat_layer(params: dict, h: jax.Array, edges: tuple[jax.Array, jax.Array], *,
     score_dst = jnp.einsum("nhf,hf->nh", wh, params["attn_dst"].astype(h.dtype))
     logits = jax.nn.leaky_relu(score_src[senders] + score_dst[receivers], cfg.negative_slope)  # [E, H]
     alpha = segment_softmax(logits.astype(jnp.float32), receivers, h.shape[0]).astype(h.dtype)
-    alpha = dropout(key, alpha, cfg.attention_dropout_rate, train)
-    out = segment_sum(alpha[..., None] * wh[senders], receivers, h.shape[0])             # [N, H, F]
+    key_alpha, key_messages = L.split_key(key, 2)
+    alpha = dropout(key_alpha, alpha, cfg.attention_dropout_rate, train)
+    messages = dropout(key_messages, wh, cfg.message_dropout_rate, train)
+    out = segment_sum(alpha[..., None] * messages[senders], receivers, h.shape[0])       # [N, H, F]
     bias = params["bias"].astype(h.dtype)[None, :]
     if concat:
         return out.reshape(h.shape[0], heads * width) + bias
