@@ -36,6 +36,7 @@ CASES = {
     # fixed-step solvers keep compile times short; tests/test_node.py covers the adaptive ones
     "node": ({"width": 8, "solver": "rk4", "dt0": 0.05}, ["data.name=spiral"]),
     "odenet": ({"channels": 8, "num_groups": 2, "solver": "rk4", "dt0": 0.25}, ["data.name=mnist1d"]),
+    "cnf": ({"width": 8, "depth": 1, "solver": "rk4", "dt0": 0.25}, ["data.name=toy2d", "data.num_test=16"]),
 }
 BATCH = 8
 

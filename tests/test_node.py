@@ -12,6 +12,7 @@ from zoo.data import ode as D
 from zoo.models import build
 from zoo.models import layers as L
 from zoo.models import node as N
+from zoo import tasks
 from zoo.tasks import regression
 
 TIGHT = dict(rtol=1e-6, atol=1e-8)
@@ -237,7 +238,7 @@ def test_toy2d_batches_and_density_task():
     assert a["x"].shape == (64, 2) and np.abs(a["x"]).max() <= 2.0
     batches = list(dataset.eval_batches(4))
     assert len(batches) == 3 and batches[-1]["mask"].tolist() == [1, 1, 0, 0]
-    sums = toy2d.density(jnp.array([-1.0, -3.0]), {"mask": jnp.array([1.0, 0.0])})
+    sums = tasks.density(jnp.array([-1.0, -3.0]), {"mask": jnp.array([1.0, 0.0])})
     assert float(sums["loss"]) == 1.0 and float(sums["count"]) == 1.0
 
 

@@ -38,10 +38,17 @@ def regression(outputs: jax.Array, batch: dict) -> dict[str, jax.Array]:
     return {"loss": jnp.sum(w * err), "count": jnp.sum(w)}
 
 
+def density(log_px: jax.Array, batch: dict) -> dict[str, jax.Array]:
+    """Density estimation: the loss is -log p(x) per example (nats); outputs are log p(x) [B]."""
+    w = batch["mask"].astype(jnp.float32)
+    return {"loss": -jnp.sum(w * log_px.astype(jnp.float32)), "count": jnp.sum(w)}
+
+
 TASKS: dict[str, Callable[[jax.Array, dict], dict[str, jax.Array]]] = {
     "classification": classification,
     "language_model": classification,
     "regression": regression,
+    "density": density,
 }
 
 

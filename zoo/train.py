@@ -272,8 +272,11 @@ def fit(cfg: Config, *, on_step: Callable[[int, dict], None] | None = None) -> d
                "data": exp.cfg.data_name, "run_dir": str(run_dir),
                **{k: float(v) for k, v in to_host(metrics).items() if k not in ("loss", "grad_norm", "accuracy")}}
     rundir.write_summary(run_dir, summary)
-    if exp.cfg.run.plots:
+    if exp.cfg.run.plots and rundir.is_writer():
         rundir.plot_curves(run_dir)
+        from zoo.ode_plots import PLOTS  # model-specific figures (phase portraits, densities)
+        if exp.cfg.model_name in PLOTS:
+            PLOTS[exp.cfg.model_name](run_dir)
     return summary
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from zoo.data import digits, graphs, mnist1d, ode, text
+from zoo.data import digits, graphs, mnist1d, ode, text, toy2d
 from zoo.data.base import ArrayDataset, Dataset
 
 DATASETS: dict[str, tuple[type, Callable[[Any], Dataset]]] = {
@@ -18,6 +18,7 @@ DATASETS: dict[str, tuple[type, Callable[[Any], Dataset]]] = {
     "karate": (graphs.KarateConfig, graphs.load_karate),
     "planetoid": (graphs.PlanetoidConfig, graphs.load_planetoid),
     "graph_cycles": (graphs.GraphCyclesConfig, graphs.load_graph_cycles),
+    "toy2d": (toy2d.Toy2DConfig, toy2d.load),
 }
 
 __all__ = ["DATASETS", "ArrayDataset", "Dataset"]

@@ -1,5 +1,5 @@
 """2-D toy densities for normalising flows (as in FFJORD, Grathwohl et al. 2019), sampled
-afresh for every training batch, and the "density" task (negative log-likelihood).
+afresh for every training batch, for the "density" task of zoo.tasks (negative log-likelihood).
 
     eight_gaussians  8 equal Gaussians (std 0.2) centred on a circle of radius 2
     two_moons        sklearn's two moons (noise 0.05), centred and scaled by 1.6
@@ -14,8 +14,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterator, Literal
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from zoo.data.base import Dataset, shard_rows
@@ -43,12 +41,6 @@ def draw(density: str, rng: np.random.Generator, n: int) -> np.ndarray:
     else:
         raise ValueError(f"unknown density {density!r}; valid: eight_gaussians, two_moons, checkerboard")
     return x.astype(np.float32)
-
-
-def density(log_px: jax.Array, batch: dict) -> dict[str, jax.Array]:
-    """The "density" task: loss = -log p(x) per example (nats), weighted by the mask."""
-    w = batch["mask"].astype(jnp.float32)
-    return {"loss": -jnp.sum(w * log_px.astype(jnp.float32)), "count": jnp.sum(w)}
 
 
 @dataclasses.dataclass

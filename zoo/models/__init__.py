@@ -24,16 +24,17 @@ class Model(NamedTuple):
     apply: Callable[..., Any]  # (params, x, *, key=None, train=False) -> y | (y, stats)
 
 
-from zoo.models import cnn, gnn, mlp, transformer, node, recurrent, recurrent_lm  # noqa: E402  (the modules import Model from here)
+from zoo.models import cnf, cnn, gnn, mlp, node, recurrent, recurrent_lm, transformer  # noqa: E402  (the modules import Model from here)
 
 REGISTRY: dict[str, tuple[type, Callable[[Any], Model]]] = {
-    **node.MODELS,
     **mlp.MODELS,
     **cnn.MODELS,
-    **gnn.MODELS,
     **recurrent.MODELS,
     **recurrent_lm.MODELS,
     **transformer.MODELS,
+    **gnn.MODELS,
+    **node.MODELS,
+    **cnf.MODELS,
 }
 
 

@@ -13,7 +13,7 @@ zoo.models.node; the batch is one ODE state [B, D] (with Δ: [B]). Samples: z(1)
 integrated back to t = 0.
 
 Axis legend: B batch, D data dimensions. `apply(params, x)` returns (log p(x) [B], {"nfe"});
-train it with the "density" task (zoo.data.toy2d.density: loss = -log p(x), in nats).
+train it with the "density" task (zoo.tasks.density: loss = -log p(x), in nats).
 """
 from __future__ import annotations
 
