@@ -1,21 +1,24 @@
 """Run by tests/test_distributed.py in a subprocess with 8 simulated CPU devices:
-`python tests/multidevice.py RUN_DIR CONFIG [override ...]` prints, as JSON, the eval metrics of
-the same short run on 1 device and on a data-parallel mesh of 8 (and with FSDP 4 x 2)."""
+`python tests/multidevice.py RUN_DIR JSON` where JSON maps config paths to their overrides and
+to the meshes to try; prints, as JSON, each run's eval metrics by config and mesh."""
 import json
 import sys
 
 from zoo import config
 from zoo.train import fit
 
+MESHES = {"one": ["mesh.data=1"], "eight": ["mesh.data=8"], "fsdp": ["mesh.data=4", "mesh.fsdp=2"]}
+
 
 def main():
-    run_dir, path, *overrides = sys.argv[1:]
+    run_dir, spec = sys.argv[1], json.loads(sys.argv[2])
     out = {}
-    for name, mesh in (("one", ["mesh.data=1"]), ("eight", ["mesh.data=8"]),
-                       ("fsdp", ["mesh.data=4", "mesh.fsdp=2"])):
-        cfg = config.load(path, [*overrides, *mesh, f"run.dir={run_dir}", f"run.name={name}", "run.plots=false"])
-        summary = fit(cfg)
-        out[name] = {k: v for k, v in summary.items() if k.startswith("eval_")}
+    for path, (overrides, meshes) in spec.items():
+        out[path] = {}
+        for mesh in meshes:
+            cfg = config.load(path, [*overrides, *MESHES[mesh], f"run.dir={run_dir}", "run.plots=false"])
+            summary = fit(cfg)
+            out[path][mesh] = {k: v for k, v in summary.items() if k.startswith("eval_")}
     print("RESULT " + json.dumps(out))
 
 
