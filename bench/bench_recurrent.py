@@ -52,18 +52,16 @@ import os
 import sys
 import time
 
-if "--threads" in sys.argv:  # must precede the jax import: XLA reads its flags once
-    _n = sys.argv[sys.argv.index("--threads") + 1]
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                               f" --xla_cpu_multi_thread_eigen={str(_n != '1').lower()}"
-                               f" intra_op_parallelism_threads={_n}").strip()
-
-import jax
-import jax.numpy as jnp
-import numpy as np
-import optax
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench.common import xla_threads_from_argv  # noqa: E402
+
+xla_threads_from_argv()  # before jax is imported: XLA reads its flags once
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
 from bench.common import compile_time, median_time, table  # noqa: E402
 from zoo.models import build  # noqa: E402
 

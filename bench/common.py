@@ -2,7 +2,9 @@
 warm-up, compile time of a jitted function, and a plain-text table."""
 from __future__ import annotations
 
+import os
 import statistics
+import sys
 import time
 from typing import Any, Callable, Sequence
 
@@ -73,3 +75,14 @@ def peak_rss_mib() -> float:
     """Peak resident memory of this process so far (MiB)."""
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def xla_threads_from_argv() -> None:
+    """`--threads N` on the command line limits XLA's CPU thread pool to N (call it before jax
+    is imported: XLA reads its flags once)."""
+    if "--threads" not in sys.argv:
+        return
+    n = sys.argv[sys.argv.index("--threads") + 1]
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                               f" --xla_cpu_multi_thread_eigen={str(n != '1').lower()}"
+                               f" intra_op_parallelism_threads={n}").strip()

@@ -119,7 +119,11 @@ class _Loader(yaml.SafeLoader):
 
 def _parse(text: str, where: str) -> Any:
     try:
-        return yaml.load(text, Loader=_Loader)  # a SafeLoader: plain values only
+        loader = _Loader(text)  # what yaml.safe_load does, with raw scalars kept
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.constructor.ConstructorError as e:
         tag = getattr(e.problem_mark, "line", None)
         line = f" line {tag + 1}" if tag is not None else ""
