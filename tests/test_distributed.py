@@ -18,8 +18,8 @@ from zoo import checkpoint, config, train
 SHORT = ["train.steps=20", "train.log_every=10", "train.eval_every=0", "train.checkpoint_every=0"]
 # one shipped config per family, a few steps each, with batch sizes the 8 devices divide
 FAMILIES = {
-    "mnist1d_mlp": (["train.batch_size=96"], ["one", "eight"]),
-    "mnist1d_cnn": (["train.batch_size=96"], ["one", "eight", "fsdp"]),
+    "mnist1d_mlp": (["train.batch_size=96"], ["one", "eight", "fsdp"]),  # its 256x256 kernel is FSDP-sharded
+    "mnist1d_cnn": (["train.batch_size=96"], ["one", "eight"]),
     "mnist1d_gru": (["train.batch_size=96", "train.steps=5"], ["one", "eight"]),
     "charlm_transformer": (["train.batch_size=16", "train.steps=5", "train.eval_batch_size=64",
                             "data.eval_windows=128"], ["one", "eight", "fsdp"]),
