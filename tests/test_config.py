@@ -63,6 +63,14 @@ def test_typed_values_and_tuples():
     assert cfg.optimizer.kwargs == {"b1": 0.5}
 
 
+def test_renaming_the_model_starts_its_section_from_the_new_defaults(tmp_path):
+    text = "model: {name: cnn, channels: [8]}\ndata: {name: mnist1d, format: vector}\n"
+    cfg = load("model.name=gru", "model.hidden_size=32", text=text, tmp_path=tmp_path)
+    assert cfg.model_name == "gru" and cfg.model.hidden_size == 32      # no leftover `channels`
+    assert cfg.data.format == "vector"                                  # other sections untouched
+    assert load("model.name=cnn", text=text, tmp_path=tmp_path).model.channels == (8,)
+
+
 def test_resolved_config_round_trips(tmp_path):
     cfg = load("train.steps=7", "model.channels=[4]", "model.kernel_sizes=[3]", "model.strides=[1]")
     path = tmp_path / "resolved.yaml"

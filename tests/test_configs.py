@@ -45,7 +45,7 @@ def test_config_smoke_runs_through_the_cli(path, tmp_path, capsys):
         pytest.skip(f"{data} is not on this machine")
     cfg = config.load(path)
     overrides = [f"data.path={data}"] if data is not None else []
-    code = main([str(path), *overrides, "train.steps=3", "train.log_every=1", "train.eval_every=0",
+    code = main([str(path), *overrides, "train.steps=3", "train.log_every=1", "train.eval_batches=1",
                  "train.checkpoint_every=0", f"run.dir={tmp_path / 'runs'}", "run.plots=false"])
     out = capsys.readouterr().out
     assert code == 0, out[-3000:]

@@ -14,7 +14,7 @@ from zoo.models import REGISTRY, Model, build
 
 # name -> small hyperparameters and the dataset (with options) its inputs come from
 SEQ = ["data.name=mnist1d", "data.format=sequence"]
-TEXT = ["data.name=text", "data.seq_len=16", "data.eval_windows=8"]
+TEXT = ["data.name=text", "data.seq_len=16", "train.eval_batches=1"]
 RNN = {"hidden_size": 8, "num_layers": 2, "bidirectional": True}
 RNN_LM = {"embed_dim": 8, "hidden_size": 8, "num_layers": 2}
 TINY_TRANSFORMER = {"num_layers": 1, "num_heads": 2, "d_model": 16}

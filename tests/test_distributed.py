@@ -22,7 +22,7 @@ FAMILIES = {
     "mnist1d_cnn": (["train.batch_size=96"], ["one", "eight"]),
     "mnist1d_gru": (["train.batch_size=96", "train.steps=5"], ["one", "eight"]),
     "charlm_transformer": (["train.batch_size=16", "train.steps=5", "train.eval_batch_size=64",
-                            "data.eval_windows=128"], ["one", "eight", "fsdp"]),
+                            "train.eval_batches=2"], ["one", "eight", "fsdp"]),
     "karate_gcn": ([], ["one", "eight"]),
     "graph_cycles_gin": (["train.steps=5", "data.num_test=64", "train.eval_batch_size=64"], ["one", "eight"]),
     "spiral_node": (["train.steps=3", "train.batch_size=16", "train.eval_batch_size=8"], ["one", "eight"]),

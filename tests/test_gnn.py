@@ -204,6 +204,8 @@ def test_planetoid_cora_public_split():
     batch = ds.train_batch(0, 0, 1)
     assert batch["x"].nodes.shape == (2708, 1433) and ds.model_defaults == {"num_outputs": 7}
     assert batch["mask"].sum() == 140 and next(ds.eval_batches(1))["mask"].sum() == 1000
+    val = next(ds.val_batches(1))["mask"]
+    assert ds.has_validation() and val.sum() == 500 and not (val * batch["mask"]).any()
     dense = data.load_planetoid(data.PlanetoidConfig(path=str(CORA), sparse_features=False)).graph.nodes
     np.testing.assert_allclose(dense.sum(1)[dense.sum(1) > 0], 1.0, rtol=1e-5)      # row-normalised
     np.testing.assert_array_equal(batch["x"].nodes.todense(), dense)

@@ -45,6 +45,61 @@ def test_padded_eval_counts_each_example_once(tmp_path):
     assert full["eval_accuracy"] == one["eval_accuracy"]
 
 
+def test_eval_batches_evaluates_only_the_first_batches(tmp_path):
+    exp = train.setup(small_cfg(tmp_path, "train.eval_batches=1"))
+    state, _ = train.init_state(exp)
+    capped = train.evaluate(exp, train.make_eval_step(exp), state["params"])
+    first = next(exp.dataset.eval_batches(300))
+    sums, _ = train.forward(exp, state["params"], first, None, train=False)
+    np.testing.assert_allclose(capped["eval_loss"], float(sums["loss"] / sums["count"]), rtol=1e-5)
+
+
+def test_select_keeps_the_best_validation_params_and_reports_their_test_metrics(tmp_path):
+    seen = {}
+    cfg = small_cfg(tmp_path, "data.val_size=500", "train.steps=12", "train.eval_every=2", "train.log_every=2",
+                    "train.select=val_loss", "optimizer.learning_rate=1.0")  # unstable: val loss goes back up
+    summary = train.fit(cfg, on_step=lambda step, state: seen.update({step: jax.tree.map(np.array, state["params"])}))
+    records = [json.loads(line) for line in (tmp_path / "t" / "metrics.jsonl").read_text().splitlines()]
+    val = {r["step"]: r["val_loss"] for r in records}
+    assert sorted(val) == list(range(2, 13, 2))
+    best = min(val, key=val.get)
+    assert summary["selected_step"] == best < 12 and summary["selected_val_loss"] == pytest.approx(val[best])
+    exp = train.setup(cfg)
+    expected = train.evaluate(exp, train.make_eval_step(exp), seen[best])
+    assert summary["eval_loss"] == pytest.approx(expected["eval_loss"], rel=1e-6)
+    assert summary["eval_accuracy"] == expected["eval_accuracy"]
+
+
+@pytest.mark.parametrize("select, selected, since", [
+    ("val_loss", 3, 2),                 # loss 0.8 at step 3 is the lowest
+    ("val_accuracy", 4, 1),             # 0.7 first reached at step 2, then at step 4 with a lower loss
+    ("val_loss_and_accuracy", 2, 0),    # step 2 was the last with both at their best; step 5 ties the accuracy
+])
+def test_selection_rules(select, selected, since):
+    best = train.Best(select, {"w": jax.numpy.zeros(2)})
+    evals = [(1.0, 0.5), (0.9, 0.7), (0.8, 0.6), (0.85, 0.7), (0.95, 0.7)]  # (val loss, val accuracy)
+    for step, (loss, acc) in enumerate(evals, start=1):
+        best.update(step, {"w": jax.numpy.full(2, step)}, {"val_loss": loss, "val_accuracy": acc})
+    assert int(best.steps[0]) == selected and int(best.steps[1]) == since
+    assert float(best.params["w"][0]) == selected
+    assert best.exhausted(since) == (since > 0) and not best.exhausted(since + 1)
+
+
+def test_patience_stops_once_validation_stops_improving(tmp_path):
+    summary = train.fit(small_cfg(tmp_path, "data.val_size=500", "train.steps=100", "train.eval_every=1",
+                                  "train.select=val_loss", "train.patience=3", "optimizer.learning_rate=0"))
+    assert summary["selected_step"] == 1 and summary["steps"] == 4  # evaluations 2, 3, 4 never beat 1
+
+
+def test_select_needs_a_validation_split_and_evaluations(tmp_path):
+    with pytest.raises(config.ConfigError, match="needs a validation split"):
+        train.setup(small_cfg(tmp_path, "train.select=val_loss", "train.eval_every=1"))
+    with pytest.raises(config.ConfigError, match="set train.eval_every"):
+        train.setup(small_cfg(tmp_path, "train.select=val_loss", "data.val_size=100"))
+    with pytest.raises(config.ConfigError, match="train.patience needs"):
+        train.setup(small_cfg(tmp_path, "train.patience=5"))
+
+
 def test_fit_writes_run_directory_and_never_overwrites(tmp_path):
     cfg = small_cfg(tmp_path, "train.steps=20", "train.eval_every=10", "run.plots=true")
     summary = train.fit(cfg)
@@ -106,8 +161,9 @@ def _finish(proc) -> tuple[int, str]:
 
 RESUME_YAML = """
 model: {name: mlp, width: 32, dropout_rate: 0.1}
-data: {name: mnist1d}
-train: {batch_size: 50, eval_batch_size: 300, steps: 3000, checkpoint_every: 100, log_every: 500}
+data: {name: mnist1d, val_size: 500}
+train: {batch_size: 50, eval_batch_size: 300, steps: 3000, checkpoint_every: 100, log_every: 500,
+        eval_every: 50, select: val_accuracy}  # the kill comes after evaluations at 50, 100
 run: {plots: false}
 """
 
@@ -119,13 +175,15 @@ def resume_config(tmp_path):
     return str(path)
 
 
-def _final_state(run_dir: Path, tmp_path):
-    exp = train.setup(small_cfg(tmp_path, "model.dropout_rate=0.1"))
+def _final_state(run_dir: Path):
+    """The last checkpoint's train state plus the selected parameters and their scores."""
+    exp = train.setup(config.load(run_dir / "config.yaml"))
     state, shardings = train.init_state(exp)
+    best = train.Best(exp.cfg.train.select, state["params"])
     ckpt = checkpoint.Checkpointer(run_dir / "checkpoints", 3)
-    restored, position = ckpt.restore(checkpoint.abstract(state, shardings))
+    restored, position = train.restore(exp, ckpt, state, shardings, best)
     ckpt.close()
-    return restored, position
+    return {**restored, "best": best.tree()}, position
 
 
 def _wait_for_checkpoint(proc, run_dir: Path, timeout=120):
@@ -147,10 +205,11 @@ def test_sigkill_then_resume_equals_uninterrupted_bit_for_bit(tmp_path, resume_c
     assert not (tmp_path / "killed" / "checkpoints" / "3000").exists()   # it really was cut short
     assert _finish(_cli("--resume", str(tmp_path / "killed"))) == (0, "")
     assert _finish(ref)[0] == 0
-    a, pos_a = _final_state(tmp_path / "ref", tmp_path)
-    b, pos_b = _final_state(tmp_path / "killed", tmp_path)
+    a, pos_a = _final_state(tmp_path / "ref")
+    b, pos_b = _final_state(tmp_path / "killed")
     assert int(a["step"]) == int(b["step"]) == 3000 and pos_a == pos_b
-    assert pos_a == {"step": 3000, "epoch": 37, "batch_in_epoch": 40}
+    assert pos_a == {"step": 3000, "epoch": 42, "batch_in_epoch": 60}   # 70 batches of 50 per epoch
+    assert 50 <= a["best"]["steps"][0] <= 3000
     for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=jax.tree_util.keystr(path))
 

@@ -47,6 +47,12 @@ class TrainConfig:
     batch_size: int = 100                # global batch, over all devices and hosts
     eval_every: int = 0                  # 0: evaluate at the end only
     eval_batch_size: int = 1000
+    eval_batches: int = 0                # 0: the whole evaluation set; N: its first N batches only
+    select: Literal["last", "val_loss", "val_accuracy", "val_loss_and_accuracy"] = "last"
+                                         # the params evaluated at the end: the last, or the best
+                                         # validation evaluation's (zoo.train.Best)
+    patience: int = 0                    # with select: stop after this many evaluations without
+                                         # improvement; 0: train all steps
     log_every: int = 100
     seed: int = 0                        # seeds init, shuffling, dropout: everything
     precision: Literal["float32", "bfloat16"] = "float32"  # compute dtype; params stay float32
@@ -354,8 +360,15 @@ def from_tree(tree: dict, source: str | None = None) -> Config:
 
 
 def load(path: str | Path | None, overrides: list[str] = ()) -> Config:
-    """Read a YAML config, apply dotted overrides, validate every section."""
+    """Read a YAML config, apply dotted overrides, validate every section. An override that
+    changes model.name (data.name) starts that section afresh from the new model's defaults."""
     tree = read_yaml(path) if path is not None else {}
+    for section in ("model", "data"):
+        # `model.name=gru` on a CNN config: the file's other model keys belong to the CNN, drop them
+        renamed = [o.partition("=")[2].strip() for o in overrides if o.partition("=")[0].strip() == f"{section}.name"]
+        file_section = tree.get(section)
+        if renamed and isinstance(file_section, dict) and str(file_section.get("name")) != renamed[-1]:
+            tree[section] = {}
     for override in overrides:
         apply_override(tree, override)
     cfg = from_tree(tree, str(path) if path is not None else None)

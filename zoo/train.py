@@ -8,6 +8,7 @@ resumed run needs to continue bit for bit where it stopped.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import signal
 from typing import Any, Callable
 
@@ -73,8 +74,26 @@ def setup(cfg: Config) -> Experiment:
         meshlib.check_batch(mesh, cfg.train.batch_size // cfg.optimizer.accumulate_steps,
                             "train.batch_size / optimizer.accumulate_steps")
         meshlib.check_batch(mesh, cfg.train.eval_batch_size, "train.eval_batch_size")
+    check_selection(cfg, dataset)
     tx, lr = optim.build(cfg.optimizer, cfg.train.steps)
     return Experiment(cfg, dataset, model, TASKS[dataset.task], tx, lr, mesh)
+
+
+def check_selection(cfg: Config, dataset: Dataset) -> None:
+    t = cfg.train
+    if t.select == "last":
+        if t.patience:
+            raise ConfigError("train.patience needs a validation metric to watch: set train.select="
+                              "val_loss or val_accuracy")
+        return
+    if not dataset.has_validation():
+        raise ConfigError(f"train.select={t.select} needs a validation split, and data {cfg.data_name!r} has "
+                          f"none; use train.select=last")
+    if not t.eval_every:
+        raise ConfigError(f"train.select={t.select} compares periodic evaluations: set train.eval_every "
+                          f"(e.g. train.eval_every=1)")
+    if t.patience < 0:
+        raise ConfigError(f"train.patience={t.patience} must be >= 0 (0: never stop early)")
 
 
 def shard(exp: Experiment) -> tuple[int, int]:
@@ -193,16 +212,20 @@ def to_host(tree):
     return jax.tree.map(lambda a: np.asarray(a.addressable_data(0)), tree)
 
 
-def evaluate(exp: Experiment, eval_step: Callable, params) -> dict[str, float]:
+def evaluate(exp: Experiment, eval_step: Callable, params, split: str = "eval") -> dict[str, float]:
+    """Metrics over the evaluation set (split="eval", keys eval_*) or the validation set
+    (split="val", keys val_*)."""
     sharding = meshlib.batch_sharding(exp.mesh, exp.dataset.shardable)
     total, stats, n = None, None, 0
-    for local in exp.dataset.eval_batches(exp.cfg.train.eval_batch_size, shard(exp)):
+    source = exp.dataset.val_batches if split == "val" else exp.dataset.eval_batches
+    batches = source(exp.cfg.train.eval_batch_size, shard(exp))
+    for local in itertools.islice(batches, exp.cfg.train.eval_batches or None):
         sums, s = eval_step(params, meshlib.global_batch(local, sharding))
         total = sums if total is None else jax.tree.map(jnp.add, total, sums)
         stats = s if stats is None else jax.tree.map(jnp.add, stats, s)
         n += 1
-    out = summarize(exp.dataset.task, to_host(total), "eval")
-    out.update({f"eval_{k}": float(v) / n for k, v in to_host(stats).items()})
+    out = summarize(exp.dataset.task, to_host(total), split)
+    out.update({f"{split}_{k}": float(v) / n for k, v in to_host(stats).items()})
     return out
 
 
@@ -242,6 +265,73 @@ def _log_record(exp: Experiment, step: int, metrics: dict, examples_per_s: float
     return record
 
 
+class Best:
+    """Model selection (train.select): the parameters of the best validation evaluation so far.
+
+    val_loss: the lowest loss. val_accuracy: the highest accuracy, ties to the lower loss.
+    val_loss_and_accuracy (the GAT reference code's rule): saved when accuracy >= the highest
+    and loss <= the lowest so far, both at once; patience restarts when either holds.
+    `steps` counts evaluations since the last progress (for train.patience). Scores are
+    compared as float32, the precision they are checkpointed in, so a resumed run selects as
+    an uninterrupted one."""
+
+    def __init__(self, select: str, params):
+        self.select, self.params = select, params
+        # selected loss, selected accuracy, lowest loss, highest accuracy
+        self.scores = np.array([np.inf, -np.inf, np.inf, -np.inf], np.float32)
+        self.steps = np.zeros(2, np.int32)                       # selected step, evaluations since
+
+    def update(self, step: int, params, val: dict) -> bool:
+        loss, acc = np.float32(val["val_loss"]), np.float32(val.get("val_accuracy", -np.inf))
+        selected_loss, _, lowest, highest = self.scores
+        if self.select == "val_loss":
+            save = progress = loss < lowest
+        elif self.select == "val_accuracy":
+            save = progress = acc > highest or (acc == highest and loss < selected_loss)
+        else:
+            save, progress = acc >= highest and loss <= lowest, acc >= highest or loss <= lowest
+        selected, selected_step = (loss, acc) if save else self.scores[:2], step if save else self.steps[0]
+        if save:
+            self.params = jax.tree.map(jnp.copy, params)  # the live ones are donated next step
+        self.scores = np.array([*selected, min(loss, lowest), max(acc, highest)], np.float32)
+        self.steps = np.array([selected_step, 0 if progress else self.steps[1] + 1], np.int32)
+        return bool(save)
+
+    def exhausted(self, patience: int) -> bool:
+        return bool(patience) and int(self.steps[1]) >= patience
+
+    def tree(self) -> dict:
+        return {"params": self.params, "scores": self.scores, "steps": self.steps}
+
+    def load(self, tree: dict) -> None:
+        self.params = tree["params"]
+        self.scores, self.steps = np.asarray(to_host(tree["scores"])), np.asarray(to_host(tree["steps"]))
+
+    def shardings(self, shardings, mesh) -> dict:
+        return {"params": shardings["params"], "scores": meshlib.replicated(mesh),
+                "steps": meshlib.replicated(mesh)}
+
+    def summary(self) -> dict:
+        return {"selected_step": int(self.steps[0]), "selected_val_loss": float(self.scores[0]),
+                **({"selected_val_accuracy": float(self.scores[1])} if np.isfinite(self.scores[1]) else {})}
+
+
+def _saved(state, best: Best | None):
+    """What a checkpoint holds: the train state, and the selected parameters when selecting."""
+    return state if best is None else {**state, "best": best.tree()}
+
+
+def restore(exp: Experiment, ckpt: checkpoint.Checkpointer, state, shardings, best: Best | None = None,
+            step: int | None = None) -> tuple[dict, dict]:
+    """The train state (and `best`'s selected parameters, in place) from a checkpoint, laid out
+    like `state`/`shardings`; returns (state, data position)."""
+    saved_shardings = shardings if best is None else {**shardings, "best": best.shardings(shardings, exp.mesh)}
+    restored, position = ckpt.restore(checkpoint.abstract(_saved(state, best), saved_shardings), step)
+    if best is not None:
+        best.load(restored.pop("best"))
+    return restored, position
+
+
 def fit(cfg: Config, *, on_step: Callable[[int, dict], None] | None = None) -> dict:
     """Train, evaluate and write the run directory; returns the summary dict.
 
@@ -252,22 +342,23 @@ def fit(cfg: Config, *, on_step: Callable[[int, dict], None] | None = None) -> d
     exp = setup(cfg)
     t = exp.cfg.train
     state, shardings = init_state(exp)  # the last user error surfaces here: no run dir made yet
+    best = None if t.select == "last" else Best(t.select, jax.tree.map(jnp.copy, state["params"]))
     run_dir = rundir.prepare(exp.cfg)
     rundir.write_config(run_dir, exp.cfg)
     ckpt = checkpoint.Checkpointer(run_dir / "checkpoints", t.keep_checkpoints)
     if exp.cfg.run.resume:
-        state, _ = ckpt.restore(checkpoint.abstract(state, shardings))
+        state, _ = restore(exp, ckpt, state, shardings, best)
     start = int(to_host(state["step"]))
     train_step, eval_step = make_train_step(exp, shardings), make_eval_step(exp)
     log = rundir.MetricsLog(run_dir, t.steps, start)
     if rundir.is_writer():
         print(f"run directory: {run_dir}", flush=True)
     try:
-        state, metrics, eval_metrics = _loop(exp, state, train_step, eval_step, ckpt, log, start, on_step)
+        state, metrics, eval_metrics = _loop(exp, state, best, train_step, eval_step, ckpt, log, start, on_step)
     finally:
         log.close()
         ckpt.close()
-    summary = {**eval_metrics, "wall_time_s": timer.elapsed(), "steps": t.steps,
+    summary = {**eval_metrics, "wall_time_s": timer.elapsed(), "steps": int(to_host(state["step"])),
                "params": count_params(state["params"]), "model": exp.cfg.model_name,
                "data": exp.cfg.data_name, "run_dir": str(run_dir),
                **{k: float(v) for k, v in to_host(metrics).items() if k not in ("loss", "grad_norm", "accuracy")}}
@@ -280,19 +371,22 @@ def fit(cfg: Config, *, on_step: Callable[[int, dict], None] | None = None) -> d
     return summary
 
 
-def _loop(exp, state, train_step, eval_step, ckpt, log, start, on_step):
+def _loop(exp, state, best, train_step, eval_step, ckpt, log, start, on_step):
     t = exp.cfg.train
     metrics, eval_metrics = {}, {}
     window = rundir.Timer()
     window_start = start
+    stopped = best is not None and best.exhausted(t.patience)  # resumed an early-stopped run
     with _StopSignals() as stop:
         for step in range(start, t.steps):
+            if stopped:
+                break
             state, metrics = train_step(state, train_batch(exp, step))
             done = step + 1
             if on_step is not None:
                 on_step(done, state)
             if stop.received is not None:
-                ckpt.save(done, state, exp.dataset.position(done, t.batch_size))
+                ckpt.save(done, _saved(state, best), exp.dataset.position(done, t.batch_size))
                 raise Interrupted(f"stopped by signal {stop.received} at step {done}; checkpoint saved",
                                   stop.received, str(log.path))
             evaluate_now = done == t.steps or (t.eval_every and done % t.eval_every == 0)
@@ -300,14 +394,18 @@ def _loop(exp, state, train_step, eval_step, ckpt, log, start, on_step):
                 jax.block_until_ready(metrics)
                 rate = (done - window_start) * t.batch_size / max(window.elapsed(), 1e-9)
                 record = _log_record(exp, done, metrics, rate, log.timer.elapsed())
-                if evaluate_now:
+                if evaluate_now and best is not None:
+                    record.update(evaluate(exp, eval_step, state["params"], "val"))
+                    best.update(done, state["params"], record)
+                    stopped = best.exhausted(t.patience)
+                elif evaluate_now:
                     eval_metrics = evaluate(exp, eval_step, state["params"])
                     record.update(eval_metrics)
-                log.log(record)
-                window, window_start = rundir.Timer(), done
-            if done == t.steps or (t.checkpoint_every and done % t.checkpoint_every == 0):
-                ckpt.save(done, state, exp.dataset.position(done, t.batch_size))
-    if not eval_metrics:  # resumed a finished run: nothing trained, still report
-        eval_metrics = evaluate(exp, eval_step, state["params"])
-    return state, metrics, eval_metrics
-
+                if done % t.log_every == 0 or (evaluate_now and best is None) or stopped or done == t.steps:
+                    log.log(record)
+                    window, window_start = rundir.Timer(), done
+            if stopped or done == t.steps or (t.checkpoint_every and done % t.checkpoint_every == 0):
+                ckpt.save(done, _saved(state, best), exp.dataset.position(done, t.batch_size))
+    if best is None:  # evaluated at the last step, or resumed a finished run: evaluate now
+        return state, metrics, eval_metrics or evaluate(exp, eval_step, state["params"])
+    return state, metrics, {**evaluate(exp, eval_step, best.params), **best.summary()}

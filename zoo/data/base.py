@@ -18,7 +18,8 @@ import numpy as np
 
 @dataclasses.dataclass
 class Dataset:
-    """Base class: subclasses implement `train_batch` and `eval_batches`."""
+    """Base class: subclasses implement `train_batch` and `eval_batches` (and `val_batches`
+    when they hold out a validation split for model selection, train.select)."""
     task: str                                   # key of zoo.tasks.TASKS
     model_defaults: dict[str, Any]              # e.g. {"num_outputs": 10}, filled into model configs
     shardable: bool = True                      # False: one indivisible batch (a whole graph)
@@ -28,6 +29,12 @@ class Dataset:
 
     def eval_batches(self, batch_size: int, shard=(0, 1)) -> Iterator[dict]:
         raise NotImplementedError
+
+    def has_validation(self) -> bool:
+        return False
+
+    def val_batches(self, batch_size: int, shard=(0, 1)) -> Iterator[dict]:
+        raise NotImplementedError(f"{type(self).__name__} has no validation split")
 
     def position(self, step: int, batch_size: int) -> dict[str, int]:
         """Where the iterator stands after `step` batches (recorded in checkpoints)."""
@@ -50,7 +57,8 @@ def shard_rows(batch: Any, shard: tuple[int, int]) -> Any:
 
 @dataclasses.dataclass
 class ArrayDataset(Dataset):
-    """Examples held in memory: `train`/`test` map "x", "y" to arrays with leading axis N.
+    """Examples held in memory: `train`/`test` (and optionally `val`, a validation split for
+    train.select) map "x", "y" to arrays with leading axis N.
 
     Epoch e visits the training set in the order permutation(seed, e); batch b of the epoch
     takes rows [b*B, (b+1)*B) of it, and the incomplete tail of each epoch is skipped, so
@@ -58,6 +66,7 @@ class ArrayDataset(Dataset):
     """
     train: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     test: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    val: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     @property
     def num_train(self) -> int:
@@ -68,6 +77,15 @@ class ArrayDataset(Dataset):
             raise ValueError(f"train.batch_size={batch_size} is larger than the training set "
                              f"({self.num_train} examples); lower it")
         return self.num_train // batch_size
+
+    def hold_out(self, size: int) -> "ArrayDataset":
+        """The same data with the last `size` training examples moved to `val`."""
+        if not 0 <= size < self.num_train:
+            raise ValueError(f"data.val_size={size} must be in [0, {self.num_train}) (the training examples)")
+        if size == 0:
+            return self
+        return dataclasses.replace(self, train={k: v[:-size] for k, v in self.train.items()},
+                                   val={k: v[-size:] for k, v in self.train.items()})
 
     def position(self, step: int, batch_size: int) -> dict[str, int]:
         epoch, index = divmod(step, self._batches_per_epoch(batch_size))
@@ -85,11 +103,22 @@ class ArrayDataset(Dataset):
         return batch
 
     def eval_batches(self, batch_size: int, shard=(0, 1)) -> Iterator[dict]:
-        n = len(self.test["y"])
-        for start in range(0, n, batch_size):
-            rows = np.arange(start, start + batch_size)
-            mask = (rows < n).astype(np.float32)
-            rows = np.where(rows < n, rows, 0)   # pad with copies of row 0, weight 0
-            batch = {k: v[rows] for k, v in self.test.items()}
-            batch["mask"] = mask
-            yield shard_rows(batch, shard)
+        return padded_batches(self.test, batch_size, shard)
+
+    def has_validation(self) -> bool:
+        return bool(self.val)
+
+    def val_batches(self, batch_size: int, shard=(0, 1)) -> Iterator[dict]:
+        return padded_batches(self.val, batch_size, shard)
+
+
+def padded_batches(arrays: dict[str, np.ndarray], batch_size: int, shard=(0, 1)) -> Iterator[dict]:
+    """All rows in order, in batches of `batch_size`; the last is padded with mask 0."""
+    n = len(arrays["y"])
+    for start in range(0, n, batch_size):
+        rows = np.arange(start, start + batch_size)
+        mask = (rows < n).astype(np.float32)
+        rows = np.where(rows < n, rows, 0)   # pad with copies of row 0, weight 0
+        batch = {k: v[rows] for k, v in arrays.items()}
+        batch["mask"] = mask
+        yield shard_rows(batch, shard)

@@ -39,12 +39,19 @@ class NodeDataset(Dataset):
     labels: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int32))
     train_mask: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32))
     eval_mask: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32))
+    val_mask: np.ndarray | None = None      # validation nodes, for model selection (train.select)
 
     def train_batch(self, seed: int, step: int, batch_size: int, shard=(0, 1)) -> dict:
         return {"x": self.graph, "y": self.labels, "mask": self.train_mask}
 
     def eval_batches(self, batch_size: int, shard=(0, 1)) -> Iterator[dict]:
         yield {"x": self.graph, "y": self.labels, "mask": self.eval_mask}
+
+    def has_validation(self) -> bool:
+        return self.val_mask is not None
+
+    def val_batches(self, batch_size: int, shard=(0, 1)) -> Iterator[dict]:
+        yield {"x": self.graph, "y": self.labels, "mask": self.val_mask}
 
 
 def _node_mask(num_nodes: int, index: np.ndarray) -> np.ndarray:
@@ -90,7 +97,8 @@ def _sparse(x: np.ndarray):
 
 def load_planetoid(cfg: PlanetoidConfig) -> NodeDataset:
     """Cora / CiteSeer / PubMed with the public split (Yang et al. 2016): train on
-    train_index, evaluate on test_index (or val_index with eval_split=val)."""
+    train_index, evaluate on test_index (or val_index with eval_split=val); val_index is the
+    validation split train.select picks parameters on."""
     if cfg.path is None:
         raise ValueError("planetoid needs data.path=<file>.npz (e.g. ../shared/data/planetoid/cora.npz)")
     file = Path(cfg.path).expanduser()
@@ -109,7 +117,8 @@ def load_planetoid(cfg: PlanetoidConfig) -> NodeDataset:
     return NodeDataset(task="classification", model_defaults={"num_outputs": int(labels.max()) + 1},
                        shardable=False, graph=graph, labels=labels,
                        train_mask=_node_mask(n, arrays["train_index"]),
-                       eval_mask=_node_mask(n, arrays[f"{cfg.eval_split}_index"]))
+                       eval_mask=_node_mask(n, arrays[f"{cfg.eval_split}_index"]),
+                       val_mask=_node_mask(n, arrays["val_index"]))
 
 
 # ----------------------------------------------------------------------------- graph classification

@@ -23,6 +23,7 @@ LENGTH = 40
 class MNIST1DConfig:
     format: Literal["vector", "sequence", "patches"] = "vector"
     patch_size: int = 4
+    val_size: int = 0        # hold out the last N training examples as validation (train.select)
 
 
 def _cache_path() -> Path:
@@ -62,4 +63,4 @@ def load(cfg: MNIST1DConfig) -> ArrayDataset:
     a = generate()
     return ArrayDataset(task="classification", model_defaults={"num_outputs": 10},
                         train={"x": _shape(a["x"], cfg), "y": a["y"]},
-                        test={"x": _shape(a["x_test"], cfg), "y": a["y_test"]})
+                        test={"x": _shape(a["x_test"], cfg), "y": a["y_test"]}).hold_out(cfg.val_size)

@@ -6,7 +6,7 @@ shakespeare_char). The first (1 - val_fraction) of the characters train, the res
 
 Batches: x = tokens[o : o+T], y = tokens[o+1 : o+T+1], both [B, T] int32. Training offsets
 o are drawn uniformly from rng(seed, step); evaluation reads the validation text as
-consecutive non-overlapping windows (at most `eval_windows` of them).
+consecutive non-overlapping windows (train.eval_batches caps how many batches of them).
 """
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ class TextConfig:
     path: str | None = None      # a UTF-8 text file; None: the built-in pydoc corpus
     seq_len: int = 64
     val_fraction: float = 0.1
-    eval_windows: int | None = None  # cap on validation windows; None: the whole split
 
 
 def read_text(path: str | None) -> str:
@@ -43,7 +42,6 @@ class TextDataset(Dataset):
     vocab: str = ""
     split: int = 0               # index of the first validation token
     seq_len: int = 64
-    eval_windows: int | None = None
 
     def encode(self, text: str) -> np.ndarray:
         index = {c: i for i, c in enumerate(self.vocab)}
@@ -62,8 +60,6 @@ class TextDataset(Dataset):
 
     def eval_batches(self, batch_size: int, shard=(0, 1)) -> Iterator[dict]:
         starts = np.arange(self.split, len(self.tokens) - self.seq_len - 1, self.seq_len)
-        if self.eval_windows is not None:
-            starts = starts[:self.eval_windows]
         for i in range(0, len(starts), batch_size):
             chunk = starts[i:i + batch_size]
             mask = np.zeros(batch_size, np.float32)
@@ -85,6 +81,6 @@ def load(cfg: TextConfig) -> TextDataset:
         raise ValueError(f"the text ({len(text)} characters) is too short for data.seq_len={cfg.seq_len}"
                          f" with val_fraction={cfg.val_fraction}")
     ds = TextDataset(task="language_model", model_defaults={"vocab_size": len(vocab), "num_outputs": len(vocab)},
-                     vocab=vocab, split=split, seq_len=cfg.seq_len, eval_windows=cfg.eval_windows)
+                     vocab=vocab, split=split, seq_len=cfg.seq_len)
     ds.tokens = ds.encode(text)
     return ds
