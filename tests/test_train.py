@@ -109,7 +109,7 @@ def test_fit_writes_run_directory_and_never_overwrites(tmp_path):
     assert json.loads((run / "summary.json").read_text())["steps"] == 20
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [10, 20]
-    assert {"loss", "learning_rate", "grad_norm", "examples_per_s", "eval_loss"} <= set(records[-1])
+    assert {"loss", "learning_rate", "grad_norm", "steps_per_s", "examples_per_s", "eval_loss"} <= set(records[-1])
     assert config.load(run / "config.yaml").to_dict()["model"]["num_outputs"] == 10
     assert (run / "loss.png").stat().st_size > 0
     second = train.fit(cfg)

@@ -257,10 +257,12 @@ class _StopSignals:
             signal.signal(sig, handler)
 
 
-def _log_record(exp: Experiment, step: int, metrics: dict, examples_per_s: float, elapsed: float) -> dict:
+def _log_record(exp: Experiment, step: int, metrics: dict, steps_per_s: float, elapsed: float) -> dict:
     record = {"step": step, **{k: float(v) for k, v in to_host(metrics).items()}}
     record["learning_rate"] = float(exp.lr(step - 1))
-    record["examples_per_s"] = examples_per_s
+    record["steps_per_s"] = steps_per_s
+    if exp.dataset.shardable:  # a whole-graph batch has no batch size to count examples by
+        record["examples_per_s"] = steps_per_s * exp.cfg.train.batch_size
     record["elapsed_s"] = elapsed
     return record
 
@@ -392,7 +394,7 @@ def _loop(exp, state, best, train_step, eval_step, ckpt, log, start, on_step):
             evaluate_now = done == t.steps or (t.eval_every and done % t.eval_every == 0)
             if done % t.log_every == 0 or evaluate_now:
                 jax.block_until_ready(metrics)
-                rate = (done - window_start) * t.batch_size / max(window.elapsed(), 1e-9)
+                rate = (done - window_start) / max(window.elapsed(), 1e-9)
                 record = _log_record(exp, done, metrics, rate, log.timer.elapsed())
                 if evaluate_now and best is not None:
                     record.update(evaluate(exp, eval_step, state["params"], "val"))
