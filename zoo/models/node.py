@@ -43,9 +43,9 @@ Axis legend: B batch, L length, C channels, D state features, T time points, K o
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable, ClassVar, Literal
 
-import diffrax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -57,19 +57,26 @@ Field = Callable[[dict, jax.Array, jax.Array], jax.Array]   # f(params, t, y) ->
 
 
 # ----------------------------------------------------------------------------- solvers
-class RK4(diffrax.AbstractERK):
-    """The classic fourth-order Runge-Kutta method; no error estimate, so use a fixed step."""
-    tableau: ClassVar[diffrax.ButcherTableau] = diffrax.ButcherTableau(
-        a_lower=(np.array([0.5]), np.array([0.0, 0.5]), np.array([0.0, 0.0, 1.0])),
-        b_sol=np.array([1 / 6, 1 / 3, 1 / 3, 1 / 6]), b_error=np.zeros(4),
-        c=np.array([0.5, 0.5, 1.0]))
-    interpolation_cls: ClassVar[Callable] = diffrax.ThirdOrderHermitePolynomialInterpolation.from_k
+@functools.cache
+def solvers() -> dict:
+    """Solver name -> diffrax solver class. diffrax is imported on first use, so the other
+    families never pay for it (about half a second of start-up)."""
+    import diffrax
 
-    def order(self, terms):
-        return 4
+    class RK4(diffrax.AbstractERK):
+        """The classic fourth-order Runge-Kutta method; no error estimate, so use a fixed step."""
+        tableau: ClassVar[diffrax.ButcherTableau] = diffrax.ButcherTableau(
+            a_lower=(np.array([0.5]), np.array([0.0, 0.5]), np.array([0.0, 0.0, 1.0])),
+            b_sol=np.array([1 / 6, 1 / 3, 1 / 3, 1 / 6]), b_error=np.zeros(4),
+            c=np.array([0.5, 0.5, 1.0]))
+        interpolation_cls: ClassVar[Callable] = diffrax.ThirdOrderHermitePolynomialInterpolation.from_k
+
+        def order(self, terms):
+            return 4
+
+    return {"euler": diffrax.Euler, "rk4": RK4, "tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5}
 
 
-SOLVERS = {"euler": diffrax.Euler, "rk4": RK4, "tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5}
 EVALS_PER_STEP = {"euler": 1, "rk4": 4, "tsit5": 6, "dopri5": 6}
 ADAPTIVE = ("tsit5", "dopri5")
 
@@ -93,6 +100,8 @@ def odeint(cfg: SolverConfig, field: Field, params, y0, ts: jax.Array):
 
     ts: [T] increasing or decreasing. Returns (ys [T, *y0.shape], nfe int32 scalar).
     """
+    import diffrax
+
     adaptive = cfg.solver in ADAPTIVE
     controller = (diffrax.PIDController(rtol=cfg.rtol, atol=cfg.atol) if adaptive
                   else diffrax.ConstantStepSize())
@@ -100,7 +109,7 @@ def odeint(cfg: SolverConfig, field: Field, params, y0, ts: jax.Array):
                else diffrax.RecursiveCheckpointAdjoint())
     dt0 = None if cfg.dt0 is None else jnp.where(ts[-1] >= ts[0], cfg.dt0, -cfg.dt0)
     sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(lambda t, y, args: field(args, t, y)), SOLVERS[cfg.solver](),
+        diffrax.ODETerm(lambda t, y, args: field(args, t, y)), solvers()[cfg.solver](),
         t0=ts[0], t1=ts[-1], dt0=dt0, y0=y0, args=params, saveat=diffrax.SaveAt(ts=ts),
         stepsize_controller=controller, adjoint=adjoint, max_steps=cfg.max_steps)
     nfe = sol.stats["num_steps"] * EVALS_PER_STEP[cfg.solver] + int(adaptive)
