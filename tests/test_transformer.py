@@ -43,7 +43,7 @@ def small_gpt(**kw):
 
 
 # ----------------------------------------------------------------------------- attention
-@pytest.mark.parametrize("implementation", ["fused", "reference"])
+@pytest.mark.parametrize("implementation", ["auto", "fused", "reference"])
 def test_attention_matches_flax_with_copied_weights(implementation):
     flax_nn = pytest.importorskip("flax.linen")
     b, t, d, n = 2, 6, 16, 4
