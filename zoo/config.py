@@ -50,7 +50,7 @@ class TrainConfig:
     eval_batches: int = 0                # 0: the whole evaluation set; N: its first N batches only
     select: Literal["last", "val_loss", "val_accuracy", "val_loss_and_accuracy"] = "last"
                                          # the params evaluated at the end: the last, or the best
-                                         # validation evaluation's (zoo.train.Best)
+                                         # validation evaluation's (zoo.selection)
     patience: int = 0                    # with select: stop after this many evaluations without
                                          # improvement; 0: train all steps
     log_every: int = 100
@@ -307,6 +307,14 @@ def _check_train(train: TrainConfig, opt: OptimizerConfig) -> None:
     if opt.accumulate_steps <= 0 or train.batch_size % opt.accumulate_steps:
         raise ConfigError(f"optimizer.accumulate_steps={opt.accumulate_steps} must be positive and "
                           f"divide train.batch_size={train.batch_size}")
+    if train.patience < 0:
+        raise ConfigError(f"train.patience={train.patience} must be >= 0 (0: never stop early)")
+    if train.select == "last" and train.patience:
+        raise ConfigError("train.patience needs a validation metric to watch: set train.select="
+                          "val_loss, val_accuracy or val_loss_and_accuracy")
+    if train.select != "last" and not train.eval_every:
+        raise ConfigError(f"train.select={train.select} compares periodic evaluations: set train.eval_every "
+                          f"(e.g. train.eval_every=1)")
 
 
 # ----------------------------------------------------------------------------- loading
@@ -363,11 +371,12 @@ def load(path: str | Path | None, overrides: list[str] = ()) -> Config:
     """Read a YAML config, apply dotted overrides, validate every section. An override that
     changes model.name (data.name) starts that section afresh from the new model's defaults."""
     tree = read_yaml(path) if path is not None else {}
+    names = {key.strip(): value.strip() for key, _, value in (o.partition("=") for o in overrides)}
     for section in ("model", "data"):
         # `model.name=gru` on a CNN config: the file's other model keys belong to the CNN, drop them
-        renamed = [o.partition("=")[2].strip() for o in overrides if o.partition("=")[0].strip() == f"{section}.name"]
         file_section = tree.get(section)
-        if renamed and isinstance(file_section, dict) and str(file_section.get("name")) != renamed[-1]:
+        renamed = names.get(f"{section}.name")
+        if renamed is not None and isinstance(file_section, dict) and str(file_section.get("name")) != renamed:
             tree[section] = {}
     for override in overrides:
         apply_override(tree, override)

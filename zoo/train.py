@@ -21,6 +21,7 @@ from zoo import checkpoint, mesh as meshlib, optim, rundir
 from zoo.config import Config, ConfigError
 from zoo.data import DATASETS, Dataset
 from zoo.models import Model, build
+from zoo.selection import Best
 from zoo.tasks import TASKS, summarize
 
 
@@ -74,26 +75,11 @@ def setup(cfg: Config) -> Experiment:
         meshlib.check_batch(mesh, cfg.train.batch_size // cfg.optimizer.accumulate_steps,
                             "train.batch_size / optimizer.accumulate_steps")
         meshlib.check_batch(mesh, cfg.train.eval_batch_size, "train.eval_batch_size")
-    check_selection(cfg, dataset)
+    if cfg.train.select != "last" and not dataset.has_validation():
+        raise ConfigError(f"train.select={cfg.train.select} needs a validation split, and data "
+                          f"{cfg.data_name!r} has none; use train.select=last")
     tx, lr = optim.build(cfg.optimizer, cfg.train.steps)
     return Experiment(cfg, dataset, model, TASKS[dataset.task], tx, lr, mesh)
-
-
-def check_selection(cfg: Config, dataset: Dataset) -> None:
-    t = cfg.train
-    if t.select == "last":
-        if t.patience:
-            raise ConfigError("train.patience needs a validation metric to watch: set train.select="
-                              "val_loss or val_accuracy")
-        return
-    if not dataset.has_validation():
-        raise ConfigError(f"train.select={t.select} needs a validation split, and data {cfg.data_name!r} has "
-                          f"none; use train.select=last")
-    if not t.eval_every:
-        raise ConfigError(f"train.select={t.select} compares periodic evaluations: set train.eval_every "
-                          f"(e.g. train.eval_every=1)")
-    if t.patience < 0:
-        raise ConfigError(f"train.patience={t.patience} must be >= 0 (0: never stop early)")
 
 
 def shard(exp: Experiment) -> tuple[int, int]:
@@ -267,57 +253,6 @@ def _log_record(exp: Experiment, step: int, metrics: dict, steps_per_s: float, e
     return record
 
 
-class Best:
-    """Model selection (train.select): the parameters of the best validation evaluation so far.
-
-    val_loss: the lowest loss. val_accuracy: the highest accuracy, ties to the lower loss.
-    val_loss_and_accuracy (the GAT reference code's rule): saved when accuracy >= the highest
-    and loss <= the lowest so far, both at once; patience restarts when either holds.
-    `steps` counts evaluations since the last progress (for train.patience). Scores are
-    compared as float32, the precision they are checkpointed in, so a resumed run selects as
-    an uninterrupted one."""
-
-    def __init__(self, select: str, params):
-        self.select, self.params = select, params
-        # selected loss, selected accuracy, lowest loss, highest accuracy
-        self.scores = np.array([np.inf, -np.inf, np.inf, -np.inf], np.float32)
-        self.steps = np.zeros(2, np.int32)                       # selected step, evaluations since
-
-    def update(self, step: int, params, val: dict) -> bool:
-        loss, acc = np.float32(val["val_loss"]), np.float32(val.get("val_accuracy", -np.inf))
-        selected_loss, _, lowest, highest = self.scores
-        if self.select == "val_loss":
-            save = progress = loss < lowest
-        elif self.select == "val_accuracy":
-            save = progress = acc > highest or (acc == highest and loss < selected_loss)
-        else:
-            save, progress = acc >= highest and loss <= lowest, acc >= highest or loss <= lowest
-        selected, selected_step = (loss, acc) if save else self.scores[:2], step if save else self.steps[0]
-        if save:
-            self.params = jax.tree.map(jnp.copy, params)  # the live ones are donated next step
-        self.scores = np.array([*selected, min(loss, lowest), max(acc, highest)], np.float32)
-        self.steps = np.array([selected_step, 0 if progress else self.steps[1] + 1], np.int32)
-        return bool(save)
-
-    def exhausted(self, patience: int) -> bool:
-        return bool(patience) and int(self.steps[1]) >= patience
-
-    def tree(self) -> dict:
-        return {"params": self.params, "scores": self.scores, "steps": self.steps}
-
-    def load(self, tree: dict) -> None:
-        self.params = tree["params"]
-        self.scores, self.steps = np.asarray(to_host(tree["scores"])), np.asarray(to_host(tree["steps"]))
-
-    def shardings(self, shardings, mesh) -> dict:
-        return {"params": shardings["params"], "scores": meshlib.replicated(mesh),
-                "steps": meshlib.replicated(mesh)}
-
-    def summary(self) -> dict:
-        return {"selected_step": int(self.steps[0]), "selected_val_loss": float(self.scores[0]),
-                **({"selected_val_accuracy": float(self.scores[1])} if np.isfinite(self.scores[1]) else {})}
-
-
 def _saved(state, best: Best | None):
     """What a checkpoint holds: the train state, and the selected parameters when selecting."""
     return state if best is None else {**state, "best": best.tree()}
@@ -330,7 +265,8 @@ def restore(exp: Experiment, ckpt: checkpoint.Checkpointer, state, shardings, be
     saved_shardings = shardings if best is None else {**shardings, "best": best.shardings(shardings, exp.mesh)}
     restored, position = ckpt.restore(checkpoint.abstract(_saved(state, best), saved_shardings), step)
     if best is not None:
-        best.load(restored.pop("best"))
+        saved = restored.pop("best")
+        best.params, best.scores, best.steps = saved["params"], to_host(saved["scores"]), to_host(saved["steps"])
     return restored, position
 
 
@@ -394,17 +330,17 @@ def _loop(exp, state, best, train_step, eval_step, ckpt, log, start, on_step):
             evaluate_now = done == t.steps or (t.eval_every and done % t.eval_every == 0)
             if done % t.log_every == 0 or evaluate_now:
                 jax.block_until_ready(metrics)
-                rate = (done - window_start) / max(window.elapsed(), 1e-9)
-                record = _log_record(exp, done, metrics, rate, log.timer.elapsed())
+                rate, elapsed = (done - window_start) / max(window.elapsed(), 1e-9), log.timer.elapsed()
+                evaluated = {}
                 if evaluate_now and best is not None:
-                    record.update(evaluate(exp, eval_step, state["params"], "val"))
-                    best.update(done, state["params"], record)
+                    evaluated = evaluate(exp, eval_step, state["params"], "val")
+                    best.update(done, state["params"], evaluated)
                     stopped = best.exhausted(t.patience)
                 elif evaluate_now:
-                    eval_metrics = evaluate(exp, eval_step, state["params"])
-                    record.update(eval_metrics)
-                if done % t.log_every == 0 or (evaluate_now and best is None) or stopped or done == t.steps:
-                    log.log(record)
+                    evaluated = eval_metrics = evaluate(exp, eval_step, state["params"])
+                # selection may evaluate every step: those records wait for log_every
+                if done % t.log_every == 0 or done == t.steps or stopped or (evaluate_now and best is None):
+                    log.log({**_log_record(exp, done, metrics, rate, elapsed), **evaluated})
                     window, window_start = rundir.Timer(), done
             if stopped or done == t.steps or (t.checkpoint_every and done % t.checkpoint_every == 0):
                 ckpt.save(done, _saved(state, best), exp.dataset.position(done, t.batch_size))

@@ -41,17 +41,20 @@ class NodeDataset(Dataset):
     eval_mask: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32))
     val_mask: np.ndarray | None = None      # validation nodes, for model selection (train.select)
 
+    def _whole_graph(self, mask: np.ndarray) -> dict:
+        return {"x": self.graph, "y": self.labels, "mask": mask}
+
     def train_batch(self, seed: int, step: int, batch_size: int, shard=(0, 1)) -> dict:
-        return {"x": self.graph, "y": self.labels, "mask": self.train_mask}
+        return self._whole_graph(self.train_mask)
 
     def eval_batches(self, batch_size: int, shard=(0, 1)) -> Iterator[dict]:
-        yield {"x": self.graph, "y": self.labels, "mask": self.eval_mask}
+        yield self._whole_graph(self.eval_mask)
 
     def has_validation(self) -> bool:
         return self.val_mask is not None
 
     def val_batches(self, batch_size: int, shard=(0, 1)) -> Iterator[dict]:
-        yield {"x": self.graph, "y": self.labels, "mask": self.val_mask}
+        yield self._whole_graph(self.val_mask)
 
 
 def _node_mask(num_nodes: int, index: np.ndarray) -> np.ndarray:
