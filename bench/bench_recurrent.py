@@ -19,29 +19,41 @@ On a shared machine use `--threads 1 --clock cpu`: one thread in each library an
 of this process only, which ranks variants even while other jobs run; report wall time
 (the default) from a quiet machine.
 
-Measured on the 2-core AMD EPYC (Zen 4) with `--threads 1 --clock cpu`, while other jobs ran
-(load ~14; ms per step, ratio = torch / JAX):
-  row         torch train/fwd   reference train/fwd   ratio        fused train/fwd   ratio
-  lstm_128    66.8 / 15.6       106 / 18.5            0.63 / 0.85  106 / 19.5        0.63 / 0.80
-  gru_128     52.3 / 19.3       81.2 / 14.2           0.64 / 1.36  79.3 / 15.2       0.66 / 1.27
-  gru_paper   13.6 / 2.20       1.42 / 0.63           9.6 / 3.5    2.35 / 0.84       5.8 / 2.6
-  lstm_paper  5.46 / 1.35       1.76 / 0.54           3.1 / 2.5    3.06 / 1.00       1.8 / 1.4
-What each idea did (same setting; lstm_128 unless said):
-- One [B, 4H] gate array sliced inside the loop: XLA CPU runs a fusion that reads several
-  slices of one buffer ~5x slower (LSTM gate math 240 us/step vs 43 us on separate arrays).
-  One array per gate (hoisted projection split outside the loop, one matmul per gate in the
-  fused path): forward 27 -> 19.5 ms (LSTM), 23 -> 14.7 ms (GRU, now 1.3x torch).
-- Custom VJP with recomputation (dW_hh as one matmul after the loop): no gain at H=128
-  (102-110 vs 100-106 ms), slower at H=6 (2.35 vs 1.42 ms). Saving the pointwise pullbacks
-  instead of recomputing: slower (112 vs 102 ms). Both directions in one loop step: no gain.
-- unroll=2/4/8: no gain or slower (lstm_128 106 -> 126 ms at 4); unroll=40 at H=6 compiles
-  for 164 s and runs slower (7.8 vs 1.5 ms).
-- bfloat16 compute (float32 params): slower, 98 -> 133 ms (lstm_128), 2.6 -> 10.1 ms (gru_paper).
-- XLA flags (xla_cpu_use_onednn, xla_cpu_use_xnnpack, xla_cpu_experimental_xnn_fusion_type=dot,
-  xla_cpu_enable_fast_math, xla_cpu_prefer_vector_width=512, ynn fusion off): within noise.
-- Time-major input handed in directly vs transposed inside: no difference (99 vs 102 ms).
-Still short at H=128 training (~0.65x): the accounted parts (projection 10 ms, loop forward
-15 ms, loop backward 21 ms + dW 11 ms, projection backward 10 ms) sum to ~67 ms of ~100.
+Measured on the 2-core AMD EPYC (Zen 4), quiet machine, wall clock, `--repeats 9`
+(ms per step, ratio = torch / JAX; train ratio is the goal, >= 1.0):
+  row         torch train/fwd   reference train/fwd   ratio         fused train/fwd   ratio
+  lstm_128    25.9 / 7.96       35.8 / 15.2           0.72 / 0.52   45.9 / 12.9       0.56 / 0.62
+  gru_128     30.8 / 10.7       27.6 / 11.8           1.12 / 0.90   32.7 / 10.2       0.94 / 1.04
+  gru_paper   14.2 / 2.29       1.23 / 0.94           11.5 / 2.4    2.46 / 0.79       5.8 / 2.9
+  lstm_paper  4.81 / 1.68       1.41 / 0.80           3.4 / 2.1     3.63 / 0.95       1.3 / 1.8
+What each idea did (lstm_128 unless said):
+- glibc malloc keeping freed memory (zoo.cpu.keep_freed_memory, applied by bench.common and
+  train.py): XLA CPU's per-step temporaries were mmapped and page-faulted afresh every step.
+  Reference train 65 -> 47 ms; torch.nn.LSTM in the same process 36 -> 27 ms, so the ratio
+  barely moved, but every JAX model gains (the transformer 14% more tokens/s).
+- x_t W_ih inside the loop instead of one hoisted [T*B, D] x [D, G] projection: 47 -> 36 ms
+  (GRU 29 -> 24). A loop fusion that dynamic-slices the precomputed [T, B, G] array and
+  slices its gates runs ~5x slower (159 vs 33 us per step) than one reading separate arrays;
+  an optimization barrier does not survive XLA CPU's pipeline. The fused path keeps the
+  hoisted projection as gate-wise arrays, hence its 4 slice copies per layer.
+- Eigen dots instead of YNNPACK (XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=): at
+  B=128 the in-loop [128, 128] x [128, 512] product runs on both threads (153 vs 196 us);
+  GRU train 28 -> 24 ms, LSTM unchanged; at B=32 it is slower (GRU 9.4 -> 15.8 ms, the
+  charlm_lstm config 44 -> 33 steps/s), so it stays an XLA_FLAGS choice, not a default.
+- Custom VJP: the generic one (fused path: recompute the cell's pullback, dW_hh as one
+  matmul after the loop) is slower than autodiff everywhere above. An LSTM-specific one
+  (hand-derived gate gradients, dW_ih, dW_hh and db as three matmuls after the loop, gates
+  saved gate-wise) cut the loop's matmul time 19 -> 12.6 ms but measured 34-39 ms in all:
+  XLA CPU splits the saved gates into one fusion and one dynamic-update-slice each, ~140
+  thunks per time step, and per-thunk overhead (~8 ms of 34 between thunks) eats the gain.
+- Earlier, with `--threads 1 --clock cpu` under load: one array per gate in the loop (fwd
+  27 -> 19.5 ms then); unroll=2/4/8 no gain or slower (unroll=40 at H=6 compiles for 164 s);
+  bfloat16 compute slower (98 -> 133 ms); XLA flags xla_cpu_use_onednn, xla_cpu_use_xnnpack,
+  xla_cpu_enable_fast_math, xla_cpu_prefer_vector_width=512 within noise; time-major input
+  handed in directly vs transposed inside: no difference.
+Still short at lstm_128 (0.72x): torch runs the whole sequence through oneDNN's fused LSTM
+primitive (one call forward, one backward). Our step is ~18 ms of matmuls (5 per time step,
+~180 GFLOP/s, close to this machine's 2-core peak) plus ~7,500 small XLA thunks.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """Timing helpers shared by the benchmark scripts: median wall time of a callable after
-warm-up, compile time of a jitted function, and a plain-text table."""
+warm-up, compile time of a jitted function, and a plain-text table.
+
+Importing this module sets the process's malloc as train.py does (zoo.cpu.keep_freed_memory),
+so every benchmark times JAX and its peers under the trainer's conditions."""
 from __future__ import annotations
 
 import os
@@ -7,6 +10,10 @@ import statistics
 import sys
 import time
 from typing import Any, Callable, Sequence
+
+from zoo import cpu
+
+cpu.keep_freed_memory()
 
 
 def block(tree: Any) -> Any:

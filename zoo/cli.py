@@ -54,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.print_config:
             print(dump(cfg), end="")
             return 0
+        from zoo import cpu
         from zoo.train import Interrupted, fit
+        cpu.keep_freed_memory()  # page-fault-free steps on CPU (zoo.cpu)
         summary = fit(cfg)
     except ConfigError as e:
         return _fail(str(e))

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import jax
 
-from zoo import config
+from zoo import config, cpu
 from zoo.train import fit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-readme", action="store_true", help="leave README.md alone")
     p.add_argument("--table-only", action="store_true", help="train nothing: rewrite the tables from results.json")
     args = p.parse_args(argv)
+    cpu.keep_freed_memory()  # as train.py does (zoo.cpu)
     out = Path(args.out).absolute()
     out.mkdir(parents=True, exist_ok=True)
     os.chdir(ROOT)

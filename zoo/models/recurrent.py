@@ -32,11 +32,13 @@ concat(forward, reverse) outputs upward, with dropout between layers (not after 
 
 Language models over these layers: zoo.models.recurrent_lm.
 
-Two paths compute the same function: `impl="reference"` (the default) scans the cell per
-direction with autodiff, the input side x W_ih + b hoisted out of the loop as one matmul and
-split into one array per gate; `impl="fused"` (zoo.models.recurrent_scan) runs all
-directions in one scan with a hand-written backward pass. They agree to float32 rounding
-(tested); on a 2-core CPU the reference path measured as fast or faster (bench_recurrent.py).
+Two paths compute the same function: `impl="reference"` (the default) scans the cell itself
+per direction with autodiff; `impl="fused"` (zoo.models.recurrent_scan) hoists x W_ih + b out
+of the loop, runs all directions in one scan and has a hand-written backward pass. They agree
+to float32 rounding (tested). On a 2-core CPU the reference path trains faster on every
+benchmark row (bench_recurrent.py): a loop fusion that dynamic-slices a precomputed [T, B, G]
+projection vectorises badly on XLA CPU, while x_t W_ih inside the loop is one more small
+matmul.
 """
 from __future__ import annotations
 
@@ -167,18 +169,15 @@ def masked(pointwise):
 
 
 def scan_layer(kind, params, xs, carry, mask=None, *, reverse=False, unroll=1):
-    """One direction, reference path. xs: [T, B, D], mask: [T, B, 1] bool or None.
-
-    Returns (final carry, ys: [T, B, H]); the input projection is one matmul over all T.
-    """
+    """One direction, reference path: the cell scanned over time. xs: [T, B, D], mask:
+    [T, B, 1] bool or None. Returns (final carry, ys: [T, B, H])."""
     step = masked(POINTWISE[kind])
 
     def body(carry, inputs):
-        a_t, m_t = inputs
-        return step(carry, a_t, gates(recur(params, hidden(carry)), kind), m_t)
+        x_t, m_t = inputs
+        return step(carry, gates(project(params, x_t), kind), gates(recur(params, hidden(carry)), kind), m_t)
 
-    a = gates(project(params, xs), kind)
-    return jax.lax.scan(body, carry, (a, mask), reverse=reverse, unroll=unroll)
+    return jax.lax.scan(body, carry, (xs, mask), reverse=reverse, unroll=unroll)
 
 
 def directions_layer(kind, dirs, xs, carries, mask, *, impl, unroll):
