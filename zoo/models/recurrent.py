@@ -157,27 +157,26 @@ def zero_carry(kind: str, batch: int, d_hidden: int, dtype=jnp.float32):
 
 
 # ----------------------------------------------------------------------------- layers
-def masked(pointwise):
-    """Hold the carry and emit zeros on padding steps (m = 0); m: [B, 1] or None."""
-    def step(carry, a, u, m):
-        new, y = pointwise(carry, a, u)
+def masked(step):
+    """`step(carry, *inputs) -> (carry, y)` as `(carry, *inputs, m) -> (carry, y)` that holds the
+    carry and emits zeros on padding steps (m = 0); m: [B, 1] or None."""
+    def masked_step(carry, *inputs):
+        *inputs, m = inputs
+        new, y = step(carry, *inputs)
         if m is None:
             return new, y
         new = jax.tree.map(lambda n, o: jnp.where(m, n, o), new, carry)
         return new, jnp.where(m, y, jnp.zeros_like(y))
-    return step
+    return masked_step
 
 
 def scan_layer(kind, params, xs, carry, mask=None, *, reverse=False, unroll=1):
     """One direction, reference path: the cell scanned over time. xs: [T, B, D], mask:
     [T, B, 1] bool or None. Returns (final carry, ys: [T, B, H])."""
-    step = masked(POINTWISE[kind])
-
-    def body(carry, inputs):
-        x_t, m_t = inputs
-        return step(carry, gates(project(params, x_t), kind), gates(recur(params, hidden(carry)), kind), m_t)
-
-    return jax.lax.scan(body, carry, (xs, mask), reverse=reverse, unroll=unroll)
+    cell = make_cell(kind)
+    step = masked(lambda carry, x_t: cell(params, carry, x_t))
+    return jax.lax.scan(lambda carry, inputs: step(carry, *inputs), carry, (xs, mask),
+                        reverse=reverse, unroll=unroll)
 
 
 def directions_layer(kind, dirs, xs, carries, mask, *, impl, unroll):
