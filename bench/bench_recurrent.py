@@ -169,7 +169,7 @@ def torch_step_times(row, repeats: int) -> dict:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
-    parser.add_argument("--variants", nargs="+", default=["reference", "fused"])
+    parser.add_argument("--variants", nargs="+", default=["scan", "fused"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--threads", type=int, default=None, help="threads per library")

@@ -62,13 +62,12 @@ def case(request):
 
 
 def outputs(model: Model, params, x, **kw):
-    out = model.apply(params, x, **kw)
-    return out[0] if isinstance(out, tuple) else out
+    return model.apply(params, x, **kw)
 
 
 def test_build_by_name_and_by_config(case):
     name, exp, batch, params = case
-    again = build(exp.cfg.model)
+    again = build(exp.cfg.model_name, exp.cfg.model)
     np.testing.assert_array_equal(outputs(again, params, batch["x"]), outputs(exp.model, params, batch["x"]))
     assert isinstance(exp.model, Model)
 

@@ -11,7 +11,8 @@ import pytest
 from zoo.data import graphs as data
 from zoo.models import build
 from zoo.models import gnn
-from zoo.models import graphs as G
+from zoo import graphs as G
+from zoo.models import segments as S
 
 MODELS = ["gcn", "gat", "gin", "mpnn"]
 CORA = Path(__file__).resolve().parents[2] / "shared" / "data" / "planetoid" / "cora.npz"
@@ -53,12 +54,12 @@ def test_gcn_layer_on_3_node_path_matches_hand_normalised_adjacency():
 def test_segment_softmax_sums_to_one_per_receiver_and_readouts():
     logits = jnp.array([1.0, 2.0, 3.0, -1.0, 0.5])
     ids = jnp.array([0, 0, 2, 2, 2])
-    p = G.segment_softmax(logits, ids, 3)
-    np.testing.assert_allclose(G.segment_sum(p, ids, 3), [1.0, 0.0, 1.0], rtol=1e-6)
+    p = S.segment_softmax(logits, ids, 3)
+    np.testing.assert_allclose(S.segment_sum(p, ids, 3), [1.0, 0.0, 1.0], rtol=1e-6)
     np.testing.assert_allclose(p[:2], jax.nn.softmax(logits[:2]), rtol=1e-6)
     values = jnp.array([[1.0], [3.0], [2.0], [-4.0], [0.0]])
-    np.testing.assert_allclose(G.readout(values, ids, 3, "mean"), [[2.0], [0.0], [-2 / 3]], rtol=1e-6)
-    np.testing.assert_allclose(G.readout(values, ids, 3, "max"), [[3.0], [0.0], [2.0]])  # empty -> 0
+    np.testing.assert_allclose(S.readout(values, ids, 3, "mean"), [[2.0], [0.0], [-2 / 3]], rtol=1e-6)
+    np.testing.assert_allclose(S.readout(values, ids, 3, "max"), [[3.0], [0.0], [2.0]])  # empty -> 0
 
 
 def test_dropout_keeps_one_minus_rate_and_preserves_the_mean():
@@ -153,8 +154,8 @@ def test_bucketed_padding_bounds_the_number_of_compiles():
     @jax.jit
     def mean_readout(graph):
         traces.append(1)
-        index = G.node_graph_index(graph, graph.nodes.shape[0])
-        return G.readout(graph.nodes, index, graph.n_node.shape[0], "mean")
+        index = S.node_graph_index(graph, graph.nodes.shape[0])
+        return S.readout(graph.nodes, index, graph.n_node.shape[0], "mean")
 
     rng = np.random.default_rng(0)
     shapes, batches = set(), 24

@@ -95,10 +95,10 @@ def _spiral_batch(batch_size=4):
 
 
 def _node_loss(cfg):
-    model = build(cfg)
+    model = build("node", cfg)
 
     def loss(params, batch):
-        ys, stats = model.apply(params, batch["x"])
+        ys, stats = model.apply_with_stats(params, batch["x"])
         sums = regression(ys, batch)
         return sums["loss"] / sums["count"]
     return model, loss
@@ -144,8 +144,8 @@ def test_node_apply_jit_matches_eager_and_starts_at_y0():
     batch = _spiral_batch()
     model = build("node", width=8, solver="rk4", dt0=0.05)
     params = model.init(jax.random.key(1), batch["x"])
-    ys, stats = model.apply(params, batch["x"])
-    ys_jit, stats_jit = jax.jit(model.apply)(params, batch["x"])
+    ys, stats = model.apply_with_stats(params, batch["x"])
+    ys_jit, stats_jit = jax.jit(model.apply_with_stats)(params, batch["x"])
     assert ys.shape == batch["y"].shape
     np.testing.assert_allclose(ys, ys_jit, atol=1e-6)
     np.testing.assert_allclose(ys[:, 0], batch["x"]["y0"], atol=1e-6)
@@ -155,7 +155,7 @@ def test_node_apply_jit_matches_eager_and_starts_at_y0():
 def test_odenet_shapes_and_fixed_step_nfe():
     x = jax.random.normal(jax.random.key(0), (3, 40))
     model = build("odenet", num_outputs=10, channels=8, num_groups=2, solver="rk4", dt0=0.25)
-    logits, stats = model.apply(model.init(jax.random.key(1), x), x)
+    logits, stats = model.apply_with_stats(model.init(jax.random.key(1), x), x)
     assert logits.shape == (3, 10) and float(stats["nfe"]) == 16.0
 
 
@@ -202,7 +202,7 @@ def test_matches_torchdiffeq_with_copied_weights():
     expected = torchdiffeq.odeint(lambda t, y: net(y ** 3), y0, torch.tensor(np.asarray(ts)),
                                   method="dopri5", rtol=1e-7, atol=1e-9)
     x = {"y0": batch["x"]["y0"], "t": jnp.broadcast_to(ts, batch["x"]["t"].shape)}
-    ys, _ = model.apply(params, x)
+    ys = model.apply(params, x)
     np.testing.assert_allclose(ys, expected.detach().numpy().transpose(1, 0, 2), atol=1e-5)
 
 
@@ -220,12 +220,12 @@ def test_cnf_trace_dynamics_match_the_change_of_variables():
 
 def test_cnf_density_integrates_to_one():
     from zoo.models import cnf
-    model = cnf.build(cnf.CNFConfig(width=16, depth=2, rtol=1e-5, atol=1e-5))
+    model = cnf.build("cnf", cnf.CNFConfig(width=16, depth=2, rtol=1e-5, atol=1e-5))
     grid = jnp.linspace(-8.0, 8.0, 161)
     points = jnp.stack(jnp.meshgrid(grid, grid), -1).reshape(-1, 2)
     params = model.init(jax.random.key(3), points)
     params["field"]["layers"][-1]["kernel"] *= 5.0     # a field far from zero: a non-trivial flow
-    log_p, stats = jax.jit(model.apply)(params, points)
+    log_p, stats = jax.jit(model.apply_with_stats)(params, points)
     assert abs(float(jnp.exp(log_p).sum() * (grid[1] - grid[0]) ** 2) - 1.0) < 0.01
     assert float(stats["nfe"]) > 0
 

@@ -1,5 +1,6 @@
 """Recurrent family: cells against flax.linen and torch.nn with copied weights, masks, state
 passing, fused path == reference path, language model generation, gradient-flow ordering."""
+import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -72,7 +73,7 @@ def _torch_module(torch, kind, d, h, num_layers, bidirectional):
     return cls(d, h, num_layers=num_layers, bidirectional=bidirectional, batch_first=True)
 
 
-@pytest.mark.parametrize("kind, impl", [("rnn", "reference"), ("lstm", "reference"), ("gru", "reference"),
+@pytest.mark.parametrize("kind, impl", [("rnn", "scan"), ("lstm", "scan"), ("gru", "scan"),
                                         ("lstm", "fused"), ("gru", "fused")])
 def test_stack_matches_torch(kind, impl):
     torch = pytest.importorskip("torch")
@@ -146,7 +147,7 @@ def test_fused_path_matches_reference_with_gradients(kind, bidirectional):
         return jnp.sum(jnp.sin(ys)) + sum(jnp.sum(leaf ** 2) for leaf in jax.tree.leaves(final))
 
     value_and_grad = jax.jit(jax.value_and_grad(loss, (0, 1, 2)), static_argnums=3)
-    want = value_and_grad(layers, x, state, "reference")
+    want = value_and_grad(layers, x, state, "scan")
     got = value_and_grad(layers, x, state, "fused")
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-5), got, want)
 
@@ -170,11 +171,12 @@ def test_classifier_shapes_jit_and_dropout(name, readout):
 
 def test_lm_generate_greedy_matches_apply():
     from zoo.models import build
-    cfg = LM.LSTMLMConfig(vocab_size=11, embed_dim=4, hidden_size=8, num_layers=2)
-    model = build(cfg)
+    cfg = LM.RecurrentLMConfig(vocab_size=11, embed_dim=4, hidden_size=8, num_layers=2)
+    model = build("lstm_lm", cfg)
     prompt = jnp.array([[1, 2, 3], [4, 5, 6]], jnp.int32)
     params = model.init(jax.random.key(0), prompt)
-    generate = jax.jit(LM.generate, static_argnums=0, static_argnames=("steps", "temperature", "top_k"))
+    generate = jax.jit(functools.partial(LM.generate, "lstm"), static_argnums=0,
+                       static_argnames=("steps", "temperature", "top_k"))
     out = generate(cfg, params, prompt, steps=5, key=jax.random.key(1), temperature=0.0)
     assert out.shape == (2, 8) and out.dtype == jnp.int32
     np.testing.assert_array_equal(out[:, :3], prompt)

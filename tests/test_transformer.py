@@ -38,12 +38,12 @@ def small_gpt(**kw):
     kw = {"vocab_size": 11, "num_layers": 2, "num_heads": 4, "d_model": 32, **kw}
     cfg = T.GPTConfig(**kw)
     tokens = jax.random.randint(jax.random.key(3), (2, 9), 0, cfg.vocab_size)
-    model = M.build(cfg)
-    return cfg, M.Model(model.init, jax.jit(model.apply, static_argnames="train")), tokens
+    model = M.build("gpt", cfg)
+    return cfg, M.Model.of(model.init, jax.jit(model.apply, static_argnames="train")), tokens
 
 
 # ----------------------------------------------------------------------------- attention
-@pytest.mark.parametrize("implementation", ["auto", "fused", "reference"])
+@pytest.mark.parametrize("implementation", ["auto", "fused", "explicit"])
 def test_attention_matches_flax_with_copied_weights(implementation):
     flax_nn = pytest.importorskip("flax.linen")
     b, t, d, n = 2, 6, 16, 4
@@ -66,22 +66,22 @@ def test_attention_matches_flax_with_copied_weights(implementation):
 
 
 @pytest.mark.parametrize("n_kv", [4, 2, 1])
-def test_fused_path_equals_reference_path(n_kv):
+def test_fused_path_equals_explicit_path(n_kv):
     q, k, v = qkv(n_kv=n_kv)
     pad = A.padding_mask(jnp.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], bool))
     for mask, causal in [(None, False), (None, True), (pad, False), (pad, True)]:
         fused = attend(q, k, v, mask, is_causal=causal)
-        reference = attend(q, k, v, mask, is_causal=causal, implementation="reference")
+        reference = attend(q, k, v, mask, is_causal=causal, implementation="explicit")
         np.testing.assert_allclose(fused, reference, **TOL)
 
 
-def test_reference_attention_by_hand():
+def test_explicit_attention_by_hand():
     """One head, one query: softmax(q.k / sqrt(d)) v written out."""
     q, k, v = qkv(n_heads=1, n_kv=1, b=1, t=1, s=3, dh=2)
     logits = np.array([float(q[0, 0, 0] @ k[0, j, 0]) for j in range(3)]) / math.sqrt(2)
     w = np.exp(logits - logits.max())
     expected = (w / w.sum()) @ np.asarray(v[0, :, 0])
-    np.testing.assert_allclose(A.reference_attention(q, k, v)[0, 0, 0], expected, **TOL)
+    np.testing.assert_allclose(A.explicit_attention(q, k, v)[0, 0, 0], expected, **TOL)
 
 
 def test_grouped_query_equals_multi_head_with_shared_kv():
@@ -186,7 +186,7 @@ def test_nano_gpt_has_nanogpt_parameter_count():
     """nanoGPT's CPU recipe reports 0.80M parameters (position table excluded, fused-qkv bias
     counted); ours has no key bias (4 layers x 128)."""
     cfg = T.GPTConfig(vocab_size=65, size="nano")
-    params = M.build(cfg).init(jax.random.key(0), jnp.zeros((1, 64), jnp.int32))
+    params = M.build("gpt", cfg).init(jax.random.key(0), jnp.zeros((1, 64), jnp.int32))
     count = sum(p.size for p in jax.tree.leaves(params))
     assert count - 64 * 128 == 801_152 == 801_664 - 4 * 128
 
@@ -194,7 +194,7 @@ def test_nano_gpt_has_nanogpt_parameter_count():
 def test_jit_equals_no_jit_and_dropout_uses_the_key():
     cfg, model, tokens = small_gpt(dropout_rate=0.2, attention_dropout_rate=0.1)
     params = model.init(jax.random.key(0), tokens)
-    np.testing.assert_allclose(model.apply(params, tokens), M.build(cfg).apply(params, tokens), **TOL)
+    np.testing.assert_allclose(model.apply(params, tokens), M.build("gpt", cfg).apply(params, tokens), **TOL)
     a, b = (model.apply(params, tokens, key=jax.random.key(s), train=True) for s in (1, 2))
     assert not np.allclose(a, b)
 
@@ -244,7 +244,7 @@ def test_shakespeare_has_nanogpt_vocabulary_and_split():
     from zoo.data import text
     ds = text.load(text.TextConfig(path=str(SHAKESPEARE), seq_len=64))
     assert len(ds.vocab) == 65 and ds.split == int(1_115_394 * 0.9)
-    model = M.build(dataclasses.replace(T.GPTConfig(), vocab_size=len(ds.vocab)))
+    model = M.build("gpt", vocab_size=len(ds.vocab))
     batch = ds.train_batch(0, 0, 12)
     params = model.init(jax.random.key(0), batch["x"])
     assert jax.jit(model.apply)(params, batch["x"]).shape == (12, 64, 65)

@@ -256,7 +256,7 @@ def _named(values: dict, section: str, registry: dict, what: str) -> tuple[str, 
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(f"{section}.name: unknown {what} {name!r}{hint}; valid: {', '.join(sorted(registry))}")
     rest = {k: v for k, v in values.items() if k != "name"}
-    return name, build_section(registry[name][0], rest, section, f"{what} {name!r}")
+    return name, build_section(registry[name].config, rest, section, f"{what} {name!r}")
 
 
 def optax_optimizers() -> dict[str, Any]:

@@ -21,7 +21,7 @@ def _fail(message: str) -> int:
 def sampler(model_name: str):
     """The `generate` function of a model's family module, or None."""
     from zoo.models import REGISTRY
-    return getattr(sys.modules[REGISTRY[model_name][1].__module__], "generate", None)
+    return REGISTRY[model_name].sample
 
 
 def load_run(run_dir: Path):
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(e))
     import jax
     import jax.numpy as jnp
-    tokens = generate(exp.cfg.model, params, jnp.asarray(prompt)[None], steps=args.length,
+    tokens = generate(exp.cfg.model_name, exp.cfg.model, params, jnp.asarray(prompt)[None], steps=args.length,
                       key=jax.random.PRNGKey(args.seed), temperature=args.temperature, top_k=args.top_k)
     print(exp.dataset.decode(tokens[0]))
     return 0

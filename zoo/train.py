@@ -48,7 +48,7 @@ class Experiment:
 # ----------------------------------------------------------------------------- setup
 def load_dataset(cfg: Config) -> Dataset:
     try:
-        return DATASETS[cfg.data_name][1](cfg.data)
+        return DATASETS[cfg.data_name].load(cfg.data)
     except FileNotFoundError as e:
         raise ConfigError(str(e).strip("'\"")) from None
     except ValueError as e:
@@ -67,7 +67,7 @@ def setup(cfg: Config) -> Experiment:
     dataset = load_dataset(cfg)
     cfg = cfg.replace(model=fill_model_defaults(cfg.model, dataset.model_defaults))
     try:
-        model = build(cfg.model)
+        model = build(cfg.model_name, cfg.model)
     except ValueError as e:
         raise ConfigError(f"model: {e}") from None
     mesh = meshlib.make_mesh(cfg.mesh)
@@ -129,15 +129,11 @@ def _cast(tree, dtype):
     return jax.tree.map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
 
 
-def _outputs_and_stats(out) -> tuple[Any, dict]:
-    return out if isinstance(out, tuple) else (out, {})
-
-
 def forward(exp: Experiment, params, batch: dict, key, train: bool) -> tuple[dict, dict]:
     """Metric sums and model stats of one batch, computed in the configured precision."""
     dtype = _compute_dtype(exp)
-    out = exp.model.apply(_cast(params, dtype), _cast(batch["x"], dtype), key=key, train=train)
-    outputs, stats = _outputs_and_stats(out)
+    outputs, stats = exp.model.apply_with_stats(_cast(params, dtype), _cast(batch["x"], dtype),
+                                                key=key, train=train)
     return exp.task(outputs, batch), stats
 
 

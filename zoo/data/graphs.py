@@ -7,7 +7,7 @@ and `batch_size` is ignored. x = GraphsTuple of one graph, y = int32 labels [N],
 (one batch). Graph classification (graph_cycles): x = a batch of B graphs padded to a fixed
 (N, E, G) = (B * max nodes + 1, B * max edges, B + 1), so `jit` compiles once per batch size;
 y = int32 [B + 1], mask = graph mask [B + 1] (0 on the padding graph and on empty slots).
-Axis legend as in zoo.models.graphs: N nodes, E edges, G graphs, D features.
+Axis legend as in zoo.graphs: N nodes, E edges, G graphs, D features.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from typing import Iterator, Literal
 import numpy as np
 
 from zoo.data.base import ArrayDataset, Dataset
-from zoo.models.graphs import GraphsTuple, batch_graphs, pad_graphs, padding_masks
+from zoo.graphs import GraphsTuple, batch_graphs, pad_graphs, padding_masks
 
 
 def undirected_graph(nodes: np.ndarray, edges: np.ndarray) -> GraphsTuple:

@@ -23,7 +23,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from zoo.models import Model
+from zoo.models.core import Model, ModelEntry
 from zoo.models import node as N
 
 
@@ -53,7 +53,7 @@ def standard_normal_logpdf(z: jax.Array) -> jax.Array:
     return -0.5 * jnp.sum(z ** 2, -1) - 0.5 * z.shape[-1] * math.log(2 * math.pi)
 
 
-def build(cfg: CNFConfig) -> Model:
+def build(name: str, cfg: CNFConfig) -> Model:
     f = N.mlp_field(cfg.activation, 1, True)
     augmented = trace_dynamics(f)
     ts = jnp.array([0.0, 1.0])
@@ -62,12 +62,12 @@ def build(cfg: CNFConfig) -> Model:
         return {"field": N.mlp_field_init(key, x.shape[-1], cfg.width, cfg.depth,
                                           time_dependent=True, init_std=None)}
 
-    def apply(params, x, *, key=None, train=False):
+    def apply_with_stats(params, x, *, key=None, train=False):
         state0 = (x, jnp.zeros(x.shape[:1], x.dtype))
         (zs, deltas), nfe = N.odeint(cfg, augmented, params["field"], state0, ts.astype(x.dtype))
         return standard_normal_logpdf(zs[-1]) + deltas[-1], {"nfe": nfe.astype(jnp.float32)}
 
-    return Model(init, apply)
+    return Model.with_stats(init, apply_with_stats)
 
 
 def sample(cfg: CNFConfig, params, key: jax.Array, num: int, dim: int = 2) -> jax.Array:
@@ -78,4 +78,4 @@ def sample(cfg: CNFConfig, params, key: jax.Array, num: int, dim: int = 2) -> ja
     return zs[-1]
 
 
-MODELS = {"cnf": (CNFConfig, build)}
+MODELS = {"cnf": ModelEntry(CNFConfig, build, "continuous normalising flow: log p(x) by an ODE with the exact trace")}

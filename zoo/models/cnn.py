@@ -25,7 +25,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from zoo.models import Model
+from zoo.models.core import Model, ModelEntry
 from zoo.models import layers as L
 
 
@@ -59,7 +59,7 @@ def _padding(p: int | str) -> int | str:
     return p.upper() if isinstance(p, str) else p
 
 
-def build(cfg: CNNConfig) -> Model:
+def build(name: str, cfg: CNNConfig) -> Model:
     if cfg.num_outputs is None:
         raise ValueError("cnn needs num_outputs (the trainer takes it from the dataset)")
     if cfg.norm == "group" and any(c % cfg.num_groups for c in cfg.channels):
@@ -117,7 +117,7 @@ def build(cfg: CNNConfig) -> Model:
     def apply(params, x, *, key=None, train=False):
         return L.dense(params["head"], features(params, x, key, train))
 
-    return Model(init, apply)
+    return Model.of(init, apply)
 
 
-MODELS = {"cnn": (CNNConfig, build)}
+MODELS = {"cnn": ModelEntry(CNNConfig, build, "1-D/2-D convolutional network: pooling, residual blocks, GroupNorm/LayerNorm")}

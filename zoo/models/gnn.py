@@ -24,7 +24,7 @@ GAT end with a GCN/GAT layer of width K, as in the papers; GIN and MPNN end with
 Dropout (rate = drop probability) hits every message-passing layer's input; GAT also drops
 attention coefficients. Deviations: no BatchNorm in GIN's MLP (the model contract is
 stateless); GIN's graph readout uses the last layer only, not the sum over layers.
-Padding needs no masks here: padding edges only join padding nodes (see zoo.models.graphs).
+Padding needs no masks here: padding edges only join padding nodes (see zoo.graphs).
 Node features may be sparse (a jax.experimental.sparse.BCOO [N, D], e.g. bag-of-words):
 GCN and GAT then multiply and drop out only the stored entries; GIN and MPNN densify.
 """
@@ -38,10 +38,11 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import sparse
 
-from zoo.models import Model
+from zoo.models.core import Model, ModelEntry
 from zoo.models import layers as L
-from zoo.models.graphs import GraphsTuple, node_graph_index, readout, segment_softmax, segment_sum
-from zoo.models.graphs import SEGMENT_REDUCERS, edge_graph_index
+from zoo.graphs import GraphsTuple
+from zoo.models.segments import node_graph_index, readout, segment_softmax, segment_sum
+from zoo.models.segments import SEGMENT_REDUCERS, edge_graph_index
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,8 +172,8 @@ def gcn_layer(params: dict, h: jax.Array, graph: GraphsTuple, norm: tuple[jax.Ar
     return propagated + params["bias"].astype(h.dtype)[None, :]
 
 
-def build_gcn(cfg: GCNConfig) -> Model:
-    _check(cfg, "gcn")
+def build_gcn(name: str, cfg: GCNConfig) -> Model:
+    _check(cfg, name)
     act = L.activation(cfg.activation)
     node_level = cfg.task_level == "node"
 
@@ -193,7 +194,7 @@ def build_gcn(cfg: GCNConfig) -> Model:
                 h = act(h)
         return h if node_level else graph_head(params["head"], h, graph, cfg)
 
-    return Model(init, apply)
+    return Model.of(init, apply)
 
 
 # ----------------------------------------------------------------------------- GAT
@@ -232,8 +233,8 @@ def gat_layer(params: dict, h: jax.Array, edges: tuple[jax.Array, jax.Array], *,
     return out.mean(axis=1) + bias
 
 
-def build_gat(cfg: GATConfig) -> Model:
-    _check(cfg, "gat")
+def build_gat(name: str, cfg: GATConfig) -> Model:
+    _check(cfg, name)
     act = L.activation(cfg.activation)
     node_level = cfg.task_level == "node"
 
@@ -258,12 +259,12 @@ def build_gat(cfg: GATConfig) -> Model:
             h = h if is_output else act(h)
         return h if node_level else graph_head(params["head"], h, graph, cfg)
 
-    return Model(init, apply)
+    return Model.of(init, apply)
 
 
 # ----------------------------------------------------------------------------- GIN
-def build_gin(cfg: GINConfig) -> Model:
-    _check(cfg, "gin")
+def build_gin(name: str, cfg: GINConfig) -> Model:
+    _check(cfg, name)
     act = L.activation(cfg.activation)
 
     def init(key, graph):
@@ -289,7 +290,7 @@ def build_gin(cfg: GINConfig) -> Model:
             return L.dense(params["head"], h)
         return graph_head(params["head"], h, graph, cfg)
 
-    return Model(init, apply)
+    return Model.of(init, apply)
 
 
 # ----------------------------------------------------------------------------- graph network
@@ -309,8 +310,8 @@ def update_init(key: jax.Array, d_in: int, width: int, cfg: MPNNConfig) -> dict:
     return params
 
 
-def build_mpnn(cfg: MPNNConfig) -> Model:
-    _check(cfg, "mpnn")
+def build_mpnn(name: str, cfg: MPNNConfig) -> Model:
+    _check(cfg, name)
     act = L.activation(cfg.activation)
     aggregate, pool = SEGMENT_REDUCERS[cfg.aggregation], SEGMENT_REDUCERS[cfg.readout]
 
@@ -353,12 +354,12 @@ def build_mpnn(cfg: MPNNConfig) -> Model:
             return L.dense(params["head"], graph.nodes)
         return L.dense(params["head"], graph.globals)
 
-    return Model(init, apply)
+    return Model.of(init, apply)
 
 
 MODELS = {
-    "gcn": (GCNConfig, build_gcn),
-    "gat": (GATConfig, build_gat),
-    "gin": (GINConfig, build_gin),
-    "mpnn": (MPNNConfig, build_mpnn),
+    "gcn": ModelEntry(GCNConfig, build_gcn, "graph convolutional network (Kipf & Welling 2017), node or graph level"),
+    "gat": ModelEntry(GATConfig, build_gat, "graph attention network (Velickovic et al. 2018), multi-head"),
+    "gin": ModelEntry(GINConfig, build_gin, "graph isomorphism network (Xu et al. 2019), sum aggregation"),
+    "mpnn": ModelEntry(MPNNConfig, build_mpnn, "general message passing: edge, node and global updates (Battaglia et al. 2018)"),
 }

@@ -156,6 +156,19 @@ def dropout(key: jax.Array | None, x: jax.Array, rate: float, train: bool) -> ja
     return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
 
 
+def sample_token(key: jax.Array, logits: jax.Array, temperature: float = 1.0,
+                 top_k: int | None = None) -> jax.Array:
+    """A token per row of logits [B, V]: softmax(logits / temperature) over the top_k largest;
+    temperature 0 takes the argmax. Both language-model families sample with it."""
+    if temperature == 0.0:
+        return jnp.argmax(logits, -1).astype(jnp.int32)
+    logits = logits / temperature
+    if top_k is not None:
+        kth = jax.lax.top_k(logits, top_k)[0][..., -1:]
+        logits = jnp.where(logits < kth, -jnp.inf, logits)
+    return jax.random.categorical(key, logits, -1).astype(jnp.int32)
+
+
 def split_key(key: jax.Array | None, num: int) -> list[jax.Array | None]:
     """`num` independent keys from `key`, or `num` Nones when there is no key (eval)."""
     return [None] * num if key is None else list(jax.random.split(key, num))

@@ -16,7 +16,7 @@ from typing import Literal
 
 import jax
 
-from zoo.models import Model
+from zoo.models.core import Model, ModelEntry
 from zoo.models import layers as L
 
 
@@ -31,7 +31,7 @@ class MLPConfig:
     norm: Literal["none", "layer"] = "none"
 
 
-def build(cfg: MLPConfig) -> Model:
+def build(name: str, cfg: MLPConfig) -> Model:
     if cfg.num_outputs is None:
         raise ValueError("mlp needs num_outputs (the trainer takes it from the dataset)")
     act = L.activation(cfg.activation)
@@ -59,7 +59,7 @@ def build(cfg: MLPConfig) -> Model:
             h = h + z if cfg.residual and i > 0 else z
         return L.dense(params["head"], h)
 
-    return Model(init, apply)
+    return Model.of(init, apply)
 
 
-MODELS = {"mlp": (MLPConfig, build)}
+MODELS = {"mlp": ModelEntry(MLPConfig, build, "multi-layer perceptron: depth, width, activation, dropout, residual, LayerNorm")}

@@ -50,7 +50,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zoo.models import Model
+from zoo.models.core import Model, ModelEntry
 from zoo.models import layers as L
 
 Field = Callable[[dict, jax.Array, jax.Array], jax.Array]   # f(params, t, y) -> dy/dt
@@ -196,7 +196,7 @@ class ODENetConfig(SolverConfig):
     readout: Literal["flatten", "mean"] = "flatten"
 
 
-def build_odenet(cfg: ODENetConfig) -> Model:
+def build_odenet(name: str, cfg: ODENetConfig) -> Model:
     if cfg.num_outputs is None:
         raise ValueError("odenet needs num_outputs (the trainer takes it from the dataset)")
     if cfg.channels % cfg.num_groups:
@@ -227,13 +227,13 @@ def build_odenet(cfg: ODENetConfig) -> Model:
         head["dense"] = L.dense_init(k4, d, cfg.num_outputs)
         return {"encoder": encoder, "field": conv_field_init(k3, c, cfg.kernel_size, cfg.field_norm), "head": head}
 
-    def apply(params, x, *, key=None, train=False):
+    def apply_with_stats(params, x, *, key=None, train=False):
         h0 = encode(params["encoder"], x)
         hs, nfe = odeint(cfg, f, params["field"], h0, ts.astype(h0.dtype))
         logits = L.dense(params["head"]["dense"], features(params["head"], hs[-1]))
         return logits, {"nfe": nfe.astype(jnp.float32)}
 
-    return Model(init, apply)
+    return Model.with_stats(init, apply_with_stats)
 
 
 # ----------------------------------------------------------------------------- node
@@ -247,19 +247,22 @@ class NODEConfig(SolverConfig):
     init_std: float | None = None  # N(0, init_std²) weights (torchdiffeq's demo: 0.1); None: LeCun
 
 
-def build_node(cfg: NODEConfig) -> Model:
+def build_node(name: str, cfg: NODEConfig) -> Model:
     f = mlp_field(cfg.activation, cfg.input_power, cfg.time_dependent)
 
     def init(key, x):
         return {"field": mlp_field_init(key, x["y0"].shape[-1], cfg.width, cfg.depth,
                                         time_dependent=cfg.time_dependent, init_std=cfg.init_std)}
 
-    def apply(params, x, *, key=None, train=False):
+    def apply_with_stats(params, x, *, key=None, train=False):
         solve = lambda y0, ts: odeint(cfg, f, params["field"], y0, ts)
         ys, nfe = jax.vmap(solve)(x["y0"], x["t"].astype(x["y0"].dtype))   # [B, T, D], [B]
         return ys, {"nfe": nfe.astype(jnp.float32).mean()}
 
-    return Model(init, apply)
+    return Model.with_stats(init, apply_with_stats)
 
 
-MODELS = {"odenet": (ODENetConfig, build_odenet), "node": (NODEConfig, build_node)}
+MODELS = {
+    "odenet": ModelEntry(ODENetConfig, build_odenet, "ODE-Net classifier: conv encoder, a conv vector field solved by diffrax, linear head"),
+    "node": ModelEntry(NODEConfig, build_node, "neural ODE trajectory model: an MLP vector field integrated from y0 over given times"),
+}

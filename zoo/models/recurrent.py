@@ -32,10 +32,10 @@ concat(forward, reverse) outputs upward, with dropout between layers (not after 
 
 Language models over these layers: zoo.models.recurrent_lm.
 
-Two paths compute the same function: `impl="reference"` (the default) scans the cell itself
+Two paths compute the same function: `impl="scan"` (the default) scans the cell itself
 per direction with autodiff; `impl="fused"` (zoo.models.recurrent_scan) hoists x W_ih + b out
 of the loop, runs all directions in one scan and has a hand-written backward pass. They agree
-to float32 rounding (tested). On a 2-core CPU the reference path trains faster on every
+to float32 rounding (tested). On a 2-core CPU the scan path trains faster on every
 benchmark row (bench_recurrent.py): a loop fusion that dynamic-slices a precomputed [T, B, G]
 projection vectorises badly on XLA CPU, while x_t W_ih inside the loop is one more small
 matmul.
@@ -48,7 +48,7 @@ from typing import Callable, Literal
 import jax
 import jax.numpy as jnp
 
-from zoo.models import Model
+from zoo.models.core import Model, ModelEntry
 from zoo.models import layers as L
 from zoo.models import recurrent_scan
 
@@ -171,7 +171,7 @@ def masked(step):
 
 
 def scan_layer(kind, params, xs, carry, mask=None, *, reverse=False, unroll=1):
-    """One direction, reference path: the cell scanned over time. xs: [T, B, D], mask:
+    """One direction, scan path: the cell scanned over time. xs: [T, B, D], mask:
     [T, B, 1] bool or None. Returns (final carry, ys: [T, B, H])."""
     cell = make_cell(kind)
     step = masked(lambda carry, x_t: cell(params, carry, x_t))
@@ -184,7 +184,7 @@ def directions_layer(kind, dirs, xs, carries, mask, *, impl, unroll):
 
     Returns (list of K final carries, ys: [T, B, K*H]); direction 1 runs backwards in time.
     """
-    if impl == "reference":
+    if impl == "scan":
         outs = [scan_layer(kind, p, xs, c, mask, reverse=k == 1, unroll=unroll)
                 for k, (p, c) in enumerate(zip(dirs, carries))]
         return [c for c, _ in outs], jnp.concatenate([y for _, y in outs], -1)
@@ -193,7 +193,7 @@ def directions_layer(kind, dirs, xs, carries, mask, *, impl, unroll):
 
 
 def stack(kind, layers, x, *, lengths=None, initial_state=None, dropout_rate=0.0,
-          key=None, train=False, impl="reference", unroll=1):
+          key=None, train=False, impl="scan", unroll=1):
     """Stacked (optionally bidirectional) recurrent layers over x: [B, T, D].
 
     layers: list of {"fwd": cell params[, "bwd": cell params]}; lengths: [B] int or None;
@@ -239,20 +239,8 @@ class RecurrentConfig:
     dropout_rate: float = 0.0       # between stacked layers
     readout: Literal["last", "mean", "flatten"] = "last"  # flatten: all steps (fixed T)
     remember_bias: float = 0.0      # init bias of the LSTM forget / GRU update gate
-    impl: Literal["reference", "fused"] = "reference"  # measured faster; see bench/bench_recurrent.py
+    impl: Literal["scan", "fused"] = "scan"  # scan: the cell under lax.scan, measured faster (bench/README.md)
     unroll: int = 1                 # lax.scan unroll factor
-
-
-class RNNConfig(RecurrentConfig):
-    pass
-
-
-class LSTMConfig(RecurrentConfig):
-    pass
-
-
-class GRUConfig(RecurrentConfig):
-    pass
 
 
 def _sequence(x):
@@ -276,6 +264,7 @@ def _readout(cfg, ys, final, lengths):
 
 
 def build_classifier(kind: str, cfg: RecurrentConfig) -> Model:
+    """`kind` is the registry name: rnn, lstm or gru."""
     if cfg.num_outputs is None:
         raise ValueError(f"{kind} needs num_outputs (the trainer takes it from the dataset)")
     k = 2 if cfg.bidirectional else 1
@@ -294,15 +283,11 @@ def build_classifier(kind: str, cfg: RecurrentConfig) -> Model:
                           key=key, train=train, impl=cfg.impl, unroll=cfg.unroll)
         return L.dense(params["head"], _readout(cfg, ys, final, lengths))
 
-    return Model(init, apply)
-
-
-def _builder(build, kind):
-    return lambda cfg: build(kind, cfg)
+    return Model.of(init, apply)
 
 
 MODELS = {
-    "rnn": (RNNConfig, _builder(build_classifier, "rnn")),
-    "lstm": (LSTMConfig, _builder(build_classifier, "lstm")),
-    "gru": (GRUConfig, _builder(build_classifier, "gru")),
+    "rnn": ModelEntry(RecurrentConfig, build_classifier, "Elman RNN sequence classifier: stacked, bidirectional, length masks"),
+    "lstm": ModelEntry(RecurrentConfig, build_classifier, "LSTM sequence classifier: stacked, bidirectional, length masks"),
+    "gru": ModelEntry(RecurrentConfig, build_classifier, "GRU sequence classifier: stacked, bidirectional, length masks"),
 }

@@ -18,7 +18,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from zoo.models import Model
+from zoo.models.core import Model, ModelEntry
 from zoo.models import layers as L
 from zoo.models import recurrent as R
 
@@ -32,20 +32,8 @@ class RecurrentLMConfig:
     num_layers: int = 2
     dropout_rate: float = 0.0       # on the embeddings, between layers, before the head
     remember_bias: float = 0.0      # init bias of the LSTM forget / GRU update gate
-    impl: Literal["reference", "fused"] = "reference"  # measured faster; see bench/bench_recurrent.py
+    impl: Literal["scan", "fused"] = "scan"  # scan: the cell under lax.scan, measured faster (bench/README.md)
     unroll: int = 1
-
-
-class RNNLMConfig(RecurrentLMConfig):
-    pass
-
-
-class LSTMLMConfig(RecurrentLMConfig):
-    pass
-
-
-class GRULMConfig(RecurrentLMConfig):
-    pass
 
 
 def lm_init(kind, cfg, key):
@@ -73,31 +61,19 @@ def build_lm(kind: str, cfg: RecurrentLMConfig) -> Model:
     def apply(params, ids, *, key=None, train=False):
         return lm_apply(kind, cfg, params, ids, key=key, train=train)[0]
 
-    return Model(lambda key, x: lm_init(kind, cfg, key), apply)
+    return Model.of(lambda key, x: lm_init(kind, cfg, key), apply)
 
 
-def sample(key, logits, temperature=1.0, top_k=None):
-    """One token per row from logits [B, V]: softmax(logits / temperature), top-k truncated."""
-    if temperature == 0.0:
-        return jnp.argmax(logits, -1).astype(jnp.int32)
-    logits = logits / temperature
-    if top_k is not None:
-        kth = jax.lax.top_k(logits, top_k)[0][:, -1:]
-        logits = jnp.where(logits < kth, -jnp.inf, logits)
-    return jax.random.categorical(key, logits, -1).astype(jnp.int32)
-
-
-def generate(cfg: RecurrentLMConfig, params, prompt, *, steps, key, temperature=1.0, top_k=None):
+def generate(kind: str, cfg: RecurrentLMConfig, params, prompt, *, steps, key, temperature=1.0, top_k=None):
     """Continue prompt ids [B, T0] by `steps` sampled tokens -> int32 [B, T0 + steps].
 
     The prompt is read once; each new token then advances the carried state by one step.
     """
-    kind = _KIND_OF_LM[type(cfg)]
     logits, state = lm_apply(kind, cfg, params, prompt)
 
     def body(carry, step_key):
         state, last_logits = carry
-        token = sample(step_key, last_logits, temperature, top_k)
+        token = L.sample_token(step_key, last_logits, temperature, top_k)
         logits, state = lm_apply(kind, cfg, params, token[:, None], state)
         return (state, logits[:, -1]), token
 
@@ -105,15 +81,16 @@ def generate(cfg: RecurrentLMConfig, params, prompt, *, steps, key, temperature=
     return jnp.concatenate([prompt.astype(jnp.int32), tokens.T], 1)
 
 
-_KIND_OF_LM = {RNNLMConfig: "rnn", LSTMLMConfig: "lstm", GRULMConfig: "gru"}
+def _sample(name: str, cfg: RecurrentLMConfig, params, prompt, **options):
+    return generate(name.removesuffix("_lm"), cfg, params, prompt, **options)
 
 
-def _builder(kind):
-    return lambda cfg: build_lm(kind, cfg)
+def _build(name: str, cfg: RecurrentLMConfig) -> Model:
+    return build_lm(name.removesuffix("_lm"), cfg)
 
 
 MODELS = {
-    "rnn_lm": (RNNLMConfig, _builder("rnn")),
-    "lstm_lm": (LSTMLMConfig, _builder("lstm")),
-    "gru_lm": (GRULMConfig, _builder("gru")),
+    "rnn_lm": ModelEntry(RecurrentLMConfig, _build, "Elman RNN character language model", _sample),
+    "lstm_lm": ModelEntry(RecurrentLMConfig, _build, "LSTM character language model (char-rnn)", _sample),
+    "gru_lm": ModelEntry(RecurrentLMConfig, _build, "GRU character language model", _sample),
 }

@@ -1,5 +1,5 @@
 """The fused recurrent scan: every direction of a layer in one `lax.scan`, with a hand-written
-backward pass. Same function as the reference path in zoo.models.recurrent (tested against it).
+backward pass. Same function as the scan path in zoo.models.recurrent (tested against it).
 
 Axis legend: T time, K directions, B batch, H hidden units, G gate pre-activations.
 

@@ -42,7 +42,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from zoo.models import Model
+from zoo.models.core import Model, ModelEntry
 from zoo.models import attention as A
 from zoo.models import layers as L
 
@@ -73,7 +73,7 @@ class BlockConfig:
     bias: bool = True
     dropout_rate: float = 0.0
     attention_dropout_rate: float = 0.0
-    attention: Literal["auto", "fused", "cudnn", "reference"] = "auto"  # zoo.models.attention.attend
+    attention: Literal["auto", "fused", "cudnn", "explicit"] = "auto"  # zoo.models.attention.attend
 
     def dims(self) -> tuple[int, int, int]:
         """(num_layers, num_heads, d_model), explicit fields over the `size` row."""
@@ -194,7 +194,7 @@ def check_length(cfg: BlockConfig, params: dict, t: int) -> None:
 
 
 # ----------------------------------------------------------------------------- encoder classifier
-def build_encoder(cfg: EncoderConfig) -> Model:
+def build_encoder(name: str, cfg: EncoderConfig) -> Model:
     if cfg.num_outputs is None:
         raise ValueError("transformer needs num_outputs (the trainer takes it from the dataset)")
     _, _, d = cfg.dims()
@@ -228,7 +228,7 @@ def build_encoder(cfg: EncoderConfig) -> Model:
         pooled = h[:, 0] if cfg.pooling == "cls" else h.mean(axis=1)
         return L.dense(params["head"], pooled)
 
-    return Model(init, apply)
+    return Model.of(init, apply)
 
 
 # ----------------------------------------------------------------------------- GPT
@@ -246,7 +246,7 @@ def gpt_forward(cfg: GPTConfig, params: dict, tokens: jax.Array, *, positions: j
     return logits.astype(jnp.float32), caches
 
 
-def build_gpt(cfg: GPTConfig) -> Model:
+def build_gpt(name: str, cfg: GPTConfig) -> Model:
     if cfg.vocab_size is None:
         raise ValueError("gpt needs vocab_size (the trainer takes it from the dataset)")
     _, _, d = cfg.dims()
@@ -265,10 +265,9 @@ def build_gpt(cfg: GPTConfig) -> Model:
                                 key=key, train=train)
         return logits
 
-    return Model(init, apply)
+    return Model.of(init, apply)
 
 
-MODELS = {"transformer": (EncoderConfig, build_encoder), "gpt": (GPTConfig, build_gpt)}
 
 
 # ----------------------------------------------------------------------------- generation
@@ -285,18 +284,6 @@ def decode(cfg: GPTConfig, params: dict, tokens: jax.Array, caches: list,
     (logits [B, T, V], caches holding every position up to index + T - 1)."""
     positions = index + jnp.arange(tokens.shape[1])
     return gpt_forward(cfg, params, tokens, positions=positions, caches=caches)
-
-
-def sample(key: jax.Array, logits: jax.Array, temperature: float, top_k: int | None) -> jax.Array:
-    """A token per row of logits [B, V]: softmax(logits / temperature) over the top_k largest;
-    temperature 0 takes the argmax."""
-    if temperature == 0.0:
-        return jnp.argmax(logits, -1).astype(jnp.int32)
-    logits = logits / temperature
-    if top_k is not None:
-        kth = jax.lax.top_k(logits, top_k)[0][..., -1:]
-        logits = jnp.where(logits < kth, -jnp.inf, logits)
-    return jax.random.categorical(key, logits).astype(jnp.int32)
 
 
 def context_window(cfg: GPTConfig, params: dict) -> int | None:
@@ -330,13 +317,13 @@ def _generate(cfg: GPTConfig, params: dict, prompt: jax.Array, key: jax.Array, *
     def cached(tokens):
         caches = init_caches(cfg, batch, min(total, window))
         logits, caches = decode(cfg, params, prompt, caches, 0)
-        token = sample(keys[0], logits[:, -1], temperature, top_k)
+        token = L.sample_token(keys[0], logits[:, -1], temperature, top_k)
 
         def step(carry, i):                    # sample token i from position i - 1
             tokens, caches, token = carry
             tokens = jax.lax.dynamic_update_slice(tokens, token[:, None], (0, i - 1))
             logits, caches = decode(cfg, params, token[:, None], caches, i - 1)
-            token = sample(keys[i - t0], logits[:, 0], temperature, top_k)
+            token = L.sample_token(keys[i - t0], logits[:, 0], temperature, top_k)
             return (tokens, caches, token), None
 
         (tokens, _, token), _ = jax.lax.scan(step, (tokens, caches, token),
@@ -346,7 +333,7 @@ def _generate(cfg: GPTConfig, params: dict, prompt: jax.Array, key: jax.Array, *
     def windowed(tokens, i):                   # sample token i from the last `window` tokens
         context = jax.lax.dynamic_slice(tokens, (0, i - window), (batch, window))
         logits, _ = gpt_forward(cfg, params, context, positions=jnp.arange(window))
-        token = sample(keys[i - t0], logits[:, -1], temperature, top_k)
+        token = L.sample_token(keys[i - t0], logits[:, -1], temperature, top_k)
         return jax.lax.dynamic_update_slice(tokens, token[:, None], (0, i)), None
 
     tokens = jnp.zeros((batch, total), jnp.int32).at[:, :t0].set(prompt)
@@ -355,3 +342,22 @@ def _generate(cfg: GPTConfig, params: dict, prompt: jax.Array, key: jax.Array, *
     if total > t0 + num_cached:
         tokens, _ = jax.lax.scan(windowed, tokens, jnp.arange(t0 + num_cached, total))
     return tokens
+
+
+def _for_platform(cfg: BlockConfig, platform: str) -> BlockConfig:
+    """`attention="auto"` made concrete for the platform the model will run on."""
+    if cfg.attention != "auto":
+        return cfg
+    return dataclasses.replace(cfg, attention=A.for_platform(platform))
+
+
+def _sample(name: str, cfg: GPTConfig, params: dict, prompt, **options) -> jax.Array:
+    return generate(cfg, params, prompt, **options)
+
+
+MODELS = {
+    "transformer": ModelEntry(EncoderConfig, build_encoder, "Transformer encoder classifier: pre-norm, CLS or mean pooling, learned/rotary positions",
+                                for_platform=_for_platform),
+    "gpt": ModelEntry(GPTConfig, build_gpt, "decoder-only causal language model (GPT-2 shapes): KV-cache generation, grouped-query attention",
+                        _sample, _for_platform),
+}

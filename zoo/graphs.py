@@ -1,4 +1,7 @@
-"""Graphs as arrays: the `GraphsTuple`, batching, padding to static sizes, segment operations.
+"""Graphs as arrays: the `GraphsTuple`, batching and padding to static sizes.
+
+Shared ground of the datasets (zoo.data) and the graph models (zoo.models.gnn); segment
+operations over it are in zoo.models.segments.
 
 A batch of G graphs is one big disconnected graph (Battaglia et al. 2018; jraph's layout).
 Axis legend: N nodes, E edges, G graphs (all summed over the batch), D feature axes.
@@ -22,15 +25,16 @@ of their own, so no real node's or graph's output depends on padding: models nee
 only losses do (`padding_masks`). `bucket_sizes` rounds sizes up to powers of two, so a stream
 of graphs of any sizes compiles `jit` once per bucket.
 
-Batching and padding work on NumPy arrays (the data pipeline); segment operations on jax arrays.
+Batching and padding work on NumPy arrays (the data pipeline).
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
+
+if TYPE_CHECKING:
+    import jax
 
 
 class GraphsTuple(NamedTuple):
@@ -118,51 +122,3 @@ def padding_masks(graph: GraphsTuple, num_real_graphs: int) -> tuple[np.ndarray,
     node_mask = np.repeat(graph_mask, np.asarray(graph.n_node))
     edge_mask = np.repeat(graph_mask, np.asarray(graph.n_edge))
     return node_mask, edge_mask, graph_mask
-
-
-# ----------------------------------------------------------------------------- segments
-def segment_sum(data: jax.Array, segment_ids: jax.Array, num_segments: int) -> jax.Array:
-    """out[s] = sum of data[i] over i with segment_ids[i] == s. data [M, ...] -> [S, ...]."""
-    return jax.ops.segment_sum(data, segment_ids, num_segments)
-
-
-def segment_mean(data: jax.Array, segment_ids: jax.Array, num_segments: int) -> jax.Array:
-    """Mean per segment; empty segments give 0."""
-    total = segment_sum(data, segment_ids, num_segments)
-    count = segment_sum(jnp.ones(data.shape[:1], data.dtype), segment_ids, num_segments)
-    return total / jnp.maximum(count, 1).reshape((-1,) + (1,) * (data.ndim - 1))
-
-
-def segment_max(data: jax.Array, segment_ids: jax.Array, num_segments: int) -> jax.Array:
-    """Max per segment; empty segments give 0 (not -inf, so padding stays finite)."""
-    out = jax.ops.segment_max(data, segment_ids, num_segments)
-    return jnp.where(jnp.isfinite(out), out, jnp.zeros_like(out))
-
-
-def segment_softmax(logits: jax.Array, segment_ids: jax.Array, num_segments: int) -> jax.Array:
-    """softmax over the entries of each segment: exp(x_i - m_s) / sum_{j in s} exp(x_j - m_s),
-    m_s the segment max (held constant in the gradient; it cancels). logits [M, ...]."""
-    m = jax.lax.stop_gradient(segment_max(logits, segment_ids, num_segments))
-    z = jnp.exp(logits - m[segment_ids])
-    return z / segment_sum(z, segment_ids, num_segments)[segment_ids]
-
-
-SEGMENT_REDUCERS = {"sum": segment_sum, "mean": segment_mean, "max": segment_max}
-
-
-def node_graph_index(graph: GraphsTuple, num_nodes: int) -> jax.Array:
-    """int32 [N]: the graph each node belongs to."""
-    return jnp.repeat(jnp.arange(graph.n_node.shape[0]), graph.n_node, total_repeat_length=num_nodes)
-
-
-def edge_graph_index(graph: GraphsTuple) -> jax.Array:
-    """int32 [E]: the graph each edge belongs to."""
-    return jnp.repeat(jnp.arange(graph.n_edge.shape[0]), graph.n_edge,
-                      total_repeat_length=graph.senders.shape[0])
-
-
-def readout(values: jax.Array, index: jax.Array, num_graphs: int, kind: str) -> jax.Array:
-    """Sum, mean or max of node (or edge) values [N, D] per graph -> [G, D]."""
-    if kind not in SEGMENT_REDUCERS:
-        raise ValueError(f"unknown readout {kind!r}; valid: {', '.join(SEGMENT_REDUCERS)}")
-    return SEGMENT_REDUCERS[kind](values, index, num_graphs)

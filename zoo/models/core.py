@@ -1,0 +1,66 @@
+"""The types every model family shares: `Model`, what `build` returns, and `ModelEntry`, a
+family's row in the registry (zoo.models.REGISTRY).
+
+A family module imports these from here, never from the package `zoo.models`, so the registry
+can import every family without an import cycle.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+
+def _no_stats(apply: Callable[..., Any]) -> Callable[..., Any]:
+    def apply_with_stats(params, x, *, key=None, train=False):
+        return apply(params, x, key=key, train=train), {}
+    return apply_with_stats
+
+
+class Model(NamedTuple):
+    """Two pure functions over an explicit parameter pytree.
+
+    init(key, x) -> params                       x: an example batch; only its shapes matter
+    apply(params, x, *, key=None, train=False) -> y
+    apply_with_stats(params, x, *, key=None, train=False) -> (y, stats)
+
+    `apply` returns the outputs alone, for every model, so a model drops into any loss or
+    `vmap` unchanged. `apply_with_stats` is the same computation plus a dict of scalar
+    diagnostics the trainer logs (an ODE model's number of function evaluations; `{}` for most
+    models); build it with `Model.with_stats` when a family has any.
+    """
+    init: Callable[..., Any]
+    apply: Callable[..., Any]
+    apply_with_stats: Callable[..., Any]
+
+    @classmethod
+    def of(cls, init: Callable[..., Any], apply: Callable[..., Any]) -> "Model":
+        """A model without diagnostics."""
+        return cls(init, apply, _no_stats(apply))
+
+    @classmethod
+    def with_stats(cls, init: Callable[..., Any], apply_with_stats: Callable[..., Any]) -> "Model":
+        """A model whose computation also yields diagnostics: `apply` drops them."""
+        def apply(params, x, *, key=None, train=False):
+            return apply_with_stats(params, x, key=key, train=train)[0]
+        return cls(init, apply, apply_with_stats)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+    """One name of the model registry.
+
+    config: the family's frozen config dataclass (one class may serve several names).
+    build: build(name, cfg) -> Model; it receives the registry name, so a family can tell
+        "lstm" from "gru" without a config subclass per name.
+    description: one line for `zoo list models`.
+    sample: for language models, sample(name, cfg, params, prompt [B, T0] int, *, steps, key,
+        temperature, top_k) -> [B, T0 + steps] int32; None otherwise.
+    for_platform: for_platform(cfg, platform) -> cfg, the config to build with on a device
+        platform ("cpu", "gpu", "tpu"): implementation choices such as the attention path follow
+        the mesh the model runs on, not the host that builds it. None: the config as it is.
+    """
+    config: type
+    build: Callable[[str, Any], Model]
+    description: str
+    sample: Callable[..., Any] | None = None
+    for_platform: Callable[[Any, str], Any] | None = None
