@@ -56,7 +56,7 @@ def _from_torch(kind, module, num_layers, bidirectional):
     for i in range(num_layers):
         layer = {}
         for name, suffix in [("fwd", ""), ("bwd", "_reverse")][:1 + bidirectional]:
-            get = lambda w: jnp.asarray(getattr(module, f"{w}_l{i}{suffix}").detach().numpy())  # noqa: E731
+            get = lambda w, i=i, suffix=suffix: jnp.asarray(getattr(module, f"{w}_l{i}{suffix}").detach().numpy())
             b_ih, b_hh = get("bias_ih"), get("bias_hh")
             cell = {"W_ih": get("weight_ih").T, "W_hh": get("weight_hh").T, "b": b_ih + b_hh}
             if kind == "gru":

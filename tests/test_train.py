@@ -143,7 +143,7 @@ def test_gradient_accumulation_equals_full_batch(tmp_path):
         exp = ex.build(small_cfg(tmp_path, f"optimizer.accumulate_steps={a}"))
         state, _ = ex.init_state(exp)
         batch = ex.train_batch(exp, 0)
-        g, _ = jax.jit(lambda p, b: train._grads(exp, p, b, jax.random.PRNGKey(0)))(state["params"], batch)
+        g, _ = jax.jit(lambda p, b, exp=exp: train._grads(exp, p, b, jax.random.PRNGKey(0)))(state["params"], batch)
         grads.append(g)
     for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1])):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)

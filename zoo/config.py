@@ -95,7 +95,7 @@ class Config:
                 "data": {"name": self.data_name, **_plain(self.data)},
                 **{s: _plain(getattr(self, s)) for s in ("optimizer", "train", "run", "mesh")}}
 
-    def replace(self, **changes: Any) -> "Config":
+    def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
 
 

@@ -52,7 +52,7 @@ def outputs(run: Run, x: Any) -> np.ndarray:
     forward, chunks = _forward(run), []
     for start in range(0, n, size):
         rows = np.minimum(np.arange(start, start + size), n - 1)  # pad with copies of the last row
-        batch = jax.tree.map(lambda a: np.asarray(a)[rows], x)
+        batch = jax.tree.map(lambda a, rows=rows: np.asarray(a)[rows], x)
         chunks.append(np.asarray(forward(run.params, batch))[:min(size, n - start)])
     return np.concatenate(chunks)
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import signal
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp

@@ -11,7 +11,8 @@ fixed size with mask 0, so the last partial batch never changes a shape (no retr
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -80,7 +81,7 @@ class ArrayDataset(Dataset):
                              f"({self.num_train} examples); lower it")
         return self.num_train // batch_size
 
-    def hold_out(self, size: int) -> "ArrayDataset":
+    def hold_out(self, size: int) -> ArrayDataset:
         """The same data with the last `size` training examples moved to `val`."""
         if not 0 <= size < self.num_train:
             raise ConfigError(f"data.val_size={size} must be in [0, {self.num_train}) (the training examples)")

@@ -6,7 +6,7 @@ densities); `after_training(cfg)` lists the hooks `fit` is given by the train co
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from zoo.figures import ode
 from zoo.figures.curves import plot_curves

@@ -7,7 +7,7 @@ directly; kernels are stored `[in, out]` for dense and `[*window, C_in, C_out]` 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

@@ -44,7 +44,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Callable, ClassVar, Literal
+from collections.abc import Callable
+from typing import ClassVar, Literal
 
 import jax
 import jax.numpy as jnp
@@ -264,6 +265,8 @@ def build_node(name: str, cfg: NODEConfig) -> Model:
 
 
 MODELS = {
-    "odenet": ModelEntry(ODENetConfig, build_odenet, "ODE-Net classifier: conv encoder, a conv vector field solved by diffrax, linear head"),
-    "node": ModelEntry(NODEConfig, build_node, "neural ODE trajectory model: an MLP vector field integrated from y0 over given times"),
+    "odenet": ModelEntry(ODENetConfig, build_odenet,
+                         "ODE-Net classifier: conv encoder, a conv vector field solved by diffrax, linear head"),
+    "node": ModelEntry(NODEConfig, build_node,
+                       "neural ODE trajectory model: an MLP vector field integrated from y0 over given times"),
 }
