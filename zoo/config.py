@@ -256,6 +256,26 @@ def load(path: str | Path | None, overrides: list[str] = ()) -> Config:
     return cfg
 
 
+SHIPPED = Path(__file__).resolve().parent / "configs"  # package data: found from any folder
+
+
+def shipped_configs() -> dict[str, Path]:
+    """Every config shipped with the package, by name."""
+    return {p.stem: p for p in sorted(SHIPPED.glob("*.yaml"))}
+
+
+def config_path(name_or_path: str) -> Path:
+    """A config file by path, or a shipped config by name; ConfigError listing the names."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = shipped_configs()
+    if name_or_path.removesuffix(".yaml") in shipped:
+        return shipped[name_or_path.removesuffix(".yaml")]
+    raise ConfigError(f"config file {name_or_path!r} not found, and no shipped config has that name; "
+                      f"shipped: {', '.join(shipped)}")
+
+
 def load_run_config(run_dir: str | Path, overrides: list[str] = ()) -> Config:
     """The config a run directory was trained with (its config.yaml), pointed at that directory
     wherever it now lives; ConfigError when the directory is not a run."""

@@ -59,7 +59,7 @@ def config_header(path) -> tuple[str, str]:
 
 
 def configs() -> list[str]:
-    from zoo.commands.train import shipped_configs
+    from zoo.config import shipped_configs
     rows = []
     for name, path in shipped_configs().items():
         what, expected = config_header(path)

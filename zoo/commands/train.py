@@ -9,30 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from zoo import config
 from zoo.errors import ConfigError
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_CONFIG = "mnist1d_cnn"
-
-
-def shipped_configs() -> dict[str, Path]:
-    """Every config shipped with the package, by name."""
-    return {p.stem: p for p in sorted(CONFIGS.glob("*.yaml"))}
-
-
-def config_path(name_or_path: str) -> Path:
-    """A config file by path, or a shipped config by name; ConfigError listing the names."""
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    shipped = shipped_configs()
-    if name_or_path.removesuffix(".yaml") in shipped:
-        return shipped[name_or_path.removesuffix(".yaml")]
-    raise ConfigError(f"config file {name_or_path!r} not found, and no shipped config has that name; "
-                      f"shipped: {', '.join(shipped)}")
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -56,7 +37,7 @@ def resolve(args: argparse.Namespace) -> config.Config:
         if args.config:
             raise ConfigError("give either a config file or --resume RUN_DIR, not both")
         return config.load_run_config(args.resume, ["run.resume=true", *args.overrides])
-    return config.load(config_path(args.config or DEFAULT_CONFIG), args.overrides)
+    return config.load(config.config_path(args.config or DEFAULT_CONFIG), args.overrides)
 
 
 def help_config(what: str) -> list[str]:
