@@ -1,17 +1,26 @@
-"""Timing helpers shared by the benchmark scripts: median wall time of a callable after
-warm-up, compile time of a jitted function, and a plain-text table.
+"""Helpers shared by the benchmark scripts: median time of a callable after warm-up, compile
+time and FLOPs of a jitted function, a plain-text table, and the report that a bench prints and
+(with --write-readme) writes into its generated block of README.md.
 
 Importing this module sets the process's malloc as train.py does (zoo.cpu.keep_freed_memory),
 so every benchmark times JAX and its peers under the trainer's conditions."""
 from __future__ import annotations
 
+import argparse
+import datetime
 import os
+import shlex
 import statistics
 import sys
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 from zoo import cpu
+from zoo.readme import machine, replace_block
+
+ROOT = Path(__file__).resolve().parent.parent
 
 cpu.keep_freed_memory()
 
@@ -51,7 +60,7 @@ def compile_time(jitted: Callable, *args: Any) -> float:
 def table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
     """Rows of dicts as an aligned text table; floats shown with 3 significant digits."""
     columns = list(columns or rows[0].keys())
-    cell = lambda v: f"{v:.3g}" if isinstance(v, float) else str(v)  # noqa: E731
+    cell = lambda v: f"{v:.3g}" if isinstance(v, float) else str(v)
     widths = [max(len(c), *(len(cell(r.get(c, ""))) for r in rows)) for c in columns]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
     lines.append("  ".join("-" * w for w in widths))
@@ -62,7 +71,6 @@ def table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
 def matmul_peak_flops(n: int = 1024, dtype: str = "float32") -> float:
     """The machine's measured matmul rate (FLOP/s) through XLA: an n x n x n product, jitted."""
     import jax
-    import jax.numpy as jnp
     a = jax.random.normal(jax.random.PRNGKey(0), (n, n), dtype)
     b = jax.random.normal(jax.random.PRNGKey(1), (n, n), dtype)
     f = jax.jit(lambda x, y: x @ y)
@@ -84,12 +92,42 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def xla_threads_from_argv() -> None:
-    """`--threads N` on the command line limits XLA's CPU thread pool to N (call it before jax
-    is imported: XLA reads its flags once)."""
-    if "--threads" not in sys.argv:
-        return
-    n = sys.argv[sys.argv.index("--threads") + 1]
+def limit_xla_threads(n: int) -> None:
+    """Limit XLA's CPU thread pool to n threads. Call it before the first JAX computation:
+    XLA reads XLA_FLAGS once, when its backend starts (importing jax does not start it)."""
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                               f" --xla_cpu_multi_thread_eigen={str(n != '1').lower()}"
+                               f" --xla_cpu_multi_thread_eigen={str(n != 1).lower()}"
                                f" intra_op_parallelism_threads={n}").strip()
+
+
+class Report:
+    """The lines a bench reports: each printed as it is measured and kept, so that the same
+    text can go into README.md (progress messages are printed, not reported)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, text: str = "") -> None:
+        print(text, flush=True)
+        self.lines.append(text)
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines)
+
+
+def add_readme_flag(parser: argparse.ArgumentParser, name: str) -> None:
+    """The --write-readme flag of bench `name` (bench/bench_NAME.py)."""
+    parser.add_argument("--write-readme", action="store_true",
+                        help=f"also write the report into README.md between the bench:{name} markers")
+
+
+def write_readme_block(name: str, text: str, readme: Path = ROOT / "README.md") -> None:
+    """Replace README's block between `<!-- bench:NAME:start -->` and `<!-- bench:NAME:end -->`
+    with `text` as a code block under a line giving the command (this process's arguments,
+    less --write-readme), the machine, the JAX version and the date."""
+    args = [a for a in sys.argv[1:] if a != "--write-readme"]
+    command = shlex.join(["python", "-m", f"bench.bench_{name}", *args])
+    header = f"`{command}` on {machine()}, {os.cpu_count()} CPUs, {datetime.date.today().isoformat()}:"
+    body = text.strip("\n")
+    block = f"{header}\n\n```\n{body}\n```\n"
+    readme.write_text(replace_block(readme.read_text(), f"bench:{name}", block))
