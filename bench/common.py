@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import os
 import shlex
 import statistics
@@ -50,6 +51,28 @@ def median_time(step: Callable[[], Any], *, warmup: int = 3, repeats: int = 5, n
     return statistics.median(samples)
 
 
+def train_steps(config_path: Path | None, overrides: Sequence[str] = ()) -> tuple[Any, dict, Callable, Callable]:
+    """The trainer's own pieces for the config at `config_path` (None: the defaults) with
+    `overrides`: (experiment, state, jitted step (state, batch) -> (state, metrics),
+    batch(step) -> that step's global batch on the devices)."""
+    from zoo import config, train
+    exp = train.setup(config.load(config_path, list(overrides)))
+    state, shardings = train.init_state(exp)
+    return exp, state, train.make_train_step(exp, shardings), functools.partial(train.train_batch, exp)
+
+
+def advancing(step: Callable, state: dict, batch: dict) -> Callable[[], Any]:
+    """A call without arguments that takes one `step` on `batch` from the state the last call
+    reached (the step donates its input state) and returns the step's metrics."""
+    live = [state]
+
+    def one():
+        live[0], metrics = step(live[0], batch)
+        return metrics
+
+    return one
+
+
 def compile_time(jitted: Callable, *args: Any) -> float:
     """Seconds to lower and compile `jitted` for `args` (no execution)."""
     start = time.perf_counter()
@@ -62,9 +85,9 @@ def table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
     columns = list(columns or rows[0].keys())
     cell = lambda v: f"{v:.3g}" if isinstance(v, float) else str(v)
     widths = [max(len(c), *(len(cell(r.get(c, ""))) for r in rows)) for c in columns]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(cell(r.get(c, "")).ljust(w) for c, w in zip(columns, widths)) for r in rows]
+    line = lambda cells: "  ".join(v.ljust(w) for v, w in zip(cells, widths)).rstrip()
+    lines = [line(columns), line("-" * w for w in widths)]
+    lines += [line(cell(r.get(c, "")) for c in columns) for r in rows]
     return "\n".join(lines)
 
 
