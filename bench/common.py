@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo import cpu
-from zoo.readme import machine, replace_block
+from zoo.readme import machine, markers, replace_block
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -138,9 +138,24 @@ class Report:
         return "\n".join(self.lines)
 
 
+class _WriteReadme(argparse.Action):
+    """--write-readme: checks README.md's markers as the arguments are parsed, so that a
+    missing block stops the bench before it measures anything."""
+
+    def __init__(self, option_strings, dest, bench: str, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=False, **kwargs)
+        self.bench = bench
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        start, end = markers(f"bench:{self.bench}")
+        if not all(marker in (ROOT / "README.md").read_text() for marker in (start, end)):
+            parser.error(f"README.md has no {start} ... {end} block: add the two markers where the table belongs")
+        setattr(namespace, self.dest, True)
+
+
 def add_readme_flag(parser: argparse.ArgumentParser, name: str) -> None:
     """The --write-readme flag of bench `name` (bench/bench_NAME.py)."""
-    parser.add_argument("--write-readme", action="store_true",
+    parser.add_argument("--write-readme", action=_WriteReadme, bench=name,
                         help=f"also write the report into README.md between the bench:{name} markers")
 
 
