@@ -1,6 +1,6 @@
-"""Recurrent family: training and forward time of zoo's LSTM/GRU vs torch.nn.LSTM/GRU (PyTorch's
-fused CPU kernels), same shapes, same optimizer. Rows, variants and the measurement history:
-bench/README.md.
+"""LSTM/GRU training and forward time: zoo (JAX) vs torch.nn.LSTM/GRU, same shapes and optimizer.
+
+PyTorch runs its fused CPU kernels. Rows, variants and the measurement history: bench/README.md.
 
     python -m bench.bench_recurrent                       # all rows, default variants
     python -m bench.bench_recurrent --rows gru_paper --variants scan fused fused:unroll=8

@@ -1,5 +1,6 @@
-"""Data-parallel overhead: the trainer's step on a mesh of 1 device vs 8 simulated CPU devices,
-and float32 vs bfloat16 compute on one device. What it measures: bench/README.md.
+"""The trainer's step on 1 vs 8 simulated CPU devices (data-parallel overhead), and bf16 vs f32.
+
+What it measures: bench/README.md.
 
     python -m bench.bench_scaling                  # mlp, cnn and gpt rows
     python -m bench.bench_scaling --rows mlp       # some of them

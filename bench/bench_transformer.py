@@ -1,6 +1,7 @@
-"""Transformer family: training throughput of zoo's GPT vs the same model in PyTorch (nanoGPT's
-model.py, eager CPU), and the step's achieved FLOP/s as a fraction of the machine's measured
-float32 matmul peak. Rows and what is compared: bench/README.md.
+"""GPT training throughput: zoo (JAX) vs nanoGPT's model in PyTorch, and FLOP/s vs matmul peak.
+
+PyTorch runs eager on the CPU; the peak is the machine's measured float32 matmul rate. Rows and
+what is compared: bench/README.md.
 
     python -m bench.bench_transformer                      # both rows
     python -m bench.bench_transformer --rows d512 --threads 1 --clock cpu   # ranks variants on a busy machine
