@@ -38,7 +38,7 @@ CORA = ROOT.parent / "shared" / "data" / "planetoid" / "cora.npz"
 # ----------------------------------------------------------------------------- zoo
 def zoo_epoch(name: str, sparse: bool, timed) -> dict:
     """The trainer's jitted step on the whole graph: ms per epoch, compile seconds, GFLOP/s."""
-    _, state, step, batch_at = train_steps(ROOT / "configs" / f"cora_{name}.yaml",
+    _, state, step, batch_at = train_steps(f"cora_{name}",
                                            [f"data.path={CORA}", f"data.sparse_features={str(sparse).lower()}"])
     batch = batch_at(0)
     compile_s = compile_time(step, state, batch)

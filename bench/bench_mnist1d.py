@@ -16,12 +16,12 @@ import time
 import jax
 
 from bench.common import (
-    ROOT,
     Report,
     add_readme_flag,
     advancing,
     compile_time,
     cost_flops,
+    load_config,
     matmul_peak_flops,
     median_time,
     peak_rss_mib,
@@ -29,7 +29,7 @@ from bench.common import (
     train_steps,
     write_readme_block,
 )
-from zoo import config, train
+from zoo import train
 
 BATCH, STEPS = 100, 6000
 ZOO_MODELS = {
@@ -115,9 +115,9 @@ def recipe_zoo(name: str, shipped: bool) -> tuple[float, float]:
     """The same recipe through zoo's trainer (or the shipped config): (train seconds, accuracy)."""
     overrides = [f"run.dir={tempfile.mkdtemp()}", "run.plots=false", "train.log_every=100000", "train.eval_every=0"]
     if shipped:
-        cfg = config.load(ROOT / "configs" / f"mnist1d_{name}.yaml", overrides)
+        cfg = load_config(f"mnist1d_{name}", overrides)
     else:
-        cfg = config.load(None, [*ZOO_MODELS[name], "data.name=mnist1d", f"train.batch_size={BATCH}",
+        cfg = load_config(None, [*ZOO_MODELS[name], "data.name=mnist1d", f"train.batch_size={BATCH}",
                                  f"train.steps={STEPS}", "optimizer.learning_rate=1e-2", *overrides])
     summary = train.fit(cfg)
     return summary["wall_time_s"], summary["eval_accuracy"]

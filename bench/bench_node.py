@@ -18,10 +18,20 @@ import time
 import jax
 import numpy as np
 
-from bench.common import ROOT, Report, add_readme_flag, advancing, median_time, table, train_steps, write_readme_block
-from zoo import config, train
+from bench.common import (
+    ROOT,
+    Report,
+    add_readme_flag,
+    advancing,
+    load_config,
+    median_time,
+    table,
+    train_steps,
+    write_readme_block,
+)
+from zoo import experiment, train
 
-CONFIG = ROOT / "configs" / "spiral_node.yaml"
+CONFIG = "spiral_node"  # the shipped config
 BATCH, ITERS = 20, 2000
 
 
@@ -103,7 +113,7 @@ def torch_timing(adjoint: bool, batch: dict, params, clock) -> tuple[float, dict
 def speed(clock) -> list[dict]:
     import torch
     torch.set_num_threads(1)   # tiny tensors: extra threads only add synchronisation
-    exp = train.setup(config.load(CONFIG))
+    exp = experiment.build(load_config(CONFIG))
     batch = exp.dataset.train_batch(0, 0, BATCH)  # host arrays, for both sides
     rows = []
     for zoo_adjoint, torch_adjoint, label in (("recursive_checkpoint", False, "backprop through solver"),
@@ -144,20 +154,19 @@ def torchdiffeq_demo(dataset, iters: int, seed: int = 0) -> tuple[np.ndarray, fl
 def zoo_recipe(iters: int, seed: int) -> tuple[np.ndarray, dict]:
     """configs/spiral_node.yaml trained by zoo's trainer: the learned trajectory from y(0) over
     the whole horizon, and fit()'s summary."""
-    cfg = config.load(CONFIG, [f"train.steps={iters}", f"train.seed={seed}", f"run.dir={tempfile.mkdtemp()}",
+    cfg = load_config(CONFIG, [f"train.steps={iters}", f"train.seed={seed}", f"run.dir={tempfile.mkdtemp()}",
                                "run.plots=false"])
-    final = {}
-    summary = train.fit(cfg, on_step=lambda step, state: final.update(
-        params=jax.device_get(state["params"])) if step == iters else None)
-    exp = train.setup(cfg)
-    x = {"y0": exp.dataset.y[None, 0], "t": exp.dataset.t[None]}
-    ys = jax.jit(exp.model.apply)(final["params"], x)  # [1, T, D]
+    trained = []
+    summary = train.fit(cfg, hooks=[trained.append])
+    (run,) = trained
+    x = {"y0": run.exp.dataset.y[None, 0], "t": run.exp.dataset.t[None]}
+    ys = jax.jit(run.model.apply)(run.params, x)  # [1, T, D]
     return np.asarray(ys[0]), summary
 
 
 def recipes(iters: int, seed: int) -> list[dict]:
     from zoo.data.ode import SpiralConfig, load_spiral
-    from zoo.ode_plots import plot_trajectories
+    from zoo.figures.ode import plot_trajectories
     dataset = load_spiral(SpiralConfig())
     mse = lambda ys: float(np.mean((ys - dataset.y) ** 2))
     torch_ys, torch_s = torchdiffeq_demo(dataset, iters, seed)

@@ -2,8 +2,9 @@
 time and FLOPs of a jitted function, a plain-text table, and the report that a bench prints and
 (with --write-readme) writes into its generated block of README.md.
 
-Importing this module sets the process's malloc as train.py does (zoo.cpu.keep_freed_memory),
-so every benchmark times JAX and its peers under the trainer's conditions."""
+Importing this module sets the process's malloc as `zoo train` does
+(zoo.commands.host.keep_freed_memory), so every benchmark times JAX and its peers under the
+trainer's conditions."""
 from __future__ import annotations
 
 import argparse
@@ -18,12 +19,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from zoo import cpu
-from zoo.readme import machine, markers, replace_block
+from zoo.commands import host
+from zoo.commands.readme import machine, markers, replace_block
 
 ROOT = Path(__file__).resolve().parent.parent
 
-cpu.keep_freed_memory()
+host.keep_freed_memory()
 
 
 def block(tree: Any) -> Any:
@@ -51,14 +52,22 @@ def median_time(step: Callable[[], Any], *, warmup: int = 3, repeats: int = 5, n
     return statistics.median(samples)
 
 
-def train_steps(config_path: Path | None, overrides: Sequence[str] = ()) -> tuple[Any, dict, Callable, Callable]:
-    """The trainer's own pieces for the config at `config_path` (None: the defaults) with
-    `overrides`: (experiment, state, jitted step (state, batch) -> (state, metrics),
-    batch(step) -> that step's global batch on the devices)."""
-    from zoo import config, train
-    exp = train.setup(config.load(config_path, list(overrides)))
-    state, shardings = train.init_state(exp)
-    return exp, state, train.make_train_step(exp, shardings), functools.partial(train.train_batch, exp)
+def train_steps(name_or_path: str | Path | None, overrides: Sequence[str] = ()) -> tuple[Any, dict, Callable, Callable]:
+    """The trainer's own pieces for a config (a shipped config's name or a YAML path; None: the
+    defaults) with `overrides`: (experiment, state, jitted step (state, batch) -> (state,
+    metrics), batch(step) -> that step's global batch on the devices)."""
+    from zoo import experiment, train
+    exp = experiment.build(load_config(name_or_path, overrides))
+    state, shardings = experiment.init_state(exp)
+    return exp, state, train.make_train_step(exp, shardings), functools.partial(experiment.train_batch, exp)
+
+
+def load_config(name_or_path: str | Path | None, overrides: Sequence[str] = ()) -> Any:
+    """The validated zoo.config.Config of a shipped config's name or a YAML path (None: the
+    defaults) with `overrides`."""
+    from zoo import config
+    from zoo.commands.train import config_path
+    return config.load(None if name_or_path is None else config_path(str(name_or_path)), list(overrides))
 
 
 def advancing(step: Callable, state: dict, batch: dict) -> Callable[[], Any]:

@@ -4,7 +4,7 @@ import sys
 import pytest
 
 from bench.common import write_readme_block
-from zoo.readme import replace_block
+from zoo.commands.readme import replace_block
 
 PAGE = "# title\n\n<!-- bench:gnn:start -->\nold table\n<!-- bench:gnn:end -->\n\n## next\n"
 

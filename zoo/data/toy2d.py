@@ -17,6 +17,7 @@ from typing import Iterator, Literal
 import numpy as np
 
 from zoo.data.base import Dataset, shard_rows
+from zoo.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +40,7 @@ def draw(density: str, rng: np.random.Generator, n: int) -> np.ndarray:
         x2 = rng.uniform(0, 1, n) + rng.integers(0, 2, n) * 2 - 2 + (np.floor(x1) % 2)
         x = np.stack([x1, x2], -1)
     else:
-        raise ValueError(f"unknown density {density!r}; valid: eight_gaussians, two_moons, checkerboard")
+        raise ConfigError(f"unknown density {density!r}; valid: eight_gaussians, two_moons, checkerboard")
     return x.astype(np.float32)
 
 

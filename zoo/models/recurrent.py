@@ -48,9 +48,10 @@ from typing import Callable, Literal
 import jax
 import jax.numpy as jnp
 
-from zoo.models.core import Model, ModelEntry
+from zoo.errors import ConfigError
 from zoo.models import layers as L
 from zoo.models import recurrent_scan
+from zoo.models.core import Model, ModelEntry
 
 # ----------------------------------------------------------------------------- cells
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -266,7 +267,7 @@ def _readout(cfg, ys, final, lengths):
 def build_classifier(kind: str, cfg: RecurrentConfig) -> Model:
     """`kind` is the registry name: rnn, lstm or gru."""
     if cfg.num_outputs is None:
-        raise ValueError(f"{kind} needs num_outputs (the trainer takes it from the dataset)")
+        raise ConfigError(f"{kind} needs num_outputs (the trainer takes it from the dataset)")
     k = 2 if cfg.bidirectional else 1
 
     def init(key, x):
