@@ -1,73 +1,49 @@
-"""Full-batch GCN and GAT training epochs on Cora: zoo (JAX) vs torch_geometric, one process.
+"""Cora full-batch GCN and GAT training epochs: zoo (JAX) vs torch_geometric, in one process.
 
-    python bench/bench_gnn.py                  # wall time, every library on all its default threads
-    python bench/bench_gnn.py --threads 1      # one thread each, CPU time: fair on a busy machine
+Both sides run the papers' models and optimizers, each with sparse and with dense features;
+speedup = torch_geometric time / zoo time. What is compared and how: bench/README.md. Needs
+../shared/data/planetoid/cora.npz and `pip install torch torch-geometric`.
 
-One epoch = one optimizer step on the whole graph (2708 nodes, 10556 edges, 1433 features).
-Both sides run the papers' models at the same sizes (GCN 1433-16-7 with dropout 0.5; GAT 8 heads
-x 8 then 1 head, dropout 0.6 on inputs and attention, ELU) and Adam with coupled L2 as in
-configs/cora_gcn.yaml and configs/cora_gat.yaml. The zoo side is the trainer's own jitted
-`train_step` (zoo.train.make_train_step) with its batch already on the device. The
-torch_geometric side is its examples/gcn.py and gat.py (GCNConv(cached=True), GATConv) in eager
-PyTorch. Each side runs twice: bag-of-words features stored sparse (zoo: BCOO, the Planetoid
-loader's default; torch: a sparse COO tensor; the GCN paper's own code: only the ~1.3% stored
-entries are dropped out and multiplied) and dense. speedup = torch_geometric time / zoo time.
-Needs ../shared/data/planetoid/cora.npz and `pip install torch torch-geometric`.
+    python -m bench.bench_gnn                  # wall time, every library on all its default threads
+    python -m bench.bench_gnn --threads 1      # one thread each, CPU time: fair on a busy machine
+    python -m bench.bench_gnn --write-readme   # and write the report into README.md
 """
 from __future__ import annotations
 
 import argparse
-import os
-import sys
+import functools
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import jax
+import numpy as np
+
+from bench.common import (
+    ROOT,
+    Report,
+    add_readme_flag,
+    advancing,
+    compile_time,
+    cost_flops,
+    limit_xla_threads,
+    matmul_peak_flops,
+    median_time,
+    table,
+    train_steps,
+    write_readme_block,
+)
+
 CORA = ROOT.parent / "shared" / "data" / "planetoid" / "cora.npz"
 
 
-def parse() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=None, help="threads per library (CPU-time clock)")
-    parser.add_argument("--number", type=int, default=20, help="epochs per timing sample")
-    parser.add_argument("--repeats", type=int, default=5, help="timing samples (the median is shown)")
-    return parser.parse_args()
-
-
-ARGS = parse()
-if ARGS.threads is not None:  # before jax starts: XLA reads its flags once
-    os.environ["XLA_FLAGS"] = f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={ARGS.threads}"
-
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-
-sys.path.insert(0, str(ROOT))
-from bench.common import compile_time, cost_flops, matmul_peak_flops, median_time, table  # noqa: E402
-from zoo import config, train  # noqa: E402
-
-CLOCK = time.process_time if ARGS.threads is not None else time.perf_counter
-
-
-def timed(step) -> float:
-    return median_time(step, warmup=3, repeats=ARGS.repeats, number=ARGS.number, clock=CLOCK)
-
-
 # ----------------------------------------------------------------------------- zoo
-def zoo_epoch(name: str, sparse: bool) -> dict:
-    cfg = config.load(ROOT / "configs" / f"cora_{name}.yaml",
-                      [f"data.path={CORA}", f"data.sparse_features={str(sparse).lower()}"])
-    exp = train.setup(cfg)
-    state, shardings = train.init_state(exp)
-    step, batch = train.make_train_step(exp, shardings), train.train_batch(exp, 0)
+def zoo_epoch(name: str, sparse: bool, timed) -> dict:
+    """The trainer's jitted step on the whole graph: ms per epoch, compile seconds, GFLOP/s."""
+    _, state, step, batch_at = train_steps(f"cora_{name}",
+                                           [f"data.path={CORA}", f"data.sparse_features={str(sparse).lower()}"])
+    batch = batch_at(0)
     compile_s = compile_time(step, state, batch)
     flops = cost_flops(step, state, batch)
-    live = [state]
-
-    def epoch():
-        live[0], metrics = step(live[0], batch)
-        return metrics
-
-    seconds = timed(epoch)
+    seconds = timed(advancing(step, state, batch))
     return {"epoch_ms": 1e3 * seconds, "compile_s": compile_s, "gflop/s": flops / seconds / 1e9}
 
 
@@ -113,12 +89,10 @@ def pyg_model(name: str, d_in: int, num_classes: int):
     return model, torch.optim.Adam(model.parameters(), lr=0.005, weight_decay=5e-4)
 
 
-def pyg_epoch(name: str, sparse: bool) -> dict:
+def pyg_epoch(name: str, sparse: bool, timed) -> dict:
     import torch
     import torch.nn.functional as F
-    if ARGS.threads is not None:
-        torch.set_num_threads(ARGS.threads)
-    d = np.load(CORA)
+    d = np.load(CORA, allow_pickle=False)
     x = np.unpackbits(d["features"], axis=1)[:, :int(d["num_features"])].astype(np.float32)
     x = torch.tensor(x / np.maximum(x.sum(1, keepdims=True), 1.0))
     x = x.to_sparse_coo().coalesce() if sparse else x
@@ -137,23 +111,42 @@ def pyg_epoch(name: str, sparse: bool) -> dict:
     return {"epoch_ms": 1e3 * timed(epoch)}
 
 
-def main() -> None:
-    import torch
-    import torch_geometric
-    peak = matmul_peak_flops()
-    rows = []
+def rows(timed, peak: float) -> list[dict]:
+    out = []
     for name in ["gcn", "gat"]:
         for sparse in (True, False):
-            peer, ours = pyg_epoch(name, sparse), zoo_epoch(name, sparse)
-            rows.append({"model": name, "features": "sparse" if sparse else "dense", "pyg_ms": peer["epoch_ms"],
-                         "zoo_ms": ours["epoch_ms"], "speedup": peer["epoch_ms"] / ours["epoch_ms"],
-                         "zoo_compile_s": ours["compile_s"], "zoo_gflop/s": ours["gflop/s"],
-                         "zoo_peak_%": 100 * ours["gflop/s"] * 1e9 / peak})
-            print(rows[-1], flush=True)
-    clock = f"CPU time, {ARGS.threads} thread(s) each" if ARGS.threads else "wall time, default threads"
-    print(f"Cora full-batch training epoch ({clock}); jax {jax.__version__}, torch {torch.__version__}, "
-          f"torch_geometric {torch_geometric.__version__}; matmul peak {peak / 1e9:.1f} GFLOP/s")
-    print(table(rows))
+            peer, ours = pyg_epoch(name, sparse, timed), zoo_epoch(name, sparse, timed)
+            out.append({"model": name, "features": "sparse" if sparse else "dense", "pyg_ms": peer["epoch_ms"],
+                        "zoo_ms": ours["epoch_ms"], "speedup": peer["epoch_ms"] / ours["epoch_ms"],
+                        "zoo_compile_s": ours["compile_s"], "zoo_gflop/s": ours["gflop/s"],
+                        "zoo_peak_%": 100 * ours["gflop/s"] * 1e9 / peak})
+            print(out[-1], flush=True)  # progress
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None, help="threads per library (CPU-time clock)")
+    parser.add_argument("--number", type=int, default=20, help="epochs per timing sample")
+    parser.add_argument("--repeats", type=int, default=5, help="timing samples (the median is shown)")
+    add_readme_flag(parser, "gnn")
+    args = parser.parse_args(argv)
+    import torch
+    import torch_geometric
+    if args.threads is not None:
+        limit_xla_threads(args.threads)  # before JAX's first computation
+        torch.set_num_threads(args.threads)
+    clock = time.process_time if args.threads is not None else time.perf_counter
+    timed = functools.partial(median_time, warmup=3, repeats=args.repeats, number=args.number, clock=clock)
+    peak = matmul_peak_flops()
+    measured = rows(timed, peak)
+    say = Report()
+    clock_name = f"CPU time, {args.threads} thread(s) each" if args.threads else "wall time, default threads"
+    say(f"Cora full-batch training epoch ({clock_name}); jax {jax.__version__}, torch {torch.__version__}, "
+        f"torch_geometric {torch_geometric.__version__}; matmul peak {peak / 1e9:.1f} GFLOP/s")
+    say(table(measured))
+    if args.write_readme:
+        write_readme_block("gnn", str(say))
 
 
 if __name__ == "__main__":

@@ -1,63 +1,51 @@
 """Neural ODE on the spiral task: zoo (diffrax, jitted) vs torchdiffeq (PyTorch, eager).
 
-    python bench/bench_node.py              # time per training iteration (about a minute)
-    python bench/bench_node.py --recipe     # also torchdiffeq's demo recipe vs configs/spiral_node.yaml
-    python bench/bench_node.py --recipe --no-speed --seed 1   # recipes only, another seed
+Time per training iteration with everything the same, and (--recipe) torchdiffeq's demo as
+published against configs/spiral_node.yaml. What is compared and how: bench/README.md. Needs
+`pip install torch torchdiffeq`.
 
-1. Time per training iteration, same everything: torchdiffeq's `examples/ode_demo.py` network
-   (2-50-2 tanh MLP on y^3, weights copied from the zoo model), solver (dopri5), tolerances
-   (torchdiffeq's defaults, rtol 1e-7, atol 1e-9), batch (20 windows of 10 points), optimizer
-   (Adam) and loss (MSE); gradients by backpropagation through the solver (zoo:
-   RecursiveCheckpointAdjoint, torch: odeint) and by the adjoint method (zoo: BacksolveAdjoint,
-   torch: odeint_adjoint). The zoo side is the trainer's own jitted train_step. One
-   difference remains: zoo solves each window on its own (vmap), so step sizes follow each
-   trajectory's error; torchdiffeq solves the batch as one state, with one error norm over
-   all windows. The NFE column shows what each did.
-2. --recipe: torchdiffeq's demo as published (RMSprop 1e-3, L1 loss, 2000 iterations) against
-   configs/spiral_node.yaml (the same number of iterations); final MSE of the whole
-   trajectory from y(0) over t in [0, 25], and a figure of both (results/spiral_node_vs_torchdiffeq_seed<S>.png).
+    python -m bench.bench_node              # time per training iteration (about a minute)
+    python -m bench.bench_node --recipe     # also torchdiffeq's demo recipe vs configs/spiral_node.yaml
+    python -m bench.bench_node --recipe --no-speed --seed 1   # recipes only, another seed
+    python -m bench.bench_node --recipe --write-readme        # and write the report into README.md
 """
 from __future__ import annotations
 
 import argparse
-import sys
+import tempfile
 import time
-from pathlib import Path
 
 import jax
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from bench.common import median_time, table  # noqa: E402
-from zoo import config, train  # noqa: E402
+from bench.common import (
+    ROOT,
+    Report,
+    add_readme_flag,
+    advancing,
+    load_config,
+    median_time,
+    table,
+    train_steps,
+    write_readme_block,
+)
+from zoo import experiment, train
 
-CONFIG = ROOT / "configs" / "spiral_node.yaml"
+CONFIG = "spiral_node"  # the shipped config
 BATCH, ITERS = 20, 2000
 
 
 # ----------------------------------------------------------------------------- zoo side
-def zoo_setup(adjoint: str, overrides=()):
-    cfg = config.load(CONFIG, [f"model.adjoint={adjoint}", *overrides])
-    exp = train.setup(cfg)
-    state, shardings = train.init_state(exp)
-    return exp, state, train.make_train_step(exp, shardings)
-
-
 def zoo_timing(adjoint: str, batch: dict, clock) -> tuple[float, float, dict]:
-    exp, state, step = zoo_setup(adjoint)
+    """The trainer's jitted step with gradients by `adjoint`: (seconds per iteration, seconds of
+    the first call (compile and one step), {initial params, NFE of the forward solve})."""
+    _, state, step, _ = train_steps(CONFIG, [f"model.adjoint={adjoint}"])
     params = jax.device_get(state["params"])
     start = time.perf_counter()
     state, metrics = step(state, batch)
     jax.block_until_ready(metrics)
     compile_s = time.perf_counter() - start
-    holder = {"state": state}
-
-    def one():
-        holder["state"], m = step(holder["state"], batch)
-        return m
-
-    seconds = median_time(one, warmup=2, repeats=5, number=20, clock=clock)
+    seconds = median_time(advancing(step, state, batch), warmup=2, repeats=5, number=20, clock=clock)
     return seconds, compile_s, {"params": params, "nfe": float(metrics["nfe"])}
 
 
@@ -86,7 +74,7 @@ def torch_field(params=None, std: float = 0.1):
     return ODEFunc()
 
 
-class Counted(object):
+class Counted:
     """Wraps a torch vector field and counts its forward calls (NFE)."""
 
     def __init__(self, module):
@@ -125,8 +113,8 @@ def torch_timing(adjoint: bool, batch: dict, params, clock) -> tuple[float, dict
 def speed(clock) -> list[dict]:
     import torch
     torch.set_num_threads(1)   # tiny tensors: extra threads only add synchronisation
-    exp, _, _ = zoo_setup("recursive_checkpoint")
-    batch = exp.dataset.train_batch(0, 0, BATCH)
+    exp = experiment.build(load_config(CONFIG))
+    batch = exp.dataset.train_batch(0, 0, BATCH)  # host arrays, for both sides
     rows = []
     for zoo_adjoint, torch_adjoint, label in (("recursive_checkpoint", False, "backprop through solver"),
                                               ("backsolve", True, "adjoint (backsolve)")):
@@ -164,23 +152,23 @@ def torchdiffeq_demo(dataset, iters: int, seed: int = 0) -> tuple[np.ndarray, fl
 
 
 def zoo_recipe(iters: int, seed: int) -> tuple[np.ndarray, dict]:
-    import tempfile
-    cfg = config.load(CONFIG, [f"train.steps={iters}", f"train.seed={seed}", f"run.dir={tempfile.mkdtemp()}",
+    """configs/spiral_node.yaml trained by zoo's trainer: the learned trajectory from y(0) over
+    the whole horizon, and fit()'s summary."""
+    cfg = load_config(CONFIG, [f"train.steps={iters}", f"train.seed={seed}", f"run.dir={tempfile.mkdtemp()}",
                                "run.plots=false"])
-    final = {}
-    summary = train.fit(cfg, on_step=lambda step, state: final.update(
-        params=jax.device_get(state["params"])) if step == iters else None)
-    exp = train.setup(cfg)
-    x = {"y0": exp.dataset.y[None, 0], "t": exp.dataset.t[None]}
-    ys, _ = jax.jit(exp.model.apply)(final["params"], x)
+    trained = []
+    summary = train.fit(cfg, hooks=[trained.append])
+    (run,) = trained
+    x = {"y0": run.exp.dataset.y[None, 0], "t": run.exp.dataset.t[None]}
+    ys = jax.jit(run.model.apply)(run.params, x)  # [1, T, D]
     return np.asarray(ys[0]), summary
 
 
 def recipes(iters: int, seed: int) -> list[dict]:
     from zoo.data.ode import SpiralConfig, load_spiral
-    from zoo.ode_plots import plot_trajectories
+    from zoo.figures.ode import plot_trajectories
     dataset = load_spiral(SpiralConfig())
-    mse = lambda ys: float(np.mean((ys - dataset.y) ** 2))  # noqa: E731
+    mse = lambda ys: float(np.mean((ys - dataset.y) ** 2))
     torch_ys, torch_s = torchdiffeq_demo(dataset, iters, seed)
     zoo_ys, summary = zoo_recipe(iters, seed)
     out = ROOT / "results" / f"spiral_node_vs_torchdiffeq_seed{seed}.png"
@@ -194,32 +182,42 @@ def recipes(iters: int, seed: int) -> list[dict]:
              "trajectory MSE [0, 25]": mse(zoo_ys), "train wall s": summary["wall_time_s"]}]
 
 
-def speed_table(clock, clock_name: str) -> None:
+def speed_report(say: Report, clock, clock_name: str) -> None:
     rows = speed(clock)
-    print(f"\nspiral training iteration, batch {BATCH} windows of 10 points, dopri5 rtol 1e-7 atol 1e-9 "
-          f"({clock_name} time, median)")
-    print(table(rows))
+    say(f"spiral training iteration, batch {BATCH} windows of 10 points, dopri5 rtol 1e-7 atol 1e-9 "
+        f"({clock_name} time, median)")
+    say(table(rows))
     for r in rows:
-        print(f"speedup ({r['gradient']}): zoo is {r['speedup']:.1f}x faster than torchdiffeq")
+        say(f"speedup ({r['gradient']}): zoo is {r['speedup']:.1f}x faster than torchdiffeq")
 
 
-def main() -> None:
+def recipe_report(say: Report, iters: int, seed: int) -> None:
+    rows = recipes(iters, seed)
+    say(f"recipes, {iters} iterations, seed {seed}:")
+    say(table(rows))
+    say(f"MSE ratio torchdiffeq demo / zoo: {rows[0]['trajectory MSE [0, 25]'] / rows[1]['trajectory MSE [0, 25]']:.1f}")
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", action="store_true", help="also train both recipes end to end")
-    parser.add_argument("--iters", type=int, default=ITERS)
+    parser.add_argument("--iters", type=int, default=ITERS, help="iterations of each recipe")
     parser.add_argument("--seed", type=int, default=0, help="seed of both recipes (init and batches)")
     parser.add_argument("--no-speed", action="store_true", help="skip the timing table")
     parser.add_argument("--cpu", action="store_true",
                         help="time with this process's CPU time (default: wall clock); ranks variants on a "
                              "busy machine, but counts XLA's idle worker threads against zoo")
-    args = parser.parse_args()
-    clock = time.process_time if args.cpu else time.perf_counter
+    add_readme_flag(parser, "node")
+    args = parser.parse_args(argv)
+    say = Report()
     if not args.no_speed:
-        speed_table(clock, 'CPU' if args.cpu else 'wall')
+        speed_report(say, time.process_time if args.cpu else time.perf_counter, "CPU" if args.cpu else "wall")
     if args.recipe:
-        rows = recipes(args.iters, args.seed)
-        print("\n" + table(rows))
-        print(f"MSE ratio torchdiffeq demo / zoo: {rows[0]['trajectory MSE [0, 25]'] / rows[1]['trajectory MSE [0, 25]']:.1f}")
+        if say.lines:
+            say()  # a blank line after the timing report
+        recipe_report(say, args.iters, args.seed)
+    if args.write_readme:
+        write_readme_block("node", str(say))
 
 
 if __name__ == "__main__":

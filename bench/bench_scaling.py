@@ -1,21 +1,22 @@
-"""Data-parallel overhead: the trainer's step on a mesh of 1 device vs 8 simulated CPU devices.
+"""The trainer's step on 1 vs 8 simulated CPU devices (data-parallel overhead), and bf16 vs f32.
 
-    python bench/bench_scaling.py
+What it measures: bench/README.md.
 
-On a 2-core machine 8 simulated devices share the same cores, so this measures what sharding
-costs (partitioned programs, all-reduces, per-device dispatch), not a speed-up:
-efficiency = time(1 device) / time(8 devices) at the same global batch, 1.0 meaning free.
-Also float32 vs bfloat16 compute on one device. Runs itself in a subprocess with
-XLA_FLAGS=--xla_force_host_platform_device_count=8.
+    python -m bench.bench_scaling                  # mlp, cnn and gpt rows
+    python -m bench.bench_scaling --rows mlp       # some of them
+    python -m bench.bench_scaling --write-readme   # and write the report into README.md
+
+Runs itself in a subprocess with XLA_FLAGS=--xla_force_host_platform_device_count=8.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.common import ROOT, Report, add_readme_flag, advancing, median_time, table, train_steps, write_readme_block
+
 CASES = {
     "mlp": ["model.name=mlp", "model.width=256", "data.name=mnist1d", "train.batch_size=800"],
     "cnn": ["model.name=cnn", "data.name=mnist1d", "train.batch_size=800"],
@@ -23,41 +24,35 @@ CASES = {
 }
 
 
-def measure(overrides: list[str]) -> float:
-    from bench.common import median_time
-    from zoo import config, train
-    exp = train.setup(config.load(None, overrides))
-    state, shardings = train.init_state(exp)
-    step = train.make_train_step(exp, shardings)
-    batch = train.train_batch(exp, 0)
-    holder = {"state": state}
-
-    def one():
-        holder["state"], metrics = step(holder["state"], batch)
-        return metrics
-
-    return median_time(one, warmup=5, repeats=5, number=20)
+def measure(overrides: list[str], number: int) -> float:
+    """Median seconds of the trainer's jitted step under `overrides`."""
+    _, state, step, batch_at = train_steps(None, overrides)
+    return median_time(advancing(step, state, batch_at(0)), warmup=5, repeats=5, number=number)
 
 
-def child() -> None:
-    from bench.common import table
-    rows = []
-    for name, overrides in CASES.items():
-        one = measure([*overrides, "mesh.data=1"])
-        eight = measure([*overrides, "mesh.data=8"])
-        bf16 = measure([*overrides, "mesh.data=1", "train.precision=bfloat16"])
-        rows.append({"model": name, "1 device ms/step": 1e3 * one, "8 devices ms/step": 1e3 * eight,
-                     "efficiency": one / eight, "bf16 ms/step (1 device)": 1e3 * bf16, "bf16/f32 speed": one / bf16})
-    print(table(rows))
+def row(name: str, number: int) -> dict:
+    overrides = CASES[name]
+    one = measure([*overrides, "mesh.data=1"], number)
+    eight = measure([*overrides, "mesh.data=8"], number)
+    bf16 = measure([*overrides, "mesh.data=1", "train.precision=bfloat16"], number)
+    return {"model": name, "1 device ms/step": 1e3 * one, "8 devices ms/step": 1e3 * eight,
+            "efficiency": one / eight, "bf16 ms/step (1 device)": 1e3 * bf16, "bf16/f32 speed": one / bf16}
 
 
-def main() -> None:
-    if os.environ.get("ZOO_BENCH_CHILD"):
-        sys.path.insert(0, str(ROOT))
-        child()
-        return
-    env = {**os.environ, "ZOO_BENCH_CHILD": "1", "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
-    raise SystemExit(subprocess.call([sys.executable, __file__], env=env, cwd=ROOT))
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--number", type=int, default=20, help="steps per timing sample")
+    add_readme_flag(parser, "scaling")
+    args = parser.parse_args(argv)
+    if not os.environ.get("ZOO_BENCH_CHILD"):
+        env = {**os.environ, "ZOO_BENCH_CHILD": "1", "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+        command = [sys.executable, "-m", "bench.bench_scaling", *(sys.argv[1:] if argv is None else argv)]
+        raise SystemExit(subprocess.call(command, env=env, cwd=ROOT))
+    say = Report()
+    say(table([row(name, args.number) for name in args.rows]))
+    if args.write_readme:
+        write_readme_block("scaling", str(say))
 
 
 if __name__ == "__main__":

@@ -1,20 +1,13 @@
-"""Transformer family: training throughput of our GPT against the same model in PyTorch
-(nanoGPT's model.py, eager CPU), and the achieved FLOP/s of the training step as a fraction of
-the machine's measured float32 matmul peak (FLOPs from XLA's cost analysis).
+"""GPT training throughput: zoo (JAX) vs nanoGPT's model in PyTorch, and FLOP/s vs matmul peak.
 
-    python bench/bench_transformer.py                      # both rows
-    python bench/bench_transformer.py --rows d512 --threads 1 --clock cpu
+PyTorch runs eager on the CPU; the peak is the machine's measured float32 matmul rate. Rows and
+what is compared: bench/README.md.
 
-The model is nanoGPT's: LayerNorm, learned positions, GELU (tanh) MLP 4x, biases, tied
-embeddings, causal attention (torch: F.scaled_dot_product_attention). One training step =
-forward, cross-entropy, backward, global-norm clipping at 1, AdamW (beta2 0.99, weight decay
-0.1 on matrices). Rows:
-  shakespeare   nanoGPT's CPU recipe: B=12, T=64, D=128, 4 layers, 4 heads, V=65
-  d512          B=8, T=256, D=512, 4 layers, 8 heads, V=65
+    python -m bench.bench_transformer                      # both rows
+    python -m bench.bench_transformer --rows d512 --threads 1 --clock cpu   # ranks variants on a busy machine
+    python -m bench.bench_transformer --write-readme       # and write the report into README.md
+
 ratio = torch seconds per step / JAX seconds per step (>= 1.5 is the goal).
-
-On a shared machine use `--threads 1 --clock cpu` (one thread in each library, CPU time of
-this process only) to rank variants; report wall time (the default) from a quiet machine.
 """
 from __future__ import annotations
 
@@ -24,18 +17,23 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bench.common import xla_threads_from_argv  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
 
-xla_threads_from_argv()  # before jax is imported: XLA reads its flags once
-
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-
-from bench.common import compile_time, cost_flops, matmul_peak_flops, median_time, table  # noqa: E402
-from zoo.models import build  # noqa: E402
+from bench.common import (
+    Report,
+    add_readme_flag,
+    compile_time,
+    cost_flops,
+    limit_xla_threads,
+    matmul_peak_flops,
+    median_time,
+    table,
+    write_readme_block,
+)
+from zoo.models import build
 
 ROWS = {  # name: (B, T, D, layers, heads, vocab)
     "shakespeare": (12, 64, 128, 4, 4, 65),
@@ -100,7 +98,7 @@ def torch_step(row, threads):
 
         def forward(self, x):
             q, k, v_ = self.c_attn(self.ln_1(x)).split(d, dim=2)
-            split = lambda z: z.view(b, t, heads, d // heads).transpose(1, 2)  # noqa: E731
+            split = lambda z: z.view(b, t, heads, d // heads).transpose(1, 2)
             y = F.scaled_dot_product_attention(split(q), split(k), split(v_), is_causal=True)
             x = x + self.attn_proj(y.transpose(1, 2).contiguous().view(b, t, d))
             return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
@@ -161,19 +159,25 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=0, help="threads per library; 0: library default")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     p.add_argument("--number", type=int, default=10, help="steps per timing sample")
+    add_readme_flag(p, "transformer")
     args = p.parse_args(argv)
+    if args.threads:
+        limit_xla_threads(args.threads)  # before JAX's first computation
     clock = time.perf_counter if args.clock == "wall" else time.process_time
+    say = Report()
     peak = matmul_peak_flops()
-    print(f"jax {jax.__version__}, {os.cpu_count()} CPUs, clock={args.clock}, threads={args.threads or 'default'}")
-    print(f"measured float32 matmul peak (1024^3, XLA): {peak / 1e9:.1f} GFLOP/s\n")
+    say(f"jax {jax.__version__}, {os.cpu_count()} CPUs, clock={args.clock}, threads={args.threads or 'default'}")
+    say(f"measured float32 matmul peak (1024^3, XLA): {peak / 1e9:.1f} GFLOP/s\n")
     rows = [measure(name, args.threads, clock, args.number) for name in args.rows]
     for r in rows:
         r["% matmul peak"] = 100 * r["jax GFLOP/s"] * 1e9 / peak
-    print(table(rows))
+    say(table(rows))
     for r in rows:
         if "ratio" in r:
-            print(f"{r['row']}: JAX {r['ratio']:.2f}x PyTorch tokens/s (goal >= 1.5); "
-                  f"{r['% matmul peak']:.0f}% of matmul peak" + (" (goal >= 40%)" if r["row"] == "d512" else ""))
+            say(f"{r['row']}: JAX {r['ratio']:.2f}x PyTorch tokens/s (goal >= 1.5); "
+                f"{r['% matmul peak']:.0f}% of matmul peak" + (" (goal >= 40%)" if r["row"] == "d512" else ""))
+    if args.write_readme:
+        write_readme_block("transformer", str(say))
     return 0 if all(math.isfinite(r["jax tok/s"]) for r in rows) else 1
 
 
