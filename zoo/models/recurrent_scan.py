@@ -3,7 +3,7 @@ backward pass. Same function as the scan path in zoo.models.recurrent (tested ag
 
 Axis legend: T time, K directions, B batch, H hidden units, G gate pre-activations.
 
-What it does, and why (XLA CPU; measured with bench/bench_recurrent.py, see its docstring):
+What it does, and why (XLA CPU; measured with bench/bench_recurrent.py, history in bench/README.md):
 - Gate-wise arrays. Inside the loop every gate has its own [K, B, H] buffers: u_k = h W_hh_k
   is one small matmul per gate, and the input side a_k is a separate array. XLA CPU
   vectorises an elementwise fusion badly when it reads several slices of one buffer (the
