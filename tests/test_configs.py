@@ -45,8 +45,13 @@ def test_config_smoke_runs_through_the_cli(path, tmp_path, capsys):
         pytest.skip(f"{data} is not on this machine")
     cfg = config.load(path)
     overrides = [f"data.path={data}"] if data is not None else []
-    code = alias("train", [str(path), *overrides, "train.steps=3", "train.log_every=1", "train.eval_batches=1",
-                 "train.checkpoint_every=0", f"run.dir={tmp_path / 'runs'}", "run.plots=false"])
+    quick = ["train.steps=3", "train.log_every=1", "train.eval_batches=1", "train.checkpoint_every=0",
+             f"run.dir={tmp_path / 'runs'}", "run.plots=false"]
+    if cfg.train.init_from is not None:  # fine-tuning: train the run it starts from first
+        source = Path(cfg.train.init_from).name
+        assert alias("train", [str(ROOT / "configs" / f"{source}.yaml"), *quick]) == 0
+        overrides.append(f"train.init_from={tmp_path / 'runs' / source}")
+    code = alias("train", [str(path), *overrides, *quick])
     out = capsys.readouterr().out
     assert code == 0, out[-3000:]
     summary = json.loads((tmp_path / "runs" / cfg.run.name / "summary.json").read_text())
