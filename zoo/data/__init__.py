@@ -7,9 +7,10 @@ the config: nothing is downloaded.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from zoo.data import digits, graphs, mnist1d, ode, text, toy2d
+from zoo.data import arrays, digits, graphs, mnist1d, ode, text, toy2d
 from zoo.data.base import ArrayDataset, Dataset
 
 
@@ -39,6 +40,8 @@ DATASETS: dict[str, DatasetEntry] = {
                                  "generated graphs labelled by their number of independent cycles"),
     "toy2d": DatasetEntry(toy2d.Toy2DConfig, toy2d.load,
                           "2-D densities (eight Gaussians, two moons, checkerboard) for density estimation"),
+    "array": DatasetEntry(arrays.ArrayConfig, arrays.load,
+                          "your examples from data.path: .npz, .npy (memory-mapped) or .csv/.tsv with a header"),
 }
 
 __all__ = ["DATASETS", "ArrayDataset", "Dataset", "DatasetEntry"]

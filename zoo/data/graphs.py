@@ -12,8 +12,9 @@ Axis legend as in zoo.graphs: N nodes, E edges, G graphs, D features.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -114,7 +115,8 @@ def load_planetoid(cfg: PlanetoidConfig) -> NodeDataset:
         features /= np.maximum(features.sum(1, keepdims=True), 1.0)
     n = len(features)
     labels = np.where(arrays["labeled"], arrays["labels"], 0).astype(np.int32)
-    graph = GraphsTuple(nodes=_sparse(features) if cfg.sparse_features else features, edges=None, senders=arrays["senders"].astype(np.int32),
+    graph = GraphsTuple(nodes=_sparse(features) if cfg.sparse_features else features, edges=None,
+                        senders=arrays["senders"].astype(np.int32),
                         receivers=arrays["receivers"].astype(np.int32), globals=None,
                         n_node=np.array([n], np.int32), n_edge=np.array([len(arrays["senders"])], np.int32))
     return NodeDataset(task="classification", model_defaults={"num_outputs": int(labels.max()) + 1},

@@ -19,7 +19,7 @@ is the mean squared error over the full horizon.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 

@@ -11,8 +11,8 @@ consecutive non-overlapping windows (train.eval_batches caps how many batches of
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 

@@ -12,7 +12,8 @@ samples from a fixed stream, so eval_loss is the test NLL in nats.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterator, Literal
+from collections.abc import Iterator
+from typing import Literal
 
 import numpy as np
 
