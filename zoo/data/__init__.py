@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from zoo.data import arrays, digits, graphs, mnist1d, ode, text, toy2d
+from zoo.data import arrays, digits, graphs, images, mnist1d, ode, text, toy2d
 from zoo.data.base import ArrayDataset, Dataset
 
 
@@ -42,6 +42,8 @@ DATASETS: dict[str, DatasetEntry] = {
                           "2-D densities (eight Gaussians, two moons, checkerboard) for density estimation"),
     "array": DatasetEntry(arrays.ArrayConfig, arrays.load,
                           "your examples from data.path: .npz, .npy (memory-mapped) or .csv/.tsv with a header"),
+    "image_folder": DatasetEntry(images.ImageFolderConfig, images.load,
+                                 "your images from data.path: one sub-folder per class (PNG/JPEG/BMP), decoded once"),
 }
 
 __all__ = ["DATASETS", "ArrayDataset", "Dataset", "DatasetEntry"]
