@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from zoo.data import arrays, digits, graphs, images, mnist1d, ode, text, toy2d
+from zoo.data import arrays, digits, graph_npz, graphs, images, mnist1d, ode, text, toy2d
 from zoo.data.base import ArrayDataset, Dataset
 
 
@@ -44,6 +44,8 @@ DATASETS: dict[str, DatasetEntry] = {
                           "your examples from data.path: .npz, .npy (memory-mapped) or .csv/.tsv with a header"),
     "image_folder": DatasetEntry(images.ImageFolderConfig, images.load,
                                  "your images from data.path: one sub-folder per class (PNG/JPEG/BMP), decoded once"),
+    "graph_npz": DatasetEntry(graph_npz.GraphNpzConfig, graph_npz.load,
+                              "your graphs from data.path: many small graphs in one .npz, one class each"),
 }
 
 __all__ = ["DATASETS", "ArrayDataset", "Dataset", "DatasetEntry"]
