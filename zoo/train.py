@@ -19,7 +19,7 @@ import optax
 
 from zoo import checkpoint, mesh as meshlib, optim, rundir
 from zoo.config import Config, ConfigError
-from zoo.data import DATASETS, Dataset
+from zoo.data import Dataset, entry
 from zoo.models import Model, build
 from zoo.selection import Best
 from zoo.tasks import TASKS, summarize
@@ -48,7 +48,7 @@ class Experiment:
 # ----------------------------------------------------------------------------- setup
 def load_dataset(cfg: Config) -> Dataset:
     try:
-        return DATASETS[cfg.data_name].load(cfg.data)
+        return entry(cfg.data_name).load(cfg.data)
     except FileNotFoundError as e:
         raise ConfigError(str(e).strip("'\"")) from None
     except ValueError as e:
