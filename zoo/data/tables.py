@@ -47,7 +47,7 @@ def load_npy(file: Path) -> np.ndarray:
     try:
         return np.load(file, mmap_mode="r", allow_pickle=False)
     except ValueError as e:
-        if "allow_pickle" in str(e):
+        if "allow_pickle" in str(e) or "Python objects" in str(e):
             raise _object_array(file, "the array") from None
         raise ConfigError(f"{file}: not a readable .npy file ({e}); save it with numpy.save") from None
 
@@ -140,7 +140,7 @@ def numbers(file: Path, header: list[str], body: list[list[str]], columns: list[
     bad = ~np.isfinite(x)
     if bad.any():
         row, col = (int(i) for i in np.argwhere(bad)[0])
-        raise ConfigError(f"{file} line {row + 2}, column {header[columns[col]]!r}: {cells[row, col]!r} is not "
+        raise ConfigError(f"{file} line {row + 2}, column {header[columns[col]]!r}: {str(cells[row, col])!r} is not "
                           f"finite; remove or fill in missing values")
     return x
 
