@@ -55,7 +55,7 @@ def image_files(folder: Path) -> list[Path]:
                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
-def class_folders(root: Path) -> dict[str, list[Path]]:
+def class_folders(root: Path, min_classes: int = 2) -> dict[str, list[Path]]:
     """{class name: its images} for every sub-folder of `root`, in sorted order."""
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     classes = {p.name: image_files(p) for p in folders}
@@ -64,7 +64,7 @@ def class_folders(root: Path) -> dict[str, list[Path]]:
     for name, files in classes.items():
         if not files:
             raise ConfigError(f"{root / name} holds no {'/'.join(SUFFIXES)} images; add some or remove the folder")
-    if len(classes) < 2:
+    if len(classes) < min_classes:
         raise ConfigError(f"{root} has one class folder ({next(iter(classes))}); classification needs two or more")
     return classes
 
@@ -72,7 +72,7 @@ def class_folders(root: Path) -> dict[str, list[Path]]:
 def splits(root: Path) -> dict[str, dict[str, list[Path]]]:
     """{"all": classes} or, with train/ and test/ sub-folders, {"train": ..., "test": ...}."""
     if (root / "train").is_dir() and (root / "test").is_dir():
-        found = {"train": class_folders(root / "train"), "test": class_folders(root / "test")}
+        found = {"train": class_folders(root / "train"), "test": class_folders(root / "test", 1)}
         unknown = sorted(set(found["test"]) - set(found["train"]))
         if unknown:
             raise ConfigError(f"{root / 'test'} has classes {', '.join(unknown)} that {root / 'train'} lacks; "
