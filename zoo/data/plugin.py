@@ -106,8 +106,10 @@ def _checked(name: str, dataset: Any) -> Any:
     return dataset
 
 
+@functools.cache
 def resolve(name: str) -> tuple[type, Callable[[Any], Any], str]:
-    """(config class, load(cfg) -> Dataset, description) for "package.module:function"."""
+    """(config class, load(cfg) -> Dataset, description) for "package.module:function"; one
+    config class per name and process, so configs of one plugin compare equal."""
     function = _function(name)
     config = config_class(name, function)
 
