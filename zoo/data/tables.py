@@ -16,7 +16,7 @@ import numpy as np
 from zoo.config import ConfigError
 
 FORMATS = {".npz": "npz", ".npy": "npy", ".csv": "csv", ".tsv": "tsv"}
-CHUNK_BYTES = 1 << 26          # rows read at a time when scanning an array (64 MB)
+CHUNK_BYTES = 1 << 23          # rows read at a time when scanning an array (8 MB: small temporaries)
 
 
 def existing_file(path: str | None, key: str = "data.path", what: str = "an .npz, .npy, .csv or .tsv file") -> Path:
