@@ -57,7 +57,8 @@ def test_evaluate_a_step_and_the_validation_split(tmp_path, capsys):
 def test_predict_writes_classes_and_probabilities(tmp_path, capsys):
     run_dir = train(tmp_path, "mnist1d_mlp", "train.steps=30")
     run = ex.load_run(run_dir)
-    x = run.exp.dataset.test["x"][:1234]                     # not a multiple of the eval batch
+    test_x = run.exp.dataset.test["x"]
+    x = np.concatenate([test_x, test_x[:234]])              # 1234 rows: not a multiple of the eval batch
     np.save(tmp_path / "x.npy", x)
     assert main(["predict", str(run_dir), "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "p.npz")]) == 0
     with np.load(tmp_path / "p.npz") as p:

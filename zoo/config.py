@@ -109,16 +109,20 @@ def dump(cfg: Config) -> str:
 
 
 # ----------------------------------------------------------------------------- registries
-def _named(values: dict, section: str, registry: dict, what: str) -> tuple[str, Any]:
+def _named(values: dict, section: str, registry: dict, what: str, entry=None) -> tuple[str, Any]:
+    """(name, config) of a section that picks a registry entry by name; `entry(name)`, when
+    given, also resolves names outside the registry (data plugins "package.module:function")."""
     if not isinstance(values, dict) or "name" not in values:
         raise ConfigError(f"{section}.name is required; valid {what}s: {', '.join(sorted(registry))}")
     name = str(values["name"])
-    if name not in registry:
+    found = registry.get(name) if entry is None else entry(name)
+    if found is None:
         close = difflib.get_close_matches(name, list(registry), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"{section}.name: unknown {what} {name!r}{hint}; valid: {', '.join(sorted(registry))}")
+        own = ", or 'package.module:function' for your own" if entry is not None else ""
+        raise ConfigError(f"{section}.name: unknown {what} {name!r}{hint}; valid: {', '.join(sorted(registry))}{own}")
     rest = {k: v for k, v in values.items() if k != "name"}
-    return name, build_section(registry[name].config, rest, section, f"{what} {name!r}")
+    return name, build_section(found.config, rest, section, f"{what} {name!r}")
 
 
 def optax_optimizers() -> dict[str, Any]:
@@ -221,14 +225,14 @@ def apply_override(tree: dict, override: str) -> None:
 
 
 def from_tree(tree: dict, source: str | None = None) -> Config:
-    from zoo.data import DATASETS
+    from zoo.data import DATASETS, entry
     from zoo.models import REGISTRY
 
     for section in tree:
         if section not in SECTIONS:
             raise ConfigError(f"{section}: unknown section{closest(str(section), list(SECTIONS))}")
     model_name, model = _named(tree.get("model"), "model", REGISTRY, "model")
-    data_name, data = _named(tree.get("data"), "data", DATASETS, "dataset")
+    data_name, data = _named(tree.get("data"), "data", DATASETS, "dataset", entry)
     sections = {s: build_section(cls, tree.get(s) or {}, s) for s, cls in
                 (("optimizer", OptimizerConfig), ("train", TrainConfig), ("run", RunConfig), ("mesh", MeshConfig))}
     _check_optimizer(sections["optimizer"])

@@ -26,7 +26,8 @@ import optax
 from zoo import checkpoint, optim
 from zoo import mesh as meshlib
 from zoo.config import Config, load_run_config
-from zoo.data import DATASETS, Dataset
+from zoo.data import Dataset
+from zoo.data import entry as dataset_entry
 from zoo.errors import ConfigError
 from zoo.models import Model, entry
 from zoo.tasks import TASKS
@@ -79,7 +80,7 @@ def build(cfg: Config, *, devices: list | None = None) -> Experiment:
     mistakes raise ConfigError; nothing is compiled and no run directory is made."""
     if devices is None:
         meshlib.initialize_distributed(cfg.mesh)
-    dataset = DATASETS[cfg.data_name].load(cfg.data)
+    dataset = dataset_entry(cfg.data_name).load(cfg.data)  # a registered name or a plugin
     cfg = cfg.replace(model=fill_model_defaults(cfg.model, dataset.model_defaults))
     mesh = meshlib.make_mesh(cfg.mesh, devices)
     model = build_model(cfg.model_name, cfg.model, mesh)

@@ -22,6 +22,7 @@ from zoo import checkpoint, rundir
 from zoo import experiment as ex
 from zoo import mesh as meshlib
 from zoo.config import Config
+from zoo.data import preprocess
 from zoo.experiment import Experiment, Run
 from zoo.selection import Selection
 from zoo.tasks import summarize
@@ -254,6 +255,8 @@ def fit(cfg: Config, *, hooks: Sequence[Callable[[Run], None]] = (),
     selection = None if t.select == "last" else Selection(t.select, jax.tree.map(jnp.copy, state["params"]))
     run_dir = rundir.prepare(exp.cfg)
     rundir.write_config(run_dir, exp.cfg)
+    if exp.dataset.preprocessing and rundir.is_writer():  # what evaluate, predict and export apply
+        preprocess.save(run_dir, exp.dataset.preprocessing)
     ckpt = checkpoint.Checkpointer(run_dir / "checkpoints", t.keep_checkpoints)
     if exp.cfg.run.resume:
         state, _ = restore(exp, ckpt, shardings, selection)

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--output {output}: the folder {output.parent} does not exist")
     from zoo import config, inference
     from zoo import experiment as ex
-    from zoo.data import preprocess
+    from zoo.data import inputs, preprocess
 
     cfg = config.load_run_config(args.run_dir)
     trained = ex.load_run(args.run_dir, args.step, args.params or ("last" if cfg.train.select == "last" else "best"))
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{trained.run_dir} is a graph model: predict reads arrays; call zoo.predict "
                           f"with a GraphsTuple from Python")
     preprocessing = preprocess.load(trained.run_dir)
-    x = preprocess.read_inputs(args.input, preprocessing)
+    x = inputs.read_inputs(args.input, preprocessing)
     check_inputs(x, ex.batch_spec(trained.exp)["x"])
     predictions = inference.predict(trained, x)
     write(output, predictions, preprocessing.get("class_names"))

@@ -1,5 +1,6 @@
 """The dataset registry: `DATASETS = {name: DatasetEntry(config, load, description)}`, where
-`load(cfg) -> Dataset` (zoo.data.base).
+`load(cfg) -> Dataset` (zoo.data.base). `entry(name)` also resolves "package.module:function",
+a dataset in the user's own code (zoo.data.plugin).
 
 Everything is generated, shipped inside an installed package, or read from a path given in
 the config: nothing is downloaded.
@@ -10,7 +11,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from zoo.data import digits, graphs, mnist1d, ode, text, toy2d
+from zoo.data import arrays, digits, graph_npz, graphs, images, mnist1d, ode, plugin, text, toy2d
 from zoo.data.base import ArrayDataset, Dataset
 
 
@@ -40,6 +41,22 @@ DATASETS: dict[str, DatasetEntry] = {
                                  "generated graphs labelled by their number of independent cycles"),
     "toy2d": DatasetEntry(toy2d.Toy2DConfig, toy2d.load,
                           "2-D densities (eight Gaussians, two moons, checkerboard) for density estimation"),
+    "array": DatasetEntry(arrays.ArrayConfig, arrays.load,
+                          "your examples from data.path: .npz, .npy (memory-mapped) or .csv/.tsv with a header"),
+    "image_folder": DatasetEntry(images.ImageFolderConfig, images.load,
+                                 "your images from data.path: one sub-folder per class (PNG/JPEG/BMP), decoded once"),
+    "graph_npz": DatasetEntry(graph_npz.GraphNpzConfig, graph_npz.load,
+                              "your graphs from data.path: many small graphs in one .npz, one class each"),
 }
 
-__all__ = ["DATASETS", "ArrayDataset", "Dataset", "DatasetEntry"]
+
+
+def entry(name: str) -> DatasetEntry | None:
+    """The registry's entry for `name`, a plugin's for "package.module:function" (ConfigError if
+    it does not resolve), or None for an unknown name."""
+    if plugin.is_plugin(name):
+        return DatasetEntry(*plugin.resolve(name))
+    return DATASETS.get(name)
+
+
+__all__ = ["DATASETS", "ArrayDataset", "Dataset", "DatasetEntry", "entry"]

@@ -7,11 +7,16 @@ exactly the batches an uninterrupted run would have seen. Evaluation batches are
 fixed size with mask 0, so the last partial batch never changes a shape (no retrace).
 
 `shard=(index, count)` asks for one process's rows of the global batch (multi-host input).
+
+`Dataset.preprocessing` (JSON-able) records what was fitted on the training split or read from
+the user's files (standardisation statistics, class names, columns, row shapes, vocabularies);
+zoo.data.preprocess applies it to new inputs, and the trainer stores it in the run directory.
 """
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -26,6 +31,7 @@ class Dataset:
     task: str                                   # key of zoo.tasks.TASKS
     model_defaults: dict[str, Any]              # e.g. {"num_outputs": 10}, filled into model configs
     shardable: bool = True                      # False: one indivisible batch (a whole graph)
+    preprocessing: dict[str, Any] = dataclasses.field(default_factory=dict)  # zoo.data.preprocess
 
     def train_batch(self, seed: int, step: int, batch_size: int, shard=(0, 1)) -> dict:
         raise NotImplementedError
@@ -96,8 +102,7 @@ class ArrayDataset(Dataset):
 
     def train_indices(self, seed: int, step: int, batch_size: int) -> np.ndarray:
         epoch, index = divmod(step, self._batches_per_epoch(batch_size))
-        order = np.random.default_rng([seed, epoch]).permutation(self.num_train)
-        return order[index * batch_size:(index + 1) * batch_size]
+        return epoch_order(seed, epoch, self.num_train)[index * batch_size:(index + 1) * batch_size]
 
     def train_batch(self, seed: int, step: int, batch_size: int, shard=(0, 1)) -> dict:
         rows = shard_rows(self.train_indices(seed, step, batch_size), shard)
@@ -113,6 +118,46 @@ class ArrayDataset(Dataset):
 
     def val_batches(self, batch_size: int, shard=(0, 1)) -> Iterator[dict]:
         return padded_batches(self.val, batch_size, shard)
+
+
+@functools.lru_cache(maxsize=4)
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """permutation(seed, epoch) of range(n), read-only; cached, as every step of an epoch asks
+    for it again (a 250k-row permutation costs milliseconds, more than a small model's step)."""
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    order.flags.writeable = False
+    return order
+
+
+class Rows:
+    """Rows `index` of `source` (an array, possibly memory-mapped), read only when asked for
+    and passed through `transform`: `rows[i]` (i an int array) is transform(source[index[i]]),
+    `rows[a:b]` is a narrower view. So a dataset bigger than memory, or one standardised per
+    batch, never exists as a whole in memory."""
+
+    def __init__(self, source: np.ndarray, index: np.ndarray | None = None,
+                 transform: Callable[[np.ndarray], np.ndarray] | None = None):
+        self.source, self.transform = source, transform
+        self.index = np.arange(len(source)) if index is None else np.asarray(index)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, rows):
+        if isinstance(rows, slice):
+            return Rows(self.source, self.index[rows], self.transform)
+        x = self.source[self.index[rows]]
+        return x if self.transform is None else self.transform(x)
+
+
+def held_out(n: int, fraction: float, seed: int, labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted (train, test) row indices with round(fraction * n) rows held out at random from
+    rng(seed); with `labels`, the same fraction of every class (stratified)."""
+    rng = np.random.default_rng(seed)
+    groups = [np.arange(n)] if labels is None else [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    test = [g[rng.permutation(len(g))[:round(fraction * len(g))]] for g in groups]
+    test_index = np.sort(np.concatenate(test)) if test else np.zeros(0, np.int64)
+    return np.setdiff1d(np.arange(n), test_index), test_index
 
 
 def padded_batches(arrays: dict[str, np.ndarray], batch_size: int, shard=(0, 1)) -> Iterator[dict]:

@@ -1,5 +1,7 @@
-"""Character-level text for language modelling: any UTF-8 file by path, or by default the
+"""Character-level text for language modelling: any UTF-8 file by path, a folder (every file
+in it, at any depth, hidden ones skipped) or a glob such as `books/*.txt`, or by default the
 Python documentation text shipped with CPython (`pydoc_data.topics`, ~0.8 MB), no download.
+Several files are one corpus: their texts joined in sorted path order, nothing in between.
 
 The vocabulary is the sorted set of characters in the whole text (as nanoGPT's
 shakespeare_char). The first (1 - val_fraction) of the characters train, the rest validate.
@@ -11,6 +13,7 @@ consecutive non-overlapping windows (train.eval_batches caps how many batches of
 from __future__ import annotations
 
 import dataclasses
+import glob
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,19 +25,39 @@ from zoo.errors import ConfigError
 
 @dataclasses.dataclass(frozen=True)
 class TextConfig:
-    path: str | None = None      # a UTF-8 text file; None: the built-in pydoc corpus
+    path: str | None = None      # a UTF-8 text file, a folder or a glob of them; None: the pydoc corpus
     seq_len: int = 64
     val_fraction: float = 0.1
+
+
+def text_files(path: str) -> list[Path]:
+    """The files `path` names: itself, every file under a folder, or a glob's matches; sorted."""
+    file = Path(path).expanduser()
+    if file.is_file():
+        return [file]
+    if file.is_dir():
+        files = [p for p in file.rglob("*") if p.is_file() and not any(
+            part.startswith(".") for part in p.relative_to(file).parts)]
+    else:
+        files = [Path(p) for p in glob.glob(str(file), recursive=True) if Path(p).is_file()]
+    if not files:
+        raise ConfigError(f"data.path={path!r}: no such file, or no files in that folder or glob; "
+                                f"give a UTF-8 text file, a folder of them or a pattern such as books/*.txt")
+    return sorted(files)
 
 
 def read_text(path: str | None) -> str:
     if path is None:
         from pydoc_data.topics import topics
         return "".join(topics[k] for k in sorted(topics))
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise ConfigError(f"data.path={path!r}: no such file; give the path of a UTF-8 text file")
-    return file.read_text(encoding="utf-8")
+    return "".join(_read_utf8(f) for f in text_files(path))
+
+
+def _read_utf8(file: Path) -> str:
+    try:
+        return file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{file} is not UTF-8 text (byte {e.start}); convert it or leave it out of data.path") from None
 
 
 @dataclasses.dataclass
@@ -82,6 +105,6 @@ def load(cfg: TextConfig) -> TextDataset:
         raise ConfigError(f"the text ({len(text)} characters) is too short for data.seq_len={cfg.seq_len}"
                           f" with val_fraction={cfg.val_fraction}")
     ds = TextDataset(task="language_model", model_defaults={"vocab_size": len(vocab), "num_outputs": len(vocab)},
-                     vocab=vocab, split=split, seq_len=cfg.seq_len)
+                     preprocessing={"format": "text", "vocab": vocab}, vocab=vocab, split=split, seq_len=cfg.seq_len)
     ds.tokens = ds.encode(text)
     return ds

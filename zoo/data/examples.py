@@ -1,0 +1,88 @@
+"""Example input files in the formats zoo reads, made from data that ships with its dependencies
+(nothing is downloaded), for the shipped configs and the tests:
+
+    python -m zoo.data.examples digits-png DIR          sklearn's 8x8 digits as DIR/<digit>/<i>.png
+    python -m zoo.data.examples wine-csv FILE           sklearn's wine table, label column "label"
+    python -m zoo.data.examples breast-cancer-csv FILE  sklearn's breast-cancer table, likewise
+    python -m zoo.data.examples mnist1d-npz FILE        MNIST-1D as x, y, x_test, y_test
+    python -m zoo.data.examples graphs-npz FILE         graph_cycles' graphs in the graph_npz format
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import numpy as np
+
+
+def digits_png(folder: Path) -> None:
+    """One grey 8x8 PNG per image; sklearn's 0..16 intensities scaled to 0..255."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    pixels = np.round(digits.images * (255 / 16)).astype(np.uint8)
+    for i, (image, label) in enumerate(zip(pixels, digits.target)):
+        (folder / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / str(label) / f"{i:04d}.png")
+
+
+def table_csv(file: Path, loader) -> None:
+    """An sklearn bundled table as CSV: its feature names as the header, then "label"."""
+    table = loader()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with open(file, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow([*table.feature_names, "label"])
+        for row, label in zip(table.data, table.target):
+            writer.writerow([*(repr(float(v)) for v in row), int(label)])
+
+
+def mnist1d_npz(file: Path) -> None:
+    from zoo.data import mnist1d
+
+    file.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(file, **mnist1d.generate())
+
+
+def graphs_npz(file: Path, num_graphs: int = 2500, seed: int = 0) -> None:
+    """Random connected graphs labelled by their number of independent cycles (0, 1 or 2), as in
+    data.name=graph_cycles, written in the graph_npz format (zoo.data.graph_npz)."""
+    from zoo.data.graphs import random_cyclic_graph
+
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, num_graphs)
+    sizes = rng.integers(8, 17, num_graphs)
+    edges = [random_cyclic_graph(rng, int(n), int(k)) for n, k in zip(sizes, labels)]
+    both_ways = [np.concatenate([e, e[:, ::-1]]) for e in edges]
+    file.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(file, n_node=sizes.astype(np.int32), n_edge=np.array([len(e) for e in both_ways], np.int32),
+             nodes=np.ones((int(sizes.sum()), 1), np.float32), senders=np.concatenate([e[:, 0] for e in both_ways]),
+             receivers=np.concatenate([e[:, 1] for e in both_ways]), labels=labels.astype(np.int32))
+
+
+def make(kind: str, out: Path) -> None:
+    from sklearn.datasets import load_breast_cancer, load_wine
+
+    makers = {"digits-png": digits_png, "wine-csv": lambda p: table_csv(p, load_wine),
+              "breast-cancer-csv": lambda p: table_csv(p, load_breast_cancer),
+              "mnist1d-npz": mnist1d_npz, "graphs-npz": graphs_npz}
+    makers[kind](out)
+
+
+KINDS = ("digits-png", "wine-csv", "breast-cancer-csv", "mnist1d-npz", "graphs-npz")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m zoo.data.examples", description=__doc__.splitlines()[0])
+    parser.add_argument("kind", choices=KINDS)
+    parser.add_argument("out", type=Path, help="the file (or, for digits-png, the folder) to write")
+    args = parser.parse_args(argv)
+    make(args.kind, args.out)
+    print(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
