@@ -148,16 +148,20 @@ def forward(run: Run, x: Any, params_as_inputs: bool) -> Callable:
 def solver_failures_as_nan(run: Run):
     """While an ODE model is traced, diffrax's runtime checks (equinox.error_if) give NaN instead
     of raising: raising goes through a host callback, which jax.export cannot serialise. This is
-    equinox's own setting EQX_ON_ERROR=nan, which it reads from its module as checks are traced."""
+    equinox's own setting EQX_ON_ERROR=nan, which it reads from its module as checks are traced;
+    jax's trace caches are cleared on the way in and out, so neither mode reuses the other's
+    traces (training in the same process keeps raising)."""
     if not isinstance(run.cfg.model, SolverConfig):
         yield
         return
     import equinox._errors as errors
     saved, errors.EQX_ON_ERROR = errors.EQX_ON_ERROR, "nan"
+    jax.clear_caches()
     try:
         yield
     finally:
         errors.EQX_ON_ERROR = saved
+        jax.clear_caches()
 
 
 # ----------------------------------------------------------------------------- the manifest
