@@ -49,9 +49,14 @@ def fit(root, name, overrides=()):
     return load_run(root / name)
 
 
-@pytest.fixture(scope="module", params=list(FAMILIES))
+@pytest.fixture(scope="module")
 def trained(request, tmp_path_factory):
+    """A run of FAMILIES[name] trained for one step, shared by the tests that ask for `name`."""
     return fit(tmp_path_factory.mktemp("runs"), request.param)
+
+
+def families(*names):
+    return pytest.mark.parametrize("trained", names, indirect=True)
 
 
 def variants(run, manifest) -> dict[str, np.ndarray]:
@@ -75,10 +80,9 @@ def serve_without_zoo(artifact, inputs: dict, tmp_path) -> dict:
     return dict(np.load(tmp_path / "outputs.npz"))
 
 
+@families("mlp", "cnn", "gru", "transformer", "gpt", "odenet")
 def test_artifact_matches_apply_in_a_fresh_process_without_zoo(trained, tmp_path):
     run, name = trained, trained.cfg.model_name
-    if name == "gcn":
-        pytest.skip("graph inputs are a dict of arrays: test_graph_models_take_the_padded_arrays_by_name")
     paths = export.write(run)
     assert paths["artifact"] == run.run_dir / "export" / "model.jaxexport"
     manifest = json.loads(paths["manifest"].read_text())
@@ -92,10 +96,9 @@ def test_artifact_matches_apply_in_a_fresh_process_without_zoo(trained, tmp_path
         assert "function evaluations" in manifest["notes"][0]
 
 
+@families("gru", "transformer")
 def test_params_as_inputs_are_saved_beside_by_path(trained, tmp_path):
     run = trained
-    if run.cfg.model_name not in ("gru", "transformer"):
-        pytest.skip("one recurrent and one attention model")
     paths = export.write(run, tmp_path / "m.jaxexport", params_as_inputs=True)
     params = dict(np.load(paths["params"], allow_pickle=False))
     assert set(params) == set(export.param_arrays(run)) and any("/" in k for k in params)
@@ -105,10 +108,9 @@ def test_params_as_inputs_are_saved_beside_by_path(trained, tmp_path):
     assert json.loads(paths["manifest"].read_text())["call"] == "exported.call(params, x)"
 
 
+@families("mlp")
 def test_fixed_batch_and_the_command_line(trained, tmp_path):
     run = trained
-    if run.cfg.model_name != "mlp":
-        pytest.skip("once")
     out = tmp_path / "sub" / "fixed.jaxexport"
     assert cli.main(["export", str(run.run_dir), "--output", str(out), "--fixed-batch"]) == 0
     manifest = json.loads(out.with_name("fixed.jaxexport.json").read_text())
@@ -116,10 +118,9 @@ def test_fixed_batch_and_the_command_line(trained, tmp_path):
     assert manifest["output"]["shape"] == [8, 10] and manifest["class_names"] is None
 
 
+@families("gcn")
 def test_graph_models_take_the_padded_arrays_by_name(trained):
     run = trained
-    if run.cfg.model_name != "gcn":
-        pytest.skip("graph models")
     blob, manifest = export.export_run(run)
     graph = export.example_inputs(run)
     names = {i["name"] for i in manifest["inputs"]}
@@ -129,11 +130,10 @@ def test_graph_models_take_the_padded_arrays_by_name(trained):
     np.testing.assert_allclose(got, run.model.apply(run.params, graph), atol=1e-5)
 
 
+@families("mlp", "gcn")
 def test_stored_standardisation_is_applied_inside_the_artifact(trained):
     """A run whose data stored {"standardize": {"mean", "std"}} exports a function of raw inputs."""
     run = trained
-    if run.cfg.model_name not in ("mlp", "gcn"):
-        pytest.skip("one array model and one graph model")
     mean, std = np.linspace(-1, 1, 40, dtype=np.float32), np.linspace(0.5, 2, 40, dtype=np.float32)
     run.exp.dataset.preprocessing = {"standardize": {"mean": mean, "std": std}}
     try:
