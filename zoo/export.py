@@ -173,7 +173,7 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def _input_entries(exported: jax.export.Exported, params_as_inputs: bool) -> list[dict]:
+def _input_entries(exported: jax.export.Exported) -> list[dict]:
     """[{"name", "shape", "dtype"}] of the model inputs, symbolic dimensions by name."""
     args, _ = jax.tree.unflatten(exported.in_tree, exported.in_avals)
     x = args[-1]
@@ -202,7 +202,7 @@ def manifest(run: Run, exported: jax.export.Exported, x: Any, symbolic: str, fai
         "platforms": list(exported.platforms), "task": dataset.task,
         "call": "exported.call(params, x)" if params_as_inputs else "exported.call(x)",
         "params": "inputs (FILE.npz, keys by path)" if params_as_inputs else "embedded",
-        "inputs": _input_entries(exported, params_as_inputs),
+        "inputs": _input_entries(exported),
         "output": {"shape": _dims(exported.out_avals[0].shape), "dtype": str(exported.out_avals[0].dtype),
                    "meaning": OUTPUTS.get(dataset.task, "the model's outputs")},
         "symbolic_dims": symbolic, "symbolic_attempts_failed": failed,
