@@ -1,0 +1,138 @@
+"""A zoo model inside flax.linen, flax.nnx and equinox modules (zoo.interop): nested under a layer
+of the host framework and trained there with optax, it follows the same losses and reaches the
+same params as the same composition trained on the zoo params directly."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from zoo import interop, models
+
+STEPS = 3
+
+
+@pytest.fixture(scope="module")
+def problem():
+    """A small MLP on random inputs with 3 classes (4 outputs: a head of the host framework maps them)."""
+    model = models.build("mlp", num_outputs=4, width=8, depth=2)
+    kx, ky = jax.random.split(jax.random.PRNGKey(1))
+    return model, jax.random.normal(kx, (16, 5)), jax.random.randint(ky, (16,), 0, 3)
+
+
+def cross_entropy(logits, y):
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+
+def train_directly(model, zoo_params, head, x, y):
+    """The same composition, head(zoo(x)), trained on plain pytrees: (losses, zoo params)."""
+    def loss(p):
+        return cross_entropy(model.apply(p["zoo"], x) @ p["kernel"] + p["bias"], y)
+    losses, params = optax_loop(loss, {"zoo": zoo_params, **head})
+    return losses, params["zoo"]
+
+
+def optax_loop(loss, params):
+    """`STEPS` Adam steps on any pytree: (losses, params)."""
+    tx = optax.adam(1e-2)
+    state, losses = tx.init(params), []
+    for _ in range(STEPS):
+        value, grads = jax.value_and_grad(loss)(params)
+        updates, state = tx.update(grads, state)
+        params = optax.apply_updates(params, updates)
+        losses.append(float(value))
+    return losses, params
+
+
+def assert_same_training(losses, trained, expected_losses, expected, initial):
+    np.testing.assert_allclose(losses, expected_losses, rtol=1e-6)
+    for got, want, before in zip(jax.tree.leaves(trained), jax.tree.leaves(expected), jax.tree.leaves(initial)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        assert not np.allclose(got, before)          # the zoo params did train
+
+
+def test_linen_module_params_are_the_zoo_params_and_train_as_directly(problem):
+    import flax.linen as nn
+    model, x, y = problem
+    zoo = interop.linen_module(model, x)
+    variables = zoo.init(jax.random.PRNGKey(0), x)
+    assert jax.tree.structure(variables["params"]) == jax.tree.structure(model.init(jax.random.PRNGKey(0), x))
+    np.testing.assert_array_equal(zoo.apply(variables, x), model.apply(variables["params"], x))
+
+    class Outer(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dense(3, name="head")(interop.linen_module(model, x)(x))
+
+    outer = Outer()
+    params = outer.init(jax.random.PRNGKey(2), x)["params"]
+    losses, trained = optax_loop(lambda p: cross_entropy(outer.apply({"params": p}, x), y), params)
+    head = {"kernel": params["head"]["kernel"], "bias": params["head"]["bias"]}
+    expected_losses, expected = train_directly(model, params["ZooLinen_0"], head, x, y)
+    assert_same_training(losses, trained["ZooLinen_0"], expected_losses, expected, params["ZooLinen_0"])
+
+
+def test_nnx_module_trains_as_directly(problem):
+    from flax import nnx
+    model, x, y = problem
+
+    class Outer(nnx.Module):
+        def __init__(self, rngs):
+            self.zoo = interop.nnx_module(model, jax.random.PRNGKey(0), x)
+            self.head = nnx.Linear(4, 3, rngs=rngs)
+
+        def __call__(self, x):
+            return self.head(self.zoo(x))
+
+    outer = Outer(nnx.Rngs(2))
+    graphdef, params = nnx.split(outer, nnx.Param)
+    initial = jax.tree.map(lambda p: p[...], outer.zoo.params, is_leaf=lambda v: isinstance(v, nnx.Param))
+    head = {"kernel": outer.head.kernel[...], "bias": outer.head.bias[...]}
+    losses, trained = optax_loop(lambda p: cross_entropy(nnx.merge(graphdef, p)(x), y), params)
+    nnx.update(outer, trained)
+    got = jax.tree.map(lambda p: p[...], outer.zoo.params, is_leaf=lambda v: isinstance(v, nnx.Param))
+    expected_losses, expected = train_directly(model, initial, head, x, y)
+    assert jax.tree.structure(got) == jax.tree.structure(initial)
+    assert_same_training(losses, got, expected_losses, expected, initial)
+
+
+def test_equinox_module_trains_as_directly(problem):
+    eqx = pytest.importorskip("equinox")
+    model, x, y = problem
+
+    class Outer(eqx.Module):
+        zoo: eqx.Module
+        head: eqx.nn.Linear
+
+        def __call__(self, x):
+            return jax.vmap(self.head)(self.zoo(x))      # eqx layers take one example
+
+    outer = Outer(interop.equinox_module(model, jax.random.PRNGKey(0), x), eqx.nn.Linear(4, 3, key=jax.random.PRNGKey(2)))
+    head = {"kernel": outer.head.weight.T, "bias": outer.head.bias}
+    losses, trained = optax_loop(lambda m: cross_entropy(m(x), y), outer)
+    expected_losses, expected = train_directly(model, outer.zoo.params, head, x, y)
+    assert_same_training(losses, trained.zoo.params, expected_losses, expected, outer.zoo.params)
+
+
+@pytest.mark.parametrize("framework", ["linen", "nnx", "equinox"])
+def test_dropout_key_reaches_the_zoo_model(framework):
+    """train=True passes a dropout key through: two keys, two outputs; train=False: apply."""
+    if framework == "equinox":
+        pytest.importorskip("equinox")
+    model = models.build("mlp", num_outputs=3, width=8, dropout_rate=0.5)
+    x = jax.random.normal(jax.random.PRNGKey(0), (4, 5))
+    if framework == "linen":
+        module = interop.linen_module(model, x)
+        variables = module.init(jax.random.PRNGKey(0), x)
+        run = lambda k: module.apply(variables, x, train=True, rngs={"dropout": k})
+        params, plain = variables["params"], module.apply(variables, x)
+    else:
+        build = interop.nnx_module if framework == "nnx" else interop.equinox_module
+        module = build(model, jax.random.PRNGKey(0), x)
+        run = lambda k: module(x, key=k, train=True)
+        params, plain = model.init(jax.random.PRNGKey(0), x), module(x)
+    np.testing.assert_array_equal(plain, model.apply(params, x))
+    np.testing.assert_array_equal(run(jax.random.PRNGKey(5)), run(jax.random.PRNGKey(5)))
+    if framework != "linen":  # linen derives its key from the rng stream
+        np.testing.assert_array_equal(run(jax.random.PRNGKey(5)), model.apply(params, x, key=jax.random.PRNGKey(5), train=True))
+    assert not jnp.allclose(run(jax.random.PRNGKey(5)), run(jax.random.PRNGKey(6)))
