@@ -59,7 +59,9 @@ def _style(ax, panel: str, last_step: int) -> None:
     ax.legend(fontsize=7)
 
 
-def _figure(runs: dict[str, list[dict]], title: str, output: Path) -> Path:
+def figure(runs: dict[str, list[dict]], title: str):
+    """A matplotlib figure of the runs' records (name -> records), one panel per PANELS entry
+    any run has, one colour per run when there are several."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -75,6 +77,11 @@ def _figure(runs: dict[str, list[dict]], title: str, output: Path) -> Path:
         _style(ax, panel, last)
     fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def _save(fig, output: Path) -> Path:
+    import matplotlib.pyplot as plt
     fig.savefig(output, dpi=100)
     plt.close(fig)
     return output
@@ -84,7 +91,7 @@ def plot_curves(run_dir: Path) -> Path:
     """RUN/curves.png: the run's loss, accuracy and learning rate against step, titled with
     the run's name."""
     run_dir = Path(run_dir)
-    return _figure({run_dir.name: read_records(run_dir)}, run_dir.name, run_dir / "curves.png")
+    return _save(figure({run_dir.name: read_records(run_dir)}, run_dir.name), run_dir / "curves.png")
 
 
 def compare_curves(run_dirs: list[Path], output: Path) -> Path:
@@ -92,4 +99,4 @@ def compare_curves(run_dirs: list[Path], output: Path) -> Path:
     names = [Path(d).name for d in run_dirs]
     labels = [n if names.count(n) == 1 else str(d) for n, d in zip(names, run_dirs)]  # same name, other dir
     runs = {label: read_records(Path(d)) for label, d in zip(labels, run_dirs)}
-    return _figure(runs, " vs ".join(runs), Path(output))
+    return _save(figure(runs, " vs ".join(runs)), Path(output))
