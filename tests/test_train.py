@@ -113,7 +113,7 @@ def test_fit_writes_run_directory_and_never_overwrites(tmp_path):
     assert [r["step"] for r in records] == [10, 20]
     assert {"loss", "learning_rate", "grad_norm", "steps_per_s", "examples_per_s", "eval_loss"} <= set(records[-1])
     assert config.load(run / "config.yaml").to_dict()["model"]["num_outputs"] == 10
-    assert (run / "loss.png").stat().st_size > 0
+    assert (run / "curves.png").stat().st_size > 0
     second = train.fit(cfg)
     assert second["run_dir"] == str(tmp_path / "t-2")
     assert json.loads((run / "summary.json").read_text()) == json.loads(json.dumps(summary))

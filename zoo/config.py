@@ -59,6 +59,7 @@ class TrainConfig:
     init_from: str | None = None         # a run directory: start from its params (fine-tuning)
     init_step: int | None = None         # init_from's checkpoint step; None: the latest
     init_exclude: str | None = None      # regex over param paths left at their fresh init (a new head)
+    profile_steps: tuple[int, ...] = ()  # [a, b]: a jax.profiler trace of steps a..b into RUN/profile/
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +67,8 @@ class RunConfig:
     dir: str = "runs"
     name: str | None = None              # default: the config file's stem
     resume: bool = False                 # continue runs/<name> from its latest checkpoint
-    plots: bool = True                   # write loss curves (PNG) into the run directory
+    plots: bool = True                   # write training curves (PNG) into the run directory
+    tensorboard: bool = False            # also write metrics as TensorBoard events into RUN/tensorboard/
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,9 +188,17 @@ def _check_train(train: TrainConfig, opt: OptimizerConfig) -> None:
     _check_regex("train.init_exclude", train.init_exclude)
     if train.init_from is None and (train.init_step is not None or train.init_exclude is not None):
         raise ConfigError("train.init_step and train.init_exclude need train.init_from=RUN_DIR")
+    _check_profile_steps(train)
     if train.select != "last" and not train.eval_every:
         raise ConfigError(f"train.select={train.select} compares periodic evaluations: set train.eval_every "
                           f"(e.g. train.eval_every=1)")
+
+
+def _check_profile_steps(train: TrainConfig) -> None:
+    steps = train.profile_steps
+    if steps and not (len(steps) == 2 and 1 <= steps[0] <= steps[1] <= train.steps):
+        raise ConfigError(f"train.profile_steps={list(steps)} must be [first, last] with 1 <= first <= last <= "
+                          f"train.steps={train.steps}, e.g. train.profile_steps=[10,12]")
 
 
 # ----------------------------------------------------------------------------- loading

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from zoo import checkpoint, rundir
+from zoo import checkpoint, rundir, throughput
 from zoo import experiment as ex
 from zoo import mesh as meshlib
 from zoo.config import Config
@@ -89,6 +89,35 @@ def make_eval_step(exp: Experiment) -> Callable:
     def eval_step(params, batch):
         return ex.loss_sums(exp, params, batch, None, train=False)
     return jax.jit(eval_step, out_shardings=meshlib.replicated(exp.mesh))
+
+
+def make_windowed_step(exp: Experiment, train_step: Callable):
+    """`train_step` that also adds its metrics to float32 sums carried through the loop:
+    `(state, sums, batch) -> (state, sums)`, compiled ahead of time for the abstract state and
+    batch, state and sums donated. Returns (compiled step, zero_sums() -> fresh sums)."""
+    def windowed(state, sums, batch):
+        state, metrics = train_step(state, batch)
+        return state, jax.tree.map(lambda total, m: total + m.astype(jnp.float32), sums, metrics)
+
+    shapes, shardings = ex.abstract_state(exp)
+    batch, replicated = ex.batch_spec(exp), meshlib.replicated(exp.mesh)
+    metrics = jax.eval_shape(train_step, shapes, batch)[1]
+    zero_sums = jax.jit(lambda: jax.tree.map(lambda m: jnp.zeros(m.shape, jnp.float32), metrics),
+                        out_shardings=replicated)
+    step = jax.jit(windowed, donate_argnums=(0, 1), out_shardings=(shardings, replicated),
+                   in_shardings=(shardings, replicated, meshlib.batch_sharding(exp.mesh, exp.dataset.shardable)))
+    return step.lower(shapes, jax.eval_shape(zero_sums), batch).compile(), zero_sums
+
+
+def step_rates(exp: Experiment, compiled) -> throughput.StepRates:
+    """FLOPs (over the mesh), examples and tokens of one compiled train step, and the mesh's
+    peak FLOP/s at the configured precision."""
+    devices = exp.mesh.devices.size
+    peak = throughput.peak_flops(exp.mesh.devices.flat[0], exp.cfg.train.precision)
+    tokens = int(np.prod(ex.batch_spec(exp)["y"].shape)) if exp.dataset.task == "language_model" else None
+    return throughput.StepRates(flops=throughput.program_costs(compiled)["flops"] * devices,
+                                examples=exp.cfg.train.batch_size if exp.dataset.shardable else None,
+                                tokens=tokens, peak=peak * devices if peak else None)
 
 
 def to_host(tree):
@@ -171,17 +200,34 @@ class Loop:
     window: rundir.Timer = dataclasses.field(default_factory=rundir.Timer)
     window_start: int = 0
     stopped: bool = False
+    sums: Any = None                      # on device: metric sums over the steps since the last record
+    zero_sums: Callable | None = None
+    rates: throughput.StepRates | None = None
+    timed: tuple[int, float] = (0, 0.0)   # (steps, seconds) of the windows logged so far
 
     def run(self, start: int) -> None:
         t = self.exp.cfg.train
         self.window_start = start
         self.stopped = self.selection is not None and self.selection.exhausted(t.patience)  # resumed an early stop
-        with _StopSignals() as stop:
+        if start >= t.steps or self.stopped:
+            return
+        step_fn = self.compile()
+        with _StopSignals() as stop, rundir.Profile(self.log.run_dir, t.profile_steps) as profile:
             for step in range(start, t.steps):
                 if self.stopped:
                     break
-                self.state, self.metrics = self.train_step(self.state, ex.train_batch(self.exp, step))
+                profile.before(step + 1)
+                self.state, self.sums = step_fn(self.state, self.sums, ex.train_batch(self.exp, step))
+                self.log.advance()
+                profile.after(step + 1, self.state)
                 self.after_step(step + 1, stop.received)
+
+    def compile(self) -> Callable:
+        """The windowed step (make_windowed_step), its first sums and its rates."""
+        step_fn, self.zero_sums = make_windowed_step(self.exp, self.train_step)
+        self.sums, self.rates = self.zero_sums(), step_rates(self.exp, step_fn)
+        self.window = rundir.Timer()  # compiling is not training time
+        return step_fn
 
     def after_step(self, done: int, signum: int | None) -> None:
         t = self.exp.cfg.train
@@ -199,8 +245,9 @@ class Loop:
 
     def log_and_evaluate(self, done: int, evaluate_now: bool) -> None:
         t = self.exp.cfg.train
-        jax.block_until_ready(self.metrics)
-        rate = (done - self.window_start) / max(self.window.elapsed(), 1e-9)
+        jax.block_until_ready(self.sums)
+        seconds = self.window.elapsed()
+        rate = (done - self.window_start) / max(seconds, 1e-9)
         elapsed = self.log.timer.elapsed()
         evaluated = {}
         if evaluate_now and self.selection is not None:
@@ -212,21 +259,34 @@ class Loop:
         # selection may evaluate every step: those records wait for log_every
         if (done % t.log_every == 0 or done == t.steps or self.stopped
                 or (evaluate_now and self.selection is None)):
+            self.metrics = self.window_means(done)
             self.log.log({**self.record(done, rate, elapsed), **evaluated})
-            self.window, self.window_start = rundir.Timer(), done
+            self.timed = (self.timed[0] + done - self.window_start, self.timed[1] + seconds)
+            self.sums, self.window, self.window_start = self.zero_sums(), rundir.Timer(), done
+
+    def window_means(self, done: int) -> dict[str, float]:
+        """The step metrics averaged over the window's steps (its sums, read from the device)."""
+        steps = done - self.window_start
+        return {k: float(v) / steps for k, v in to_host(self.sums).items()}
 
     def record(self, step: int, steps_per_s: float, elapsed: float) -> dict:
-        record = {"step": step, **{k: float(v) for k, v in to_host(self.metrics).items()}}
+        record = {"step": step, **self.metrics}
         record["learning_rate"] = float(self.exp.lr(step - 1))
         record["steps_per_s"] = steps_per_s
-        if self.exp.dataset.shardable:  # a whole-graph batch has no batch size to count examples by
-            record["examples_per_s"] = steps_per_s * self.exp.cfg.train.batch_size
+        record.update(self.rates.at(steps_per_s))
         record["elapsed_s"] = elapsed
         return record
 
     def save(self, step: int) -> None:
         position = self.exp.dataset.position(step, self.exp.cfg.train.batch_size)
         self.ckpt.save(step, _saved(self.state, self.selection), position)
+
+    def throughput(self) -> dict[str, float]:
+        """The run's training rates: steps over the seconds of every logged window."""
+        steps, seconds = self.timed
+        if not steps or self.rates is None:
+            return {}
+        return {"steps_per_s": steps / seconds, **self.rates.at(steps / seconds)}
 
     def final_metrics(self) -> tuple[dict, Any]:
         """(test metrics, the params they were computed with): the selected ones when selecting."""
@@ -261,7 +321,7 @@ def fit(cfg: Config, *, hooks: Sequence[Callable[[Run], None]] = (),
     if exp.cfg.run.resume:
         state, _ = restore(exp, ckpt, shardings, selection)
     start = int(to_host(state["step"]))
-    log = rundir.MetricsLog(run_dir, t.steps, start)
+    log = rundir.MetricsLog(run_dir, t.steps, start, tensorboard=exp.cfg.run.tensorboard)
     if rundir.is_writer():
         print(f"run directory: {run_dir}", flush=True)
     loop = Loop(exp, state, selection, make_train_step(exp, shardings), make_eval_step(exp), ckpt, log, on_step)
@@ -281,7 +341,7 @@ def fit(cfg: Config, *, hooks: Sequence[Callable[[Run], None]] = (),
 
 
 def _summary(exp: Experiment, loop: Loop, eval_metrics: dict, wall_time: float, run_dir) -> dict:
-    stats = {k: float(v) for k, v in to_host(loop.metrics).items() if k not in ("loss", "grad_norm", "accuracy")}
+    stats = {k: v for k, v in loop.metrics.items() if k not in ("loss", "grad_norm", "accuracy")}
     return {**eval_metrics, "wall_time_s": wall_time, "steps": int(to_host(loop.state["step"])),
             "params": ex.count_params(loop.state["params"]), "model": exp.cfg.model_name,
-            "data": exp.cfg.data_name, "run_dir": str(run_dir), **stats}
+            "data": exp.cfg.data_name, "run_dir": str(run_dir), **stats, **loop.throughput()}

@@ -1,0 +1,139 @@
+"""What a compiled step costs and how fast it runs against what the devices could do.
+
+    costs = program_costs(jitted.lower(*abstract_args).compile())   # FLOPs, bytes, memory
+    rates = StepRates(flops=..., examples=..., tokens=..., peak=peak_flops(devices, "bfloat16"))
+    rates.at(steps_per_s)   # {"examples_per_s", "tokens_per_s", "flops_per_s", "mfu"}
+
+FLOPs come from XLA's cost analysis of the compiled program, which describes the program one
+device runs: a step's FLOPs over the mesh are that times the number of devices. MFU (model
+FLOP utilisation) is achieved FLOP/s over the devices' peak. Peaks of accelerators are the
+vendors' dense matmul rates (PEAKS); on CPU the peak is this machine's measured float32 matmul
+rate, measured once (under 2 s) and cached in ~/.cache/zoo/matmul_peak.json.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+# device_kind (lower case, first match wins) -> (bfloat16, float32) dense matmul FLOP/s per device.
+# float32: what jax's default matmul precision runs at: TF32 tensor cores on NVIDIA A100 and
+# later, bfloat16 passes on the TPU MXU (so the bfloat16 rate).
+PEAKS: list[tuple[str, float, float]] = [
+    ("h200", 989e12, 494e12),
+    ("h100 pcie", 756e12, 378e12),
+    ("h100", 989e12, 494e12),
+    ("a100", 312e12, 156e12),
+    ("l4", 121e12, 60e12),
+    ("tpu v6 lite", 918e12, 918e12),
+    ("tpu v5 lite", 197e12, 197e12),
+    ("tpu v5", 459e12, 459e12),
+    ("tpu v4", 275e12, 275e12),
+    ("tpu v3", 61.5e12, 61.5e12),   # per core: jax's v3 device is one of the chip's two cores
+    ("tpu v2", 22.5e12, 22.5e12),
+]
+
+
+def program_costs(compiled) -> dict:
+    """FLOPs, bytes accessed and memory (bytes: arguments, outputs, temporaries, aliased) of a
+    compiled program (`jax.jit(f).lower(...).compile()`), per device."""
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, list):  # older jax: one dict per device
+        analysis = analysis[0]
+    memory = compiled.memory_analysis()
+    out = {"flops": float(analysis.get("flops", 0.0)), "bytes_accessed": float(analysis.get("bytes accessed", 0.0))}
+    if memory is not None:
+        out["memory"] = {"arguments": memory.argument_size_in_bytes, "outputs": memory.output_size_in_bytes,
+                         "temporaries": memory.temp_size_in_bytes, "aliased": memory.alias_size_in_bytes}
+    return out
+
+
+# ----------------------------------------------------------------------------- peaks
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "zoo"
+
+
+def _machine() -> str:
+    """What the CPU peak depends on: processor, core count, jax version."""
+    model = platform.processor() or platform.machine()
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return f"{model} | {os.cpu_count()} cpus | jax {jax.__version__}"
+
+
+def measure_matmul_peak(device, n: int = 1024, budget_s: float = 1.0) -> float:
+    """FLOP/s of the best of repeated n x n x n float32 products on `device`, jitted."""
+    a = jax.device_put(jnp.ones((n, n), jnp.float32), device)
+    matmul = jax.jit(lambda x, y: x @ y)
+    matmul(a, a).block_until_ready()
+    best, deadline = float("inf"), time.perf_counter() + budget_s
+    for _ in range(20):
+        start = time.perf_counter()
+        matmul(a, a).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+        if time.perf_counter() > deadline:
+            break
+    return 2 * n**3 / best
+
+
+def cpu_peak(device) -> float:
+    """This machine's float32 matmul FLOP/s, from the cache or measured once and cached."""
+    file, key = cache_dir() / "matmul_peak.json", _machine()
+    try:
+        cached = json.loads(file.read_text())
+    except (OSError, ValueError):
+        cached = {}
+    if isinstance(cached.get(key), float):
+        return cached[key]
+    peak = measure_matmul_peak(device)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")  # concurrent runs: each replaces whole
+    tmp.write_text(json.dumps({**cached, key: peak}, indent=1))
+    os.replace(tmp, file)
+    return peak
+
+
+def peak_flops(device, precision: str = "float32") -> float | None:
+    """Peak matmul FLOP/s of one device at `precision` ("float32" | "bfloat16"); None for an
+    accelerator not in PEAKS."""
+    if device.platform == "cpu":
+        return cpu_peak(device)
+    kind = device.device_kind.lower()
+    for name, bf16, f32 in PEAKS:
+        if name in kind:
+            return bf16 if precision == "bfloat16" else f32
+    return None
+
+
+# ----------------------------------------------------------------------------- rates
+@dataclasses.dataclass(frozen=True)
+class StepRates:
+    """What one training step is worth, to turn steps/s into the other rates.
+
+    flops: FLOPs of a step over all devices; examples, tokens: per step (None where they do
+    not apply: a whole-graph batch, a task without tokens); peak: FLOP/s of all devices."""
+    flops: float
+    examples: int | None = None
+    tokens: int | None = None
+    peak: float | None = None
+
+    def at(self, steps_per_s: float) -> dict[str, float]:
+        out = {}
+        if self.examples:
+            out["examples_per_s"] = steps_per_s * self.examples
+        if self.tokens:
+            out["tokens_per_s"] = steps_per_s * self.tokens
+        if self.flops:
+            out["flops_per_s"] = steps_per_s * self.flops
+            if self.peak:
+                out["mfu"] = steps_per_s * self.flops / self.peak
+        return out
