@@ -383,16 +383,14 @@ def fit_program(cfg: Config, trainer: Trainer, *, hooks: Sequence[Callable[[Run]
     timer = rundir.Timer()
     stack = build(cfg)
     t = cfg.train
-    state, shardings = init_state(stack)
-    selection = None if t.select == "last" else Selections(t.select, state["params"], stack.count)
-    loop = _loop(stack, state, shardings, selection, trainer, on_step)
-    run_dir = rundir.prepare(stack.exp.cfg)  # after the last user error (memory): no run dir before
+    loop = _loop(stack, trainer, on_step)  # the last user error (memory) comes before any run dir
+    run_dir = rundir.prepare(stack.exp.cfg)
     rundir.write_config(run_dir, stack.exp.cfg)
     loop.ckpt = checkpoint.Checkpointer(run_dir / "checkpoints", t.keep_checkpoints)
     start = 0
     if cfg.run.resume:
-        loop.state, start = restore(stack, loop.ckpt, selection)
-        loop.active = ~selection.exhausted(t.patience) if selection else loop.active
+        loop.state, start = restore(stack, loop.ckpt, loop.selection)
+        loop.active = ~loop.selection.exhausted(t.patience) if loop.selection else loop.active
     loop.log = rundir.MetricsLog(run_dir, t.steps, start)
     if rundir.is_writer():
         print(f"run directory: {run_dir} ({stack.count} replicas)", flush=True)
@@ -411,13 +409,19 @@ def fit_program(cfg: Config, trainer: Trainer, *, hooks: Sequence[Callable[[Run]
     return summary
 
 
-def _loop(stack: Stack, state, shardings, selection, trainer: Trainer, on_step) -> StackedLoop:
-    """The loop, its first step compiled and its memory checked (ConfigError when R replicas do
-    not fit)."""
-    loop = StackedLoop(stack, state, shardings, selection, trainer, None, None, on_step)
+def _loop(stack: Stack, trainer: Trainer, on_step) -> StackedLoop:
+    """The loop at its fresh state, its first step compiled from the abstract state and its
+    memory checked first (ConfigError when R replicas do not fit; nothing allocated yet)."""
+    shapes, shardings = abstract_state(stack)
     shared, batch = train_batch(stack, 0)
-    compiled = loop.step_fn(shared).lower(state, batch, stack.hyper, loop.active).compile()
+    masked = bool(stack.exp.cfg.train.patience)
+    active = np.ones(stack.count, bool)
+    compiled = make_train_step(stack, shardings, trainer, shared, masked).lower(shapes, batch, stack.hyper, active).compile()
     check_memory(stack, compiled)
+    state, _ = init_state(stack)
+    t = stack.exp.cfg.train
+    selection = None if t.select == "last" else Selections(t.select, state["params"], stack.count)
+    loop = StackedLoop(stack, state, shardings, selection, trainer, None, None, on_step)
     loop.steps[shared] = compiled  # the loop calls what was checked, rather than compiling it again
     return loop
 
