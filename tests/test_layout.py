@@ -16,7 +16,7 @@ TIERS = [
     ["zoo.config"],
     ["zoo.optim", "zoo.mesh", "zoo.checkpoint", "zoo.rundir", "zoo.selection", "zoo.throughput"],
     ["zoo.experiment"],
-    ["zoo.train", "zoo.inference", "zoo.export", "zoo.interop", "zoo.probes", "zoo.targets", "zoo.summary"],
+    ["zoo.train", "zoo.replicas", "zoo.inference", "zoo.export", "zoo.interop", "zoo.probes", "zoo.targets", "zoo.summary"],
     ["zoo.figures"],
     ["zoo.commands", "zoo.__main__", "zoo"],
 ]

@@ -60,6 +60,10 @@ class TrainConfig:
     init_step: int | None = None         # init_from's checkpoint step; None: the latest
     init_exclude: str | None = None      # regex over param paths left at their fresh init (a new head)
     profile_steps: tuple[int, ...] = ()  # [a, b]: a jax.profiler trace of steps a..b into RUN/profile/
+    seeds: int | tuple[int, ...] = 1     # N: seeds seed..seed+N-1, or a list; N > 1 (or any list) trains
+                                         # the replicas as one vmapped program (zoo.replicas)
+    sweep: dict = dataclasses.field(default_factory=dict)  # {"optimizer.learning_rate": [1e-3, 1e-2]}:
+                                         # one replica per value (per seed); zoo.replicas
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +82,7 @@ class MeshConfig:
     coordinator_address: str | None = None  # multi-host: "host:port" of process 0
     num_processes: int | None = None    # -1: discover from the environment (TPU pods, SLURM)
     process_id: int | None = None
+    seeds: int = 1                       # devices the replicas of train.seeds/sweep are spread over
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,6 +206,70 @@ def _check_profile_steps(train: TrainConfig) -> None:
                           f"train.steps={train.steps}, e.g. train.profile_steps=[10,12]")
 
 
+# ----------------------------------------------------------------------------- replicas
+# Swept keys whose values a stacked program takes as traced numbers (zoo.replicas); any other
+# key changes the program (shapes, or constants in a model's closure such as a dropout rate).
+TRACED_SWEEP_KEYS = ("optimizer.learning_rate", "optimizer.end_learning_rate", "optimizer.weight_decay")
+
+
+def seed_list(train: TrainConfig) -> tuple[int, ...]:
+    """The seeds of train.seeds: N -> train.seed .. train.seed+N-1; a list as given."""
+    return tuple(train.seeds) if isinstance(train.seeds, tuple) else tuple(range(train.seed, train.seed + train.seeds))
+
+
+def is_stacked(cfg: Config) -> bool:
+    """Whether `cfg` trains several replicas (train.seeds other than 1, or train.sweep)."""
+    return cfg.train.seeds != 1 or bool(cfg.train.sweep)
+
+
+def sweep_points(cfg: Config) -> list[dict[str, Any]]:
+    """Every combination of train.sweep's values, as [{key: value}], in the order given."""
+    import itertools
+    keys = list(cfg.train.sweep)
+    for key, values in cfg.train.sweep.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"train.sweep.{key}: expected a non-empty list of values, got {values!r}; "
+                              f"write e.g. train.sweep={{{key}: [0.001, 0.01]}}")
+        if key.split(".")[0] not in ("model", "data", "optimizer") or key.startswith(("model.name", "data.name")):
+            raise ConfigError(f"train.sweep.{key}: sweep a key of model, data or optimizer (not a name); "
+                              f"e.g. optimizer.learning_rate")
+    return [dict(zip(keys, point)) for point in itertools.product(*cfg.train.sweep.values())]
+
+
+def _check_replicas(cfg: Config) -> None:
+    if cfg.mesh.seeds < 1 or (cfg.mesh.seeds > 1 and not is_stacked(cfg)):
+        raise ConfigError(f"mesh.seeds={cfg.mesh.seeds} spreads replicas over devices: it must be >= 1, and "
+                          f"> 1 only with train.seeds=N or train.sweep")
+    if not is_stacked(cfg):
+        return
+    count = len(replica_configs(cfg))  # every replica's config is valid, or ConfigError now
+    if count % cfg.mesh.seeds:
+        raise ConfigError(f"mesh.seeds={cfg.mesh.seeds} must divide the {count} replicas (train.seeds x "
+                          f"train.sweep); try mesh.seeds=1")
+
+
+def replica_configs(cfg: Config) -> list[Config]:
+    """The config of each replica: one per seed x sweep point (seeds vary fastest), each a plain
+    single run (train.seeds=1, no sweep); ConfigError for a seed or swept value that is invalid."""
+    seeds = seed_list(cfg.train)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"train.seeds={list(seeds)}: give a count >= 1 or a list of distinct seeds")
+    out = []
+    for point in sweep_points(cfg):
+        for seed in seeds:
+            tree = cfg.to_dict()
+            tree["train"].update(seed=seed, seeds=1, sweep={})
+            tree["mesh"]["seeds"] = 1
+            for key, value in point.items():
+                section, *path = key.split(".")
+                node = tree[section]
+                for part in path[:-1]:
+                    node = node.setdefault(part, {})
+                node[path[-1]] = value
+            out.append(from_tree(tree, cfg.source))
+    return out
+
+
 # ----------------------------------------------------------------------------- loading
 SECTIONS = ("model", "data", "optimizer", "train", "run", "mesh")
 
@@ -247,8 +316,9 @@ def from_tree(tree: dict, source: str | None = None) -> Config:
                 (("optimizer", OptimizerConfig), ("train", TrainConfig), ("run", RunConfig), ("mesh", MeshConfig))}
     _check_optimizer(sections["optimizer"])
     _check_train(sections["train"], sections["optimizer"])
-    return Config(model_name=model_name, model=model, data_name=data_name, data=data,
-                  source=source, **sections)
+    cfg = Config(model_name=model_name, model=model, data_name=data_name, data=data, source=source, **sections)
+    _check_replicas(cfg)
+    return cfg
 
 
 def load(path: str | Path | None, overrides: list[str] = ()) -> Config:

@@ -25,7 +25,7 @@ import optax
 
 from zoo import checkpoint, optim
 from zoo import mesh as meshlib
-from zoo.config import Config, load_run_config
+from zoo.config import TRACED_SWEEP_KEYS, Config, is_stacked, load_run_config, replica_configs
 from zoo.data import Dataset
 from zoo.data import entry as dataset_entry
 from zoo.errors import ConfigError
@@ -148,6 +148,13 @@ def _state_fn(exp: Experiment) -> Callable:
     return make
 
 
+def fresh_state(exp: Experiment, seed, x) -> dict:
+    """The fresh train state a run with train.seed=`seed` starts from (`seed` may be traced, so
+    that N replicas' states are one vmapped call); x: an example input (only shapes matter)."""
+    init_key, train_key = jax.random.split(jax.random.PRNGKey(seed))
+    return {**_state_fn(exp)(init_key, x), "key": train_key}
+
+
 def init_key(exp: Experiment) -> jax.Array:
     """The key the parameters are initialised from (the first half of PRNGKey(train.seed))."""
     return jax.random.split(jax.random.PRNGKey(exp.cfg.train.seed))[0]
@@ -177,6 +184,36 @@ def count_params(params) -> int:
     return int(sum(np.prod(p.shape) for p in jax.tree.leaves(params)))
 
 
+# ----------------------------------------------------------------------------- replicas
+def with_hyperparameters(exp: Experiment, values: dict[str, Any]) -> Experiment:
+    """`exp` with its optimizer rebuilt for {"optimizer.learning_rate": v, ...}; a value may be
+    an array or traced (one per replica of a stacked run), and the optimizer then keeps every
+    stage a nonzero value needs, so its state has one structure for all the values."""
+    opt = dataclasses.replace(exp.cfg.optimizer, **{key.split(".", 1)[1]: v for key, v in values.items()})
+    tx, lr = optim.build(opt, exp.cfg.train.steps)
+    return dataclasses.replace(exp, tx=tx, lr=lr)
+
+
+def replica_experiments(exp: Experiment) -> list[Experiment]:
+    """The experiment of each replica of a stacked run (train.seeds, train.sweep): the same
+    data, model and mesh, with the replica's seed and swept optimizer values (as arrays: the
+    optimizer state's structure is the stacked program's)."""
+    swept = [key for key in exp.cfg.train.sweep if key in TRACED_SWEEP_KEYS]
+    out = []
+    for cfg in replica_configs(exp.cfg):
+        values = {key: jnp.float32(getattr(cfg.optimizer, key.split(".", 1)[1])) for key in swept}
+        replica = with_hyperparameters(exp, values) if values else exp
+        out.append(dataclasses.replace(replica, cfg=exp.cfg.replace(train=cfg.train, optimizer=cfg.optimizer)))
+    return out
+
+
+def stack_abstract(shapes: Any, count: int) -> Any:
+    """ShapeDtypeStructs of `count` replicas of `shapes` stacked on a leading axis split over the
+    mesh's "seeds" axis."""
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct((count, *a.shape), a.dtype,
+                                                       sharding=meshlib.stacked(a.sharding)), shapes)
+
+
 # ----------------------------------------------------------------------------- trained runs
 @dataclasses.dataclass
 class Run:
@@ -196,31 +233,52 @@ class Run:
 
 
 def load_run(run_dir: str | Path, step: int | None = None, params: Literal["last", "best"] = "last",
-             *, devices: list | None = None, overrides: list[str] = ()) -> Run:
+             *, devices: list | None = None, overrides: list[str] = (), replica: int | None = None) -> Run:
     """A run directory's experiment and parameters, laid out on the mesh.
 
     step: the checkpoint to read (default: the latest). params: "last", the parameters of that
     checkpoint's train state, or "best", the parameters a run with train.select kept (the ones
-    its final metrics were computed with). Raises ConfigError for a directory that is not a
-    run, a step without a checkpoint, or "best" on a run that selected nothing.
+    its final metrics were computed with). replica: which replica of a stacked run (train.seeds,
+    train.sweep; load_runs gives them all). Raises ConfigError for a directory that is not a
+    run, a step without a checkpoint, "best" on a run that selected nothing, or a replica
+    missing or out of range.
     """
+    cfg = load_run_config(Path(run_dir), overrides)
+    count = len(replica_configs(cfg)) if is_stacked(cfg) else 0
+    if (replica is None) != (count == 0) or (replica is not None and not 0 <= replica < count):
+        raise ConfigError(f"{run_dir} holds {count or 'no'} replicas (train.seeds/sweep): give replica=0..{count - 1}"
+                          if count else f"{run_dir} is a single run; load it without replica")
+    runs = load_runs(run_dir, step, params, devices=devices, overrides=overrides)
+    return runs[replica or 0]
+
+
+def load_runs(run_dir: str | Path, step: int | None = None, params: Literal["last", "best"] = "last",
+              *, devices: list | None = None, overrides: list[str] = ()) -> list[Run]:
+    """Every replica of a run directory as a Run (one for a single run), read from one restore;
+    arguments as load_run."""
     from zoo.selection import Selection
 
     run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir, overrides)
+    # a stacked run's replicas come back whole on a data x fsdp mesh, whatever mesh.seeds trained them
+    cfg = load_run_config(run_dir, ["mesh.seeds=1", *overrides])
     exp = build(cfg, devices=devices)
     ckpt = checkpoint.Checkpointer(run_dir / "checkpoints", cfg.train.keep_checkpoints, create=False)
     try:
         step = ckpt.check_step(step, run_dir)
         if params == "best" and cfg.train.select == "last":
             raise ConfigError(f"{run_dir} kept no best parameters (train.select=last); use params=last")
-        state, shardings = abstract_state(exp)
+        exps = replica_experiments(exp) if is_stacked(cfg) else [exp]
+        state, shardings = abstract_state(exps[0])
         selection = Selection.abstract(state["params"], exp.mesh) if cfg.train.select != "last" else None
-        restored, _ = ckpt.restore(_saved(state, selection), step)
+        target = _saved(state, selection)
+        restored, _ = ckpt.restore(stack_abstract(target, len(exps)) if is_stacked(cfg) else target, step)
     finally:
         ckpt.close()
     chosen = restored["best"]["params"] if params == "best" else restored["params"]
-    return Run(run_dir, exp, chosen, step)
+    if not is_stacked(cfg):
+        return [Run(run_dir, exp, chosen, step)]
+    return [Run(run_dir, e, jax.device_put(jax.tree.map(lambda a, i=i: a[i], chosen), shardings["params"]), step)
+            for i, e in enumerate(exps)]
 
 
 # ----------------------------------------------------------------------------- fine-tuning

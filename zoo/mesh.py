@@ -1,4 +1,6 @@
-"""Devices: one `jax.sharding.Mesh` with axes ("data", "fsdp") for every run, one device or many.
+"""Devices: one `jax.sharding.Mesh` with axes ("seeds", "data", "fsdp") for every run, one device
+or many. "seeds" (size 1 unless mesh.seeds > 1) spreads the replicas of a stacked run
+(train.seeds, zoo.replicas) over devices; each replica's batch is sharded over the other two.
 
 The global batch is sharded over both axes (FSDP is data parallel too); parameters and
 optimizer state are replicated, or with mesh.fsdp > 1 each large leaf is split along its
@@ -16,6 +18,7 @@ from zoo.config import MeshConfig
 from zoo.errors import ConfigError
 
 BATCH_AXES = ("data", "fsdp")
+REPLICA_AXIS = "seeds"
 FSDP_MIN_SIZE = 2**14  # leaves smaller than this stay replicated: gathering them costs more than it saves
 
 
@@ -34,20 +37,22 @@ def processes(devices) -> list[int]:
 
 
 def make_mesh(cfg: MeshConfig, devices: list | None = None) -> Mesh:
-    """A data x fsdp mesh over `devices` (default: every device of every process), or over the
-    first data*fsdp of them in a single-process run (mesh.data=1 on an 8-device host runs on
-    one device). Given devices may belong to a target that is not this host (zoo compile)."""
+    """A seeds x data x fsdp mesh over `devices` (default: every device of every process), or
+    over the first seeds*data*fsdp of them in a single-process run (mesh.data=1 on an 8-device
+    host runs on one device). Given devices may belong to a target that is not this host (zoo
+    compile)."""
     devices = jax.devices() if devices is None else list(devices)
     n, hosts = len(devices), len(processes(devices))
-    if cfg.fsdp <= 0 or n % cfg.fsdp:
-        raise ConfigError(f"mesh.fsdp={cfg.fsdp} must be positive and divide the {n} devices")
-    data = n // cfg.fsdp if cfg.data == -1 else cfg.data
-    used = data * cfg.fsdp
+    fsdp = cfg.fsdp * cfg.seeds
+    if cfg.fsdp <= 0 or n % fsdp:
+        raise ConfigError(f"mesh.fsdp={cfg.fsdp} x mesh.seeds={cfg.seeds} must be positive and divide the {n} devices")
+    data = n // fsdp if cfg.data == -1 else cfg.data
+    used = data * fsdp
     if data <= 0 or used > n or (used < n and hosts > 1):
-        raise ConfigError(f"mesh.data={data} x mesh.fsdp={cfg.fsdp} = {used} devices, but {n} are "
-                          f"available{' over all processes' if hosts > 1 else ''}; "
+        raise ConfigError(f"mesh.seeds={cfg.seeds} x mesh.data={data} x mesh.fsdp={cfg.fsdp} = {used} devices, but "
+                          f"{n} are available{' over all processes' if hosts > 1 else ''}; "
                           f"set mesh.data=-1 to use them all")
-    return Mesh(np.array(devices[:used]).reshape(data, cfg.fsdp), BATCH_AXES)
+    return Mesh(np.array(devices[:used]).reshape(cfg.seeds, data, cfg.fsdp), (REPLICA_AXIS, *BATCH_AXES))
 
 
 def batch_sharding(mesh: Mesh, shardable: bool = True) -> NamedSharding:
@@ -56,6 +61,12 @@ def batch_sharding(mesh: Mesh, shardable: bool = True) -> NamedSharding:
 
 def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P())
+
+
+def stacked(sharding: NamedSharding) -> NamedSharding:
+    """The sharding of N replicas of a leaf laid out as `sharding`, stacked on a new leading
+    axis that is split over the "seeds" mesh axis."""
+    return NamedSharding(sharding.mesh, P(REPLICA_AXIS, *sharding.spec))
 
 
 def leaf_sharding(mesh: Mesh, shape: tuple[int, ...]) -> NamedSharding:
@@ -83,7 +94,7 @@ def process_shard(mesh: Mesh) -> tuple[int, int]:
 
 
 def check_batch(mesh: Mesh, batch_size: int, what: str) -> None:
-    shards, hosts = mesh.size, process_shard(mesh)[1]
+    shards, hosts = mesh.shape["data"] * mesh.shape["fsdp"], process_shard(mesh)[1]
     if batch_size % shards or batch_size % hosts:
         raise ConfigError(f"{what}={batch_size} must be divisible by the {shards} devices of the mesh "
                           f"and the {hosts} processes; try {batch_size // shards * shards or shards}")

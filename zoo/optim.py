@@ -27,7 +27,7 @@ def schedule(opt: OptimizerConfig, total_steps: int) -> optax.Schedule:
     decay_steps = max(total_steps - warmup, 1)
     kind = opt.schedule.removeprefix("warmup_")
     if kind == "cosine":
-        main = optax.cosine_decay_schedule(peak, decay_steps, alpha=opt.end_learning_rate / peak if peak else 0.0)
+        main = optax.cosine_decay_schedule(peak, decay_steps, alpha=0.0 if is_zero(peak) else opt.end_learning_rate / peak)
     elif kind == "linear":
         main = optax.linear_schedule(peak, opt.end_learning_rate, decay_steps)
     else:
@@ -35,6 +35,12 @@ def schedule(opt: OptimizerConfig, total_steps: int) -> optax.Schedule:
     if warmup == 0:
         return main
     return optax.join_schedules([optax.linear_schedule(0.0, peak, warmup), main], [warmup])
+
+
+def is_zero(value) -> bool:
+    """Whether a hyperparameter is the number 0; a traced value (a swept hyperparameter of a
+    stacked run, zoo.replicas) is not known to be, so it keeps its stage in the chain."""
+    return isinstance(value, (int, float)) and value == 0
 
 
 def path_name(path) -> str:
@@ -82,7 +88,7 @@ def _trainable(opt: OptimizerConfig, total_steps: int) -> tuple[optax.GradientTr
         kwargs.setdefault("weight_decay", opt.weight_decay)
         if "mask" in params:
             kwargs.setdefault("mask", decay_mask(opt))
-    elif opt.weight_decay:
+    elif not is_zero(opt.weight_decay):
         chain.append(optax.add_decayed_weights(opt.weight_decay, decay_mask(opt)))
     chain.append(factory(learning_rate=lr, **kwargs))
     return optax.chain(*chain), lr

@@ -18,10 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from zoo import checkpoint, rundir, throughput
+from zoo import checkpoint, replicas, rundir, throughput
 from zoo import experiment as ex
 from zoo import mesh as meshlib
-from zoo.config import Config
+from zoo.config import Config, is_stacked
 from zoo.data import preprocess
 from zoo.experiment import Experiment, Run
 from zoo.selection import Selection
@@ -306,6 +306,8 @@ def fit(cfg: Config, *, hooks: Sequence[Callable[[Run], None]] = (),
     every step with the live state. Raises ConfigError for user mistakes (before compiling and
     before a run directory exists) and Interrupted on SIGINT/SIGTERM.
     """
+    if is_stacked(cfg):  # train.seeds / train.sweep: the replicas as one vmapped program
+        return replicas.fit(cfg, replicas.Trainer(make_train_step, _StopSignals, Interrupted), hooks=hooks, on_step=on_step)
     timer = rundir.Timer()
     exp = ex.build(cfg)
     t = exp.cfg.train

@@ -1,8 +1,10 @@
-"""`zoo evaluate RUN [--split test|val] [--step N] [--params last|best]`: the metrics of a
-trained run, printed and written to RUN/evaluation/<split>-step<N>.json.
+"""`zoo evaluate RUN [--split test|val] [--step N] [--params last|best] [--replica I]`: the
+metrics of a trained run, printed and written to RUN/evaluation/<split>-step<N>.json.
 
 On a finished run the test metrics equal those in its summary.json: a run that selected its
 parameters (train.select) is evaluated with the selected ones by default, as its summary was.
+A run of many replicas (train.seeds, train.sweep) reports each replica ("replicas") and their
+mean and standard deviation (KEY_std), or the one replica --replica names.
 """
 from __future__ import annotations
 
@@ -18,22 +20,43 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
     p.add_argument("--params", choices=["last", "best"], default=None,
                    help="the checkpoint's last params or the selected ones (default: what the summary used)")
+    p.add_argument("--replica", type=int, default=None,
+                   help="of a run of many replicas (train.seeds/sweep), this one only (default: all)")
     p.set_defaults(run=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     from zoo import config, inference
-    from zoo.experiment import load_run
+    from zoo.experiment import load_run, load_runs
     from zoo.rundir import atomic_write, is_writer
 
     cfg = config.load_run_config(args.run_dir)
     params = args.params or ("last" if cfg.train.select == "last" else "best")
-    trained = load_run(args.run_dir, args.step, params)
-    metrics = {**inference.evaluate(trained, args.split), "step": trained.step, "params": params}
+    if args.replica is not None or not config.is_stacked(cfg):
+        trained = load_run(args.run_dir, args.step, params, replica=args.replica)
+        metrics = inference.evaluate(trained, args.split)
+    else:
+        runs = load_runs(args.run_dir, args.step, params)
+        trained, metrics = runs[0], mean_and_std([inference.evaluate(r, args.split) for r in runs])
+    metrics = {**metrics, "step": trained.step, "params": params}
+    if args.replica is not None:
+        metrics["replica"] = args.replica
     if is_writer():
-        out = trained.run_dir / "evaluation" / f"{args.split}-step{trained.step}.json"
+        name = f"{args.split}-step{trained.step}" + (f"-replica{args.replica}" if args.replica is not None else "")
+        out = trained.run_dir / "evaluation" / f"{name}.json"
         out.parent.mkdir(exist_ok=True)
         atomic_write(out, json.dumps(metrics, indent=2) + "\n")
     print(json.dumps(metrics, indent=2))
     return 0
+
+
+def mean_and_std(each: list[dict[str, float]]) -> dict:
+    """The replicas' metrics: their mean (the usual keys), standard deviation (KEY_std), and
+    each replica's ("replicas")."""
+    import statistics
+    out = {}
+    for key in each[0]:
+        values = [m[key] for m in each]
+        out[key], out[f"{key}_std"] = statistics.fmean(values), statistics.pstdev(values)
+    return {**out, "replicas": each}

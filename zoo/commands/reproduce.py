@@ -52,23 +52,25 @@ LOWER_IS_BETTER = ("eval_loss", "eval_mse")
 
 
 def run_config(path: Path, seeds: int, out: Path, overrides: list[str]) -> dict:
+    """Train config `path` over seeds 0..N-1, N = max(seeds, its published count): several
+    seeds as one stacked program (train.seeds, zoo.replicas); its row of the table."""
     name = path.stem
     metric, published, source, default_seeds = PUBLISHED.get(name, ("eval_accuracy", None, "", 1))
-    values, times, steps, params = [], [], [], None
-    for seed in range(max(seeds, default_seeds)):
-        cfg = config.load(path, [f"train.seed={seed}", f"run.dir={out / 'runs'}",
-                                 f"run.name={name}-seed{seed}", *_start_from(path, out), *overrides])
-        summary = fit(cfg)
-        metric = metric if metric in summary else "eval_loss"  # e.g. a density model: no accuracy
-        values.append(summary[metric])
-        times.append(summary["wall_time_s"])
-        steps.append(summary["steps"])  # fewer than configured where early stopping ended a run
-        params = summary["params"]
+    count = max(seeds, default_seeds)
+    seeds = [f"train.seeds={list(range(count))}", f"run.name={name}-seeds0-{count - 1}"] if count > 1 else \
+        ["train.seed=0", f"run.name={name}-seed0"]
+    cfg = config.load(path, [*seeds, f"run.dir={out / 'runs'}", *_start_from(path, out), *overrides])
+    summary = fit(cfg)
+    rows = summary.get("replicas", [summary])
+    metric = metric if metric in rows[0] else "eval_loss"  # e.g. a density model: no accuracy
+    values = [r[metric] for r in rows]
+    steps = [r["steps"] for r in rows]  # fewer than configured where early stopping ended a run
     return {"config": name, "metric": metric, "mean": statistics.fmean(values),
             "std": statistics.pstdev(values) if len(values) > 1 else 0.0, "seeds": len(values),
             "values": values, "published": published, "source": source,
-            "wall_time_s": statistics.fmean(times),
-            "steps": steps[0] if min(steps) == max(steps) else f"{min(steps)}-{max(steps)}", "params": params}
+            "wall_time_s": summary["wall_time_s"],
+            "steps": steps[0] if min(steps) == max(steps) else f"{min(steps)}-{max(steps)}",
+            "params": summary["params"]}
 
 
 def _start_from(path: Path, out: Path) -> list[str]:
@@ -84,7 +86,7 @@ def _fmt(value: float, metric: str) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| config | metric | zoo | published | seeds | steps | params | train time (s) | source |",
+    lines = ["| config | metric | zoo | published | seeds | steps | params | train time, all seeds (s) | source |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "skipped" in r:
