@@ -36,7 +36,7 @@ class CNNConfig:
     channels: tuple[int, ...] = (25, 25, 25)
     kernel_sizes: tuple[int, ...] = (5, 3, 3)  # one per layer, or one for all
     strides: tuple[int, ...] = (2, 2, 2)       # one per layer, or one for all
-    padding: int | str = 1                     # symmetric zeros (PyTorch style), "same" or "valid"
+    padding: int | str = 1                     # symmetric zeros (PyTorch style), "same", "valid" or "circular"
     activation: str = "relu"
     norm: Literal["none", "group", "layer"] = "none"
     num_groups: int = 1

@@ -1,0 +1,124 @@
+"""Curvature of the loss: the top Hessian eigenvalues, the Hessian trace, and the sharpness
+against the edge of stability.
+
+Axis legend: P parameters (flattened with ravel_pytree), m Lanczos steps, k probe vectors.
+
+The Hessian H = d^2 L / d theta^2 of the mean loss L is never formed. A Hessian-vector product
+is one forward-over-reverse pass (Pearlmutter 1994):
+
+    H v = d/de grad L(theta + e v) |_{e=0}          jax.jvp(jax.grad(L), (theta,), (v,))
+
+- Top eigenvalues: Lanczos (1950) with full reorthogonalisation. m products give a
+  tridiagonal T_m whose eigenvalues (Ritz values) converge first at the ends of the spectrum;
+  with the squared first components of T_m's eigenvectors as weights they are also a
+  quadrature estimate of the spectral density (Ghorbani et al. 2019).
+- Trace: Hutchinson (1989), tr H = E[z^T H z] over Rademacher z, whose error falls as
+  1/sqrt(k); Hutch++ (Meyer et al. 2021) takes the trace on an approximate top subspace Q
+  exactly and leaves Hutchinson only the rest, (I - QQ^T) H (I - QQ^T), where a net's
+  spectrum has little mass: error O(1/k) instead of O(1/sqrt(k)).
+- Edge of stability (Cohen et al. 2021): gradient descent with step size eta diverges along
+  any direction whose curvature exceeds 2 / eta, and full-batch GD drives lambda_max up to
+  2 / eta and hovers there. For adaptive optimizers (Adam) 2 / eta is a reference line only:
+  their stability limit is on the preconditioned Hessian (Cohen et al. 2022).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+Matvec = Callable[[np.ndarray], np.ndarray]
+
+
+def hessian_matvec(loss_fn: Callable, params: Any, batches: Sequence[Any]) -> tuple[Matvec, int]:
+    """v [P] -> H v [P] for L = sum_b loss_sum_b / sum_b count_b, and P.
+
+    loss_fn(params, batch) -> (loss_sum, count); the products are summed batch by batch, so
+    the Hessian is that of the mean loss over all the batches' examples.
+    """
+    flat, unravel = ravel_pytree(params)
+
+    @jax.jit
+    def batch_hvp(v, batch):
+        grad = jax.grad(lambda f: loss_fn(unravel(f), batch)[0])
+        return jax.jvp(grad, (flat,), (v.astype(flat.dtype),))[1]
+
+    count = sum(float(loss_fn(params, b)[1]) for b in batches)
+
+    def matvec(v):
+        v = jnp.asarray(v, flat.dtype)
+        return np.asarray(sum(batch_hvp(v, b) for b in batches), np.float64) / count
+
+    return matvec, flat.size
+
+
+def lanczos(matvec: Matvec, dim: int, num_steps: int, key: jax.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(alpha [m], beta [m-1]): the tridiagonal T_m of `num_steps` Lanczos steps from a random
+    unit vector, with full reorthogonalisation (float64 basis). Stops early, with a smaller m,
+    when the Krylov space is invariant (beta ~ 0)."""
+    m = min(num_steps, dim)
+    basis = np.zeros((m, dim))
+    v = np.asarray(jax.random.normal(key, (dim,)), np.float64)
+    basis[0] = v / np.linalg.norm(v)
+    alphas, betas = [], []
+    for j in range(m):
+        w = matvec(basis[j])
+        alphas.append(float(basis[j] @ w))
+        for _ in range(2):   # twice is enough (Parlett's "twice is enough")
+            w = w - basis[:j + 1].T @ (basis[:j + 1] @ w)
+        beta = float(np.linalg.norm(w))
+        if j == m - 1 or beta < 1e-10 * max(abs(a) for a in alphas):
+            break
+        betas.append(beta)
+        basis[j + 1] = w / beta
+    return np.array(alphas), np.array(betas)
+
+
+def ritz(alphas: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(Ritz values ascending [m], their quadrature weights [m], summing to 1)."""
+    t = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
+    values, vectors = np.linalg.eigh(t)
+    return values, vectors[0] ** 2
+
+
+def top_eigenvalues(matvec: Matvec, dim: int, k: int, key: jax.Array, num_steps: int = 40) -> np.ndarray:
+    """The k largest eigenvalues of the operator, descending [k] (Lanczos Ritz values)."""
+    values, _ = ritz(*lanczos(matvec, dim, max(num_steps, k), key))
+    return values[::-1][:k]
+
+
+def rademacher(key: jax.Array, dim: int, k: int) -> np.ndarray:
+    """[dim, k] of independent +-1."""
+    return np.asarray(jax.random.rademacher(key, (dim, k), jnp.float32), np.float64)
+
+
+def _apply(matvec: Matvec, vectors: np.ndarray) -> np.ndarray:
+    return np.stack([matvec(v) for v in vectors.T], axis=1)
+
+
+def hutchinson(matvec: Matvec, dim: int, num_samples: int, key: jax.Array) -> float:
+    """tr H ~ mean_i z_i^T H z_i over `num_samples` Rademacher z_i."""
+    z = rademacher(key, dim, num_samples)
+    return float(np.sum(z * _apply(matvec, z)) / num_samples)
+
+
+def hutchpp(matvec: Matvec, dim: int, num_matvecs: int, key: jax.Array) -> float:
+    """Hutch++: tr(Q^T H Q) + Hutchinson on (I - QQ^T) H (I - QQ^T), Q = orth(H S), with
+    num_matvecs // 3 columns each for S, Q and the remainder's probes."""
+    k = max(num_matvecs // 3, 1)
+    k_s, k_g = jax.random.split(key)
+    q, _ = np.linalg.qr(_apply(matvec, rademacher(k_s, dim, k)))
+    g = rademacher(k_g, dim, k)
+    g = g - q @ (q.T @ g)
+    return float(np.sum(q * _apply(matvec, q)) + np.sum(g * _apply(matvec, g)) / k)
+
+
+def edge_of_stability(sharpness: float, learning_rate: float) -> dict[str, float]:
+    """Sharpness lambda_max against gradient descent's stability threshold 2 / eta."""
+    threshold = 2.0 / learning_rate if learning_rate > 0 else float("inf")
+    return {"sharpness": sharpness, "learning_rate": learning_rate, "threshold_2_over_lr": threshold,
+            "sharpness_over_threshold": sharpness / threshold}
