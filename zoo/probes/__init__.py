@@ -13,3 +13,41 @@ run_dir/probes/<probe>.png and <probe>.json:
 A loss_fn here is loss_fn(params, batch) -> (loss_sum, count), so means over several batches
 (padded ones included) weigh every example once.
 """
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+PROBES = ("landscape", "curvature", "symmetry", "calibration", "gradflow")
+
+
+def module(name: str):
+    """The probe module called `name`; unknown names list the valid ones."""
+    from zoo.errors import ConfigError
+
+    if name not in PROBES:
+        raise ConfigError(f"unknown probe {name!r}; valid: {', '.join(PROBES)}")
+    return importlib.import_module(f"zoo.probes.{name}")
+
+
+def options(name: str) -> dict[str, Any]:
+    """The keyword options of probe `name` with their defaults."""
+    parameters = inspect.signature(module(name).run).parameters
+    return {k: p.default for k, p in parameters.items() if p.kind is p.KEYWORD_ONLY}
+
+
+def check_options(name: str, kwargs: dict[str, Any]) -> None:
+    """Raise ConfigError naming the first option probe `name` does not have."""
+    from zoo.errors import ConfigError
+
+    valid = options(name)
+    unknown = sorted(set(kwargs) - set(valid))
+    if unknown:
+        raise ConfigError(f"probe {name} has no option {unknown[0]!r}; valid: {', '.join(valid)}")
+
+
+def run(name: str, trained: Any, **kwargs: Any) -> dict:
+    """Probe a loaded run (zoo.experiment.Run); unknown options list the valid ones."""
+    check_options(name, kwargs)
+    return module(name).run(trained, **kwargs)

@@ -18,6 +18,8 @@ bisection on log beta finds the minimum.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -73,3 +75,69 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, weights: np.ndarray 
         else:
             lo = mid
     return float(1 / np.exp(0.5 * (lo + hi)))
+
+
+# ----------------------------------------------------------------------------- on a run
+def predictions(run: Any, split: str, examples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(logits [N, K], labels [N], weights [N]) of a split; a sequence model's positions are
+    examples of their own."""
+    from zoo.probes import rundata
+
+    f = jax.jit(lambda x: run.exp.model.apply(run.params, x))
+    logits, labels, weights = [], [], []
+    for batch in rundata.batches(run.exp, split, examples):
+        z = np.asarray(f(batch["x"]), np.float32)
+        y = np.asarray(batch["y"])
+        w = np.broadcast_to(np.asarray(batch["mask"], np.float32).reshape(
+            batch["mask"].shape + (1,) * (y.ndim - batch["mask"].ndim)), y.shape)
+        logits.append(z.reshape(-1, z.shape[-1]))
+        labels.append(y.reshape(-1))
+        weights.append(w.reshape(-1))
+    return np.concatenate(logits), np.concatenate(labels), np.concatenate(weights)
+
+
+def measure(logits: np.ndarray, labels: np.ndarray, weights: np.ndarray, temperature: float, num_bins: int) -> dict:
+    confidence, correct = confidences(logits / temperature, labels)
+    bins = reliability(confidence, correct, num_bins, weights)
+    return {"ece": expected_calibration_error(bins), "nll": nll(logits, labels, temperature, weights),
+            "accuracy": float(np.sum(weights * correct) / np.sum(weights)), "bins": bins}
+
+
+def run(run: Any, *, num_bins: int = 15, examples: int = 100_000) -> dict:
+    """Reliability and ECE on the evaluation split before and after temperature scaling, T
+    fitted on the validation split (the evaluation split when there is none, which then
+    measures the best a single temperature can do); writes run_dir/probes/calibration.*."""
+    from zoo.errors import ConfigError
+    from zoo.probes import rundata
+
+    exp = run.exp
+    if exp.dataset.task not in ("classification", "language_model"):
+        raise ConfigError(f"calibration needs a classifier; {exp.cfg.data_name!r} is a {exp.dataset.task} task")
+    fit_split = rundata.held_out_split(exp)
+    fit_logits, fit_labels, fit_weights = predictions(run, fit_split, examples)
+    t = fit_temperature(fit_logits, fit_labels, fit_weights)
+    logits, labels, weights = predictions(run, "eval", examples)
+    numbers = {"temperature": t, "fitted_on": fit_split, "num_bins": num_bins,
+               "before": measure(logits, labels, weights, 1.0, num_bins),
+               "after": measure(logits, labels, weights, t, num_bins)}
+    return rundata.write(run.run_dir, "calibration", numbers, plot(numbers, f"{exp.cfg.model_name} on {exp.cfg.data_name}"))
+
+
+def plot(numbers: dict, title: str) -> Any:
+    """Reliability diagrams before and after temperature scaling."""
+    from zoo.probes import rundata
+
+    fig, axes = rundata.figure(2, width=4.2, height=4.2)
+    edges = np.linspace(0, 1, numbers["num_bins"] + 1)
+    for ax, when in zip(axes, ("before", "after")):
+        m = numbers[when]
+        ax.bar(edges[:-1], m["bins"]["accuracy"], width=np.diff(edges), align="edge", edgecolor="k",
+               alpha=0.7, label="accuracy")
+        ax.plot([0, 1], [0, 1], "k--", lw=1, label="calibrated")
+        t = 1.0 if when == "before" else numbers["temperature"]
+        ax.set(xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
+               title=f"T = {t:.2f}: ECE {100 * m['ece']:.2f}%, NLL {m['nll']:.3f}")
+        ax.legend(loc="upper left")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -122,3 +122,57 @@ def edge_of_stability(sharpness: float, learning_rate: float) -> dict[str, float
     threshold = 2.0 / learning_rate if learning_rate > 0 else float("inf")
     return {"sharpness": sharpness, "learning_rate": learning_rate, "threshold_2_over_lr": threshold,
             "sharpness_over_threshold": sharpness / threshold}
+
+
+# ----------------------------------------------------------------------------- on a run
+def spectrum(loss_fn: Callable, params: Any, batches: Sequence[Any], key: jax.Array, *,
+             k: int, lanczos_steps: int, trace_matvecs: int) -> dict:
+    """Top-k eigenvalues, the Ritz values and weights, and the Hutch++ trace of one point."""
+    matvec, dim = hessian_matvec(loss_fn, params, batches)
+    k_lanczos, k_trace = jax.random.split(key)
+    values, weights = ritz(*lanczos(matvec, dim, max(lanczos_steps, k), k_lanczos))
+    return {"top": values[::-1][:k], "ritz_values": values, "ritz_weights": weights,
+            "trace": hutchpp(matvec, dim, trace_matvecs, k_trace), "params": dim}
+
+
+def run(run: Any, *, examples: int = 1000, k: int = 5, lanczos_steps: int = 30,
+        trace_matvecs: int = 60, at_init: bool = True, seed: int = 0) -> dict:
+    """Hessian spectrum of the training loss on the run's first `examples` training
+    examples, at the trained parameters (and at initialisation), with the sharpness against
+    2 / peak learning rate; writes run_dir/probes/curvature.{json,png}."""
+    from zoo.probes import rundata
+
+    exp, loss_fn = run.exp, rundata.loss_fn(run.exp)
+    data = rundata.batches(exp, "train", examples)
+    key = jax.random.key(seed)
+    points = {"trained": run.params, **({"init": rundata.initial_params(exp)} if at_init else {})}
+    numbers = {name: spectrum(loss_fn, p, data, key, k=k, lanczos_steps=lanczos_steps,
+                              trace_matvecs=trace_matvecs) for name, p in points.items()}
+    peak = float(exp.cfg.optimizer.learning_rate)
+    numbers["edge_of_stability"] = edge_of_stability(float(numbers["trained"]["top"][0]), peak)
+    numbers["optimizer"] = exp.cfg.optimizer.name
+    numbers["final_learning_rate"] = float(exp.lr(max(run.step - 1, 0)))
+    numbers["examples"] = sum(int(np.sum(b["mask"])) for b in data)
+    return rundata.write(run.run_dir, "curvature", numbers, plot(numbers, f"{exp.cfg.model_name} on {exp.cfg.data_name}"))
+
+
+def plot(numbers: dict, title: str) -> Any:
+    """Ritz values weighted by their quadrature weights (a spectral density estimate), with
+    the 2 / eta line."""
+    from zoo.probes import rundata
+
+    fig, axes = rundata.figure(1, width=7)
+    ax = axes[0]
+    for name, marker in (("init", "o"), ("trained", "s")):
+        if name in numbers:
+            s = numbers[name]
+            ax.stem(s["ritz_values"], s["ritz_weights"], linefmt=f"C{int(name == 'trained')}-",
+                    markerfmt=f"C{int(name == 'trained')}{marker}", basefmt=" ",
+                    label=f"{name}: lambda_max {s['top'][0]:.3g}, trace {s['trace']:.3g}")
+    eos = numbers["edge_of_stability"]
+    ax.axvline(eos["threshold_2_over_lr"], color="k", ls="--", label=f"2 / peak lr = {eos['threshold_2_over_lr']:.3g}")
+    ax.set(xscale="symlog", yscale="log", xlabel="Hessian eigenvalue (Lanczos Ritz values)",
+           ylabel="quadrature weight", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -106,3 +106,78 @@ def transformer_points(params: dict, x: jax.Array) -> list[Point]:
         points.append((f"block {i + 1} attention", ("blocks", i, "attention", "out", "bias"), (b, t_blocks, d)))
         points.append((f"block {i + 1}", ("blocks", i, "mlp", "down", "bias"), (b, t_blocks, d)))
     return points
+
+
+# ----------------------------------------------------------------------------- on a run
+RECURRENT = ("rnn", "lstm", "gru")
+
+
+def points_for(name: str, cfg: Any, params: dict, x: jax.Array) -> list[Point]:
+    """The probe points of model `name` (mlp, cnn or transformer) at inputs x."""
+    from zoo.errors import ConfigError
+
+    if name == "mlp":
+        return mlp_points(params, x.shape[0])
+    if name == "cnn":
+        return cnn_points(cfg, params, x)
+    if name == "transformer":
+        return transformer_points(params, x if x.ndim == 3 else x[..., None])
+    raise ConfigError(f"gradflow measures mlp, cnn, transformer and {', '.join(RECURRENT)} runs, not {name!r}")
+
+
+def depth_profile(name: str, cfg: Any, loss_sums: Callable, params: dict, batch: dict) -> dict[str, float]:
+    """{layer label: mean over the batch of ||d L / d z_l||} in network order.
+
+    loss_sums(params, batch) -> (loss_sum, count)."""
+    points = points_for(name, cfg, params, batch["x"])
+    grads = activation_gradients(lambda p: loss_sums(p, batch)[0], params, points)
+    return per_example_norms(grads, batch["mask"])
+
+
+def time_profile(loss_sums: Callable, params: dict, batch: dict) -> np.ndarray:
+    """[T]: mean over the batch of ||d L / d x_t|| (a recurrent run)."""
+    x = jnp.asarray(batch["x"], jnp.float32)
+    x = x if x.ndim == 3 else x[..., None]
+    return input_gradient_norms(lambda v: loss_sums(params, {**batch, "x": v})[0], x)
+
+
+def run(run: Any, *, examples: int = 256) -> dict:
+    """Gradient norms through depth (mlp, cnn, transformer) or time (rnn, lstm, gru) at the
+    run's initial and trained parameters on `examples` evaluation examples; writes
+    run_dir/probes/gradflow.{json,png}."""
+    from zoo.probes import rundata
+
+    exp, name = run.exp, run.exp.cfg.model_name
+    loss_sums = rundata.loss_fn(exp)
+    batch = {k: v[:examples] for k, v in rundata.batches(exp, "eval", examples)[0].items()}
+    numbers = {"model": name, "axis": "time" if name in RECURRENT else "depth"}
+    for when, params in (("init", rundata.initial_params(exp)), ("trained", run.params)):
+        if name in RECURRENT:
+            numbers[when] = time_profile(loss_sums, params, batch)
+        else:
+            numbers[when] = depth_profile(name, exp.cfg.model, loss_sums, params, batch)
+    return rundata.write(run.run_dir, "gradflow", numbers, plot({name: numbers}, f"{name} on {exp.cfg.data_name}"))
+
+
+def plot(profiles: dict[str, dict], title: str) -> Any:
+    """One line per (profile, init/trained): norms against layer (or input step)."""
+    from zoo.probes import rundata
+
+    fig, axes = rundata.figure(1, width=7)
+    ax = axes[0]
+    for i, (label, numbers) in enumerate(profiles.items()):
+        for when, style in (("init", "--"), ("trained", "-")):
+            if when not in numbers:
+                continue
+            values = numbers[when]
+            ys = list(values.values()) if isinstance(values, dict) else values
+            ax.semilogy(range(len(ys)), ys, style, color=f"C{i}", marker=".", label=f"{label} ({when})")
+            if isinstance(values, dict):
+                ax.set_xticks(range(len(ys)), list(values), rotation=60, ha="right", fontsize=7)
+    time = next(iter(profiles.values()))["axis"] == "time"
+    ax.set(xlabel="input step t (loss at the end)" if time else "layer", title=title,
+           ylabel="||dL/dx_t||" if time else "||dL/dz_l|| per example")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -78,3 +78,48 @@ def surface(loss_fn: Callable, params: Any, key: jax.Array, batches: Sequence[An
     grid = np.stack(np.meshgrid(c, c, indexing="ij"), -1).reshape(-1, 2)
     losses = plane_losses(loss_fn, params, directions, grid, batches, chunk)
     return c, losses.reshape(resolution, resolution)
+
+
+# ----------------------------------------------------------------------------- on a run
+def run(run: Any, *, examples: int = 500, line_points: int = 31, resolution: int = 15,
+        extent: float = 1.0, chunk: int = 16, seed: int = 0) -> dict:
+    """The line from the run's initial to its trained parameters (a in [-0.5, 1.5]) and the
+    filter-normalised plane around the trained ones, on `examples` training and evaluation
+    examples; writes run_dir/probes/landscape.{json,png}."""
+    from zoo.probes import rundata
+
+    exp, loss_fn = run.exp, rundata.loss_fn(run.exp)
+    theta_0 = rundata.initial_params(exp)
+    alphas = np.linspace(-0.5, 1.5, line_points)
+    numbers = {"alphas": alphas, "examples": examples, "extent": extent}
+    for split in ("train", "eval"):
+        data = rundata.batches(exp, split, examples)
+        numbers[f"line_{split}"] = linear_path(loss_fn, theta_0, run.params, alphas, data, chunk)
+        coords, numbers[f"surface_{split}"] = surface(loss_fn, run.params, jax.random.key(seed), data,
+                                                      extent=extent, resolution=resolution, chunk=chunk)
+    numbers["coords"] = coords
+    return rundata.write(run.run_dir, "landscape", numbers, plot(numbers, f"{exp.cfg.model_name} on {exp.cfg.data_name}"))
+
+
+def plot(numbers: dict, title: str) -> Any:
+    """Line (train, eval) and the two planes' contours."""
+    from zoo.probes import rundata
+
+    fig, axes = rundata.figure(3)
+    for split in ("train", "eval"):
+        axes[0].plot(numbers["alphas"], numbers[f"line_{split}"], label=split)
+    for a in (0, 1):
+        axes[0].axvline(a, color="grey", lw=0.5)
+    axes[0].set(xlabel="a: (1 - a) theta_init + a theta_trained", ylabel="loss", yscale="log",
+                title="init -> trained (Goodfellow et al. 2015)")
+    axes[0].legend()
+    c = numbers["coords"]
+    for ax, split in zip(axes[1:], ("train", "eval")):
+        z = np.log10(np.asarray(numbers[f"surface_{split}"]).T)
+        contour = ax.contourf(c, c, z, levels=20, cmap="viridis")
+        ax.plot(0, 0, "r+")
+        fig.colorbar(contour, ax=ax, label="log10 loss")
+        ax.set(xlabel="d1 (filter-normalised)", ylabel="d2", title=f"{split} loss around theta (Li et al. 2018)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -103,3 +103,71 @@ def table(rows: dict[str, dict]) -> str:
         lines.append(f"| {name} | {r['model']} | {r['group']} | {r['max_error']:.2e} | "
                      f"{r['mean_error']:.2e} | {r.get('exact_for', '')} |")
     return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------- on a run
+GROUPS = {"shift": "circular shifts of the length axis", "permutation": "token permutations",
+          "nodes": "node permutations within each graph"}
+DEFAULT_GROUP = {"mlp": "shift", "cnn": "shift", "rnn": "shift", "lstm": "shift", "gru": "shift",
+                 "odenet": "shift", "transformer": "permutation",
+                 "gcn": "nodes", "gat": "nodes", "gin": "nodes", "mpnn": "nodes"}
+
+
+def exact_for(name: str, cfg: Any) -> str:
+    """Which elements the architecture makes an exact symmetry of its outputs ('' : none)."""
+    if name == "cnn" and cfg.padding == "circular" and cfg.readout in ("mean", "max"):
+        stride = int(np.prod(cfg.per_layer(cfg.strides, "strides")))
+        if cfg.pool != "none":
+            stride *= cfg.pool_size ** len(cfg.channels)
+        return f"shifts by multiples of {stride}"
+    if name == "transformer" and cfg.positions == "none":
+        return "every permutation"
+    if name in ("gcn", "gat", "gin", "mpnn"):
+        return "every permutation within graphs"
+    return ""
+
+
+def errors(f: Callable, x: Any, group: str, *, num: int, node_level: bool, seed: int) -> tuple[list, np.ndarray]:
+    """(group elements, error of each) of f at x under `group`."""
+    if group == "shift":
+        shifts = list(range(1, x.shape[1]))
+        return shifts, shift_errors(f, x, shifts)
+    if group == "permutation":
+        return list(range(num)), permutation_errors(f, x, num, seed)
+    return list(range(num)), node_permutation_errors(f, x, num, node_level=node_level, seed=seed)
+
+
+def run(run: Any, *, group: str | None = None, examples: int = 256, num: int = 8, seed: int = 0) -> dict:
+    """Invariance (equivariance for node-level GNNs) error of the trained model under its
+    group on `examples` evaluation inputs; writes run_dir/probes/symmetry.{json,png}."""
+    from zoo.errors import ConfigError
+    from zoo.probes import rundata
+
+    exp, name = run.exp, run.exp.cfg.model_name
+    group = group or DEFAULT_GROUP.get(name)
+    if group not in GROUPS:
+        raise ConfigError(f"symmetry needs a group for model {name!r}: pass group=shift|permutation|nodes")
+    x = rundata.batches(exp, "eval", examples)[0]["x"]
+    x = x if group == "nodes" else x[:examples]
+    f = jax.jit(lambda v: exp.model.apply(run.params, v))
+    node_level = getattr(exp.cfg.model, "task_level", "graph") == "node"
+    elements, errs = errors(f, x, group, num=num, node_level=node_level, seed=seed)
+    numbers = {"model": name, "group": group, "elements": elements, "errors": errs,
+               "max_error": float(errs.max()), "mean_error": float(errs.mean()),
+               "exact_for": exact_for(name, exp.cfg.model)}
+    return rundata.write(run.run_dir, "symmetry", numbers, plot(numbers, f"{name} on {exp.cfg.data_name}"))
+
+
+def plot(numbers: dict, title: str) -> Any:
+    from zoo.probes import rundata
+
+    fig, axes = rundata.figure(1, width=6)
+    ax = axes[0]
+    errs = np.maximum(numbers["errors"], 1e-12)   # exact zeros on a log axis
+    ax.semilogy(numbers["elements"], errs, "o-")
+    label = "shift s" if numbers["group"] == "shift" else "random element"
+    ax.set(xlabel=label, ylabel="||f(g x) - g f(x)|| / ||f(x)||",
+           title=f"{title}: {GROUPS[numbers['group']]}")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    return fig
