@@ -49,7 +49,7 @@ def test_curvature_matches_dense_hessian(small_mlp):
     _, loss_fn, params, batches, full = small_mlp
     flat, unravel = ravel_pytree(params)
     assert flat.size <= 2000
-    dense = jax.hessian(lambda f: loss_fn(unravel(f), full)[0] / len(full["y"]))(flat)
+    dense = jax.jit(jax.hessian(lambda f: loss_fn(unravel(f), full)[0] / len(full["y"])))(flat)
     exact = np.linalg.eigvalsh(np.asarray(dense, np.float64))
     matvec, dim = curvature.hessian_matvec(loss_fn, params, batches)
     top = curvature.top_eigenvalues(matvec, dim, 3, jax.random.key(1), num_steps=40)
@@ -307,3 +307,36 @@ def test_gradflow_through_time_rnn_vanishes_lstm_gru_keep_it():
             bound = sigma(cell["W_ih"]) * dl_dh * sigma(cell["W_hh"]) ** jnp.arange(t - 1, -1, -1)
             assert bool(jnp.all(g <= bound * (1 + 1e-5)))
     assert ratios["rnn"] < 1e-3 * min(ratios["lstm"], ratios["gru"]), ratios
+
+
+# ----------------------------------------------------------------------------- on a trained run
+def test_probes_on_a_trained_run_agree_with_the_trainer(tmp_path):
+    ex = pytest.importorskip("zoo.experiment")     # the experiment API (load_run) on main
+    import argparse
+    import json
+
+    from zoo import config, probes, train
+    from zoo.commands import probe
+
+    cfg = config.load(None, ["model.name=mlp", "model.width=32", "data.name=mnist1d", "train.batch_size=50",
+                             "train.eval_batch_size=500", "train.steps=30", "train.log_every=10",
+                             f"run.dir={tmp_path}", "run.name=t", "run.plots=false"])
+    summary = train.fit(cfg)
+    run = ex.load_run(tmp_path / "t")
+    land = probes.run("landscape", run, examples=1000, line_points=5, resolution=3)
+    # a = 1 on the line and the plane's centre are the trained point: the trainer's eval loss
+    np.testing.assert_allclose([land["line_eval"][3], land["surface_eval"][1][1]], summary["eval_loss"], rtol=1e-5)
+    assert land["line_train"][1] > land["line_train"][3]        # training lowered the loss
+    assert probes.run("calibration", run)["before"]["accuracy"] == pytest.approx(summary["eval_accuracy"])
+    curv = probes.run("curvature", run, examples=100, k=2, lanczos_steps=10, trace_matvecs=6, at_init=False)
+    assert curv["trained"]["top"][0] >= curv["trained"]["top"][1] > 0
+    assert list(probes.run("gradflow", run, examples=16)["trained"]) == ["layer 1", "layer 2"]
+    args = argparse.Namespace(words=[str(tmp_path / "t"), "symmetry", "num=2"], step=None, params="last")
+    assert probe.run(args) == 0
+    numbers = json.loads((tmp_path / "t" / "probes" / "symmetry.json").read_text())
+    assert numbers["group"] == "shift" and numbers["max_error"] > 1e-2   # an MLP has no symmetry
+    for name in probes.PROBES:
+        assert (tmp_path / "t" / "probes" / f"{name}.png").stat().st_size > 0
+    with pytest.raises(config.ConfigError, match="no option 'resolutions'"):
+        probe.run(argparse.Namespace(words=[str(tmp_path / "t"), "landscape", "resolutions=3"], step=None,
+                                     params="last"))
