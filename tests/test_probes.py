@@ -197,6 +197,14 @@ def test_transformer_token_permutation(positions, pooling, invariant):
     assert (errors.max() < 1e-5) if invariant else (errors.min() > 1e-3), errors
 
 
+def test_exact_elements_follow_the_architecture():
+    cfg = entry("cnn").config(num_outputs=10, strides=(2, 2, 1), padding="circular", readout="mean")
+    assert symmetry.exact_elements("cnn", cfg, "shift", [4, 6, 8])[1].tolist() == [True, False, True]
+    assert not symmetry.exact_elements("cnn", cfg.__class__(num_outputs=10), "shift", [4, 8])[1].any()
+    rotary = entry("transformer").config(num_outputs=10, positions="rotary")
+    assert not symmetry.exact_elements("transformer", rotary, "permutation", [0, 1])[1].any()
+
+
 def test_mlp_has_no_shift_symmetry():
     x = jnp.asarray(np.random.default_rng(0).standard_normal((8, 40)), jnp.float32)
     model = build("mlp", num_outputs=10)
@@ -334,7 +342,8 @@ def test_probes_on_a_trained_run_agree_with_the_trainer(tmp_path):
     args = argparse.Namespace(words=[str(tmp_path / "t"), "symmetry", "num=2"], step=None, params="last")
     assert probe.run(args) == 0
     numbers = json.loads((tmp_path / "t" / "probes" / "symmetry.json").read_text())
-    assert numbers["group"] == "shift" and numbers["max_error"] > 1e-2   # an MLP has no symmetry
+    assert numbers["group"] == "shift" and numbers["max_error_exact"] is None   # an MLP has no symmetry
+    assert numbers["max_error_other"] > 1e-2
     for name in probes.PROBES:
         assert (tmp_path / "t" / "probes" / f"{name}.png").stat().st_size > 0
     with pytest.raises(config.ConfigError, match="no option 'resolutions'"):
