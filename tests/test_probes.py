@@ -259,7 +259,7 @@ def test_gradflow_mlp_last_layer_matches_backprop_by_hand():
     params = model.init(jax.random.key(0), x)
     loss_sum = lambda p: _classifier_loss(model)(p, {"x": x, "y": y})[0]  # noqa: E731
     points = gradflow.mlp_points(params, len(y))
-    grads = gradflow.activation_gradients(loss_sum, params, points)
+    grads = jax.jit(lambda p: gradflow.activation_gradients(loss_sum, p, points))(params)
     h = x
     for block in params["blocks"]:
         z = h @ block["dense"]["kernel"] + block["dense"]["bias"]
@@ -283,9 +283,10 @@ def test_gradflow_cnn_and_transformer_points_sum_to_bias_gradients():
             (build("transformer", num_outputs=3, size="tiny"), lambda p: gradflow.transformer_points(p, x[..., None]))]:
         params = model.init(jax.random.key(0), x)
         loss_sum = lambda p, model=model: _classifier_loss(model)(p, {"x": x, "y": y})[0]  # noqa: E731
-        grads = gradflow.activation_gradients(loss_sum, params, points(params))
-        reference = jax.grad(loss_sum)(params)
-        for label, path, shape in points(params):
+        pts = points(params)
+        grads = jax.jit(lambda p, pts=pts, f=loss_sum: gradflow.activation_gradients(f, p, pts))(params)
+        reference = jax.jit(jax.grad(loss_sum))(params)
+        for label, path, shape in pts:
             assert grads[label].shape == shape
             expected = reference
             for k in path:
