@@ -1,5 +1,8 @@
-"""Sample from a trained language-model run: python generate.py runs/<name> --prompt "..." --length 300"""
-from zoo.generate import main
+"""Sample from a trained language-model run: an alias of `zoo generate`.
+
+    python generate.py runs/<name> --prompt "..." --length 300
+"""
+from zoo.commands.cli import alias
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(alias("generate"))

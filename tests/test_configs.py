@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT
+
 from zoo import config
-from zoo.cli import main
+from zoo.commands.cli import alias
 
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 
@@ -38,14 +38,14 @@ def _data_path(path: Path) -> Path | None:
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_config_smoke_runs_through_the_cli(path, tmp_path, capsys):
-    """train.py's main() in this process (a subprocess per config would add an interpreter
+    """`zoo train` in this process (a subprocess per config would add an interpreter
     start and imports to each of them)."""
     data = _data_path(path)
     if data is not None and not data.exists():
         pytest.skip(f"{data} is not on this machine")
     cfg = config.load(path)
     overrides = [f"data.path={data}"] if data is not None else []
-    code = main([str(path), *overrides, "train.steps=3", "train.log_every=1", "train.eval_batches=1",
+    code = alias("train", [str(path), *overrides, "train.steps=3", "train.log_every=1", "train.eval_batches=1",
                  "train.checkpoint_every=0", f"run.dir={tmp_path / 'runs'}", "run.plots=false"])
     out = capsys.readouterr().out
     assert code == 0, out[-3000:]

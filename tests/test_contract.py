@@ -9,7 +9,8 @@ import numpy as np
 import optax
 import pytest
 
-from zoo import config, train
+from zoo import config
+from zoo import experiment as ex
 from zoo.models import REGISTRY, Model, build
 
 # name -> small hyperparameters and the dataset (with options) its inputs come from
@@ -50,7 +51,7 @@ def experiment(name):
     cfg = config.load(None, [f"model.name={name}", *data, f"train.batch_size={BATCH}",
                              f"train.eval_batch_size={BATCH}", "mesh.data=1"])
     cfg = cfg.replace(model=dataclasses.replace(cfg.model, **hyper))
-    return train.setup(cfg)
+    return ex.build(cfg)
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))
@@ -97,7 +98,7 @@ def test_every_parameter_gets_a_finite_nonzero_gradient(case):
     _, exp, batch, params = case
 
     def loss(p):
-        sums, _ = train.forward(exp, p, batch, jax.random.PRNGKey(1), train=True)
+        sums, _ = ex.loss_sums(exp, p, batch, jax.random.PRNGKey(1), train=True)
         return sums["loss"] / sums["count"]
 
     grads = jax.jit(jax.grad(loss))(params)
@@ -112,7 +113,7 @@ def test_a_few_adam_steps_overfit_a_tiny_batch(case):
     tx = optax.adam(1e-2)
 
     def loss(p):
-        sums, _ = train.forward(exp, p, batch, None, train=False)
+        sums, _ = ex.loss_sums(exp, p, batch, None, train=False)
         return sums["loss"] / sums["count"]
 
     @jax.jit

@@ -11,9 +11,10 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-
 from conftest import ROOT
+
 from zoo import checkpoint, config, train
+from zoo import experiment as ex
 
 SHORT = ["train.steps=20", "train.log_every=10", "train.eval_every=0", "train.checkpoint_every=0"]
 # one shipped config per family, a few steps each, with batch sizes the 8 devices divide
@@ -98,10 +99,10 @@ def test_bfloat16_computes_in_bf16_and_keeps_float32_params(tmp_path):
     cfg = config.load(ROOT / "configs" / "mnist1d_cnn.yaml",
                       ["train.precision=bfloat16", "train.steps=200", f"run.dir={tmp_path}", "run.plots=false",
                        "train.eval_every=0", "train.log_every=100"])
-    exp = train.setup(cfg)
-    state, shardings = train.init_state(exp)
-    batch = train.train_batch(exp, 0)
-    jaxpr = str(jax.make_jaxpr(lambda p, b: train.forward(exp, p, b, None, train=False))(state["params"], batch))
+    exp = ex.build(cfg)
+    state, shardings = ex.init_state(exp)
+    batch = ex.train_batch(exp, 0)
+    jaxpr = str(jax.make_jaxpr(lambda p, b: ex.loss_sums(exp, p, b, None, train=False))(state["params"], batch))
     assert "bf16" in jaxpr
     summary = train.fit(cfg)
     assert summary["eval_accuracy"] > 0.6

@@ -8,10 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from zoo.data import graphs as data
-from zoo.models import build
-from zoo.models import gnn
 from zoo import graphs as G
+from zoo.data import graphs as data
+from zoo.models import build, gnn
 from zoo.models import segments as S
 
 MODELS = ["gcn", "gat", "gin", "mpnn"]

@@ -8,11 +8,11 @@ import numpy as np
 import optax
 import pytest
 
+from zoo import tasks
 from zoo.data import ode as D
 from zoo.models import build
 from zoo.models import layers as L
 from zoo.models import node as N
-from zoo import tasks
 from zoo.tasks import regression
 
 TIGHT = dict(rtol=1e-6, atol=1e-8)
@@ -243,7 +243,7 @@ def test_toy2d_batches_and_density_task():
 
 
 def test_plots_write_pngs(tmp_path):
-    from zoo.ode_plots import plot_density, plot_trajectories
+    from zoo.figures.ode import plot_density, plot_trajectories
     t = np.linspace(0, 1, 20)
     ys = np.stack([np.cos(t), np.sin(t)], -1)
     path = plot_trajectories(tmp_path / "a.png", t, ys, {"learned": ys + 0.01},

@@ -1,6 +1,7 @@
 """Recurrent family: cells against flax.linen and torch.nn with copied weights, masks, state
 passing, fused path == reference path, language model generation, gradient-flow ordering."""
 import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -55,7 +56,7 @@ def _from_torch(kind, module, num_layers, bidirectional):
     for i in range(num_layers):
         layer = {}
         for name, suffix in [("fwd", ""), ("bwd", "_reverse")][:1 + bidirectional]:
-            get = lambda w: jnp.asarray(getattr(module, f"{w}_l{i}{suffix}").detach().numpy())  # noqa: E731
+            get = lambda w, i=i, suffix=suffix: jnp.asarray(getattr(module, f"{w}_l{i}{suffix}").detach().numpy())
             b_ih, b_hh = get("bias_ih"), get("bias_hh")
             cell = {"W_ih": get("weight_ih").T, "W_hh": get("weight_hh").T, "b": b_ih + b_hh}
             if kind == "gru":
@@ -191,7 +192,7 @@ def test_gradient_flow_ordering_and_elman_bound():
     """Controlled case: noise inputs, T = 40, remember gates opened (bias 2, f and z ~ 0.9).
     Theory: the Elman RNN's gradient decays at least as fast as sigma_max(W_hh)^(T-1-t)
     (Pascanu et al. 2013); the gated cells carry it much further (prod f_k, prod z_k)."""
-    from zoo import gradflow
+    from zoo.figures import gradflow
     from zoo.models import build
     t = 30
     _, _, x, y = gradflow.task_data("noise", t, 16)

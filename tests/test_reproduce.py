@@ -2,7 +2,8 @@
 import json
 
 from conftest import ROOT
-from zoo import reproduce
+
+from zoo.commands import reproduce
 
 
 def test_reproduce_trains_and_writes_the_table(tmp_path, monkeypatch):

@@ -11,7 +11,9 @@ import jax
 import numpy as np
 import pytest
 
-from zoo import checkpoint, config, train
+from zoo import checkpoint, config, figures, train
+from zoo import experiment as ex
+from zoo.selection import Selection
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["model.name=mlp", "model.width=32", "data.name=mnist1d", "train.batch_size=50",
@@ -23,11 +25,11 @@ def small_cfg(tmp_path, *overrides):
 
 
 def test_train_step_compiles_once_and_partial_eval_batch_does_not_retrace(tmp_path):
-    exp = train.setup(small_cfg(tmp_path, "optimizer.accumulate_steps=2"))
-    state, shardings = train.init_state(exp)
+    exp = ex.build(small_cfg(tmp_path, "optimizer.accumulate_steps=2"))
+    state, shardings = ex.init_state(exp)
     step, eval_step = train.make_train_step(exp, shardings), train.make_eval_step(exp)
     for s in range(5):
-        state, _ = step(state, train.train_batch(exp, s))
+        state, _ = step(state, ex.train_batch(exp, s))
     assert step._cache_size() == 1
     result = train.evaluate(exp, eval_step, state["params"])  # 1000 test rows: 300, 300, 300, 100 + padding
     assert eval_step._cache_size() == 1
@@ -35,22 +37,22 @@ def test_train_step_compiles_once_and_partial_eval_batch_does_not_retrace(tmp_pa
 
 
 def test_padded_eval_counts_each_example_once(tmp_path):
-    exp = train.setup(small_cfg(tmp_path))
-    state, _ = train.init_state(exp)
+    exp = ex.build(small_cfg(tmp_path))
+    state, _ = ex.init_state(exp)
     eval_step = train.make_eval_step(exp)
     full = train.evaluate(exp, eval_step, state["params"])
-    exp_one = train.setup(small_cfg(tmp_path, "train.eval_batch_size=1000"))
+    exp_one = ex.build(small_cfg(tmp_path, "train.eval_batch_size=1000"))
     one = train.evaluate(exp_one, train.make_eval_step(exp_one), state["params"])
     np.testing.assert_allclose(full["eval_loss"], one["eval_loss"], rtol=1e-5)
     assert full["eval_accuracy"] == one["eval_accuracy"]
 
 
 def test_eval_batches_evaluates_only_the_first_batches(tmp_path):
-    exp = train.setup(small_cfg(tmp_path, "train.eval_batches=1"))
-    state, _ = train.init_state(exp)
+    exp = ex.build(small_cfg(tmp_path, "train.eval_batches=1"))
+    state, _ = ex.init_state(exp)
     capped = train.evaluate(exp, train.make_eval_step(exp), state["params"])
     first = next(exp.dataset.eval_batches(300))
-    sums, _ = train.forward(exp, state["params"], first, None, train=False)
+    sums, _ = ex.loss_sums(exp, state["params"], first, None, train=False)
     np.testing.assert_allclose(capped["eval_loss"], float(sums["loss"] / sums["count"]), rtol=1e-5)
 
 
@@ -64,7 +66,7 @@ def test_select_keeps_the_best_validation_params_and_reports_their_test_metrics(
     assert sorted(val) == list(range(2, 13, 2))
     best = min(val, key=val.get)
     assert summary["selected_step"] == best < 12 and summary["selected_val_loss"] == pytest.approx(val[best])
-    exp = train.setup(cfg)
+    exp = ex.build(cfg)
     expected = train.evaluate(exp, train.make_eval_step(exp), seen[best])
     assert summary["eval_loss"] == pytest.approx(expected["eval_loss"], rel=1e-6)
     assert summary["eval_accuracy"] == expected["eval_accuracy"]
@@ -76,11 +78,11 @@ def test_select_keeps_the_best_validation_params_and_reports_their_test_metrics(
     ("val_loss_and_accuracy", 2, 0),    # step 2 was the last with both at their best; step 5 ties the accuracy
 ])
 def test_selection_rules(select, selected, since):
-    best = train.Best(select, {"w": jax.numpy.zeros(2)})
+    best = Selection(select, {"w": jax.numpy.zeros(2)})
     evals = [(1.0, 0.5), (0.9, 0.7), (0.8, 0.6), (0.85, 0.7), (0.95, 0.7)]  # (val loss, val accuracy)
     for step, (loss, acc) in enumerate(evals, start=1):
         best.update(step, {"w": jax.numpy.full(2, step)}, {"val_loss": loss, "val_accuracy": acc})
-    assert int(best.steps[0]) == selected and int(best.steps[1]) == since
+    assert best.selected_step == selected and best.evaluations_since_progress == since
     assert float(best.params["w"][0]) == selected
     assert best.exhausted(since) == (since > 0) and not best.exhausted(since + 1)
 
@@ -93,16 +95,16 @@ def test_patience_stops_once_validation_stops_improving(tmp_path):
 
 def test_select_needs_a_validation_split_and_evaluations(tmp_path):
     with pytest.raises(config.ConfigError, match="needs a validation split"):
-        train.setup(small_cfg(tmp_path, "train.select=val_loss", "train.eval_every=1"))
+        ex.build(small_cfg(tmp_path, "train.select=val_loss", "train.eval_every=1"))
     with pytest.raises(config.ConfigError, match="set train.eval_every"):
-        train.setup(small_cfg(tmp_path, "train.select=val_loss", "data.val_size=100"))
+        ex.build(small_cfg(tmp_path, "train.select=val_loss", "data.val_size=100"))
     with pytest.raises(config.ConfigError, match="train.patience needs"):
-        train.setup(small_cfg(tmp_path, "train.patience=5"))
+        ex.build(small_cfg(tmp_path, "train.patience=5"))
 
 
 def test_fit_writes_run_directory_and_never_overwrites(tmp_path):
     cfg = small_cfg(tmp_path, "train.steps=20", "train.eval_every=10", "run.plots=true")
-    summary = train.fit(cfg)
+    summary = train.fit(cfg, hooks=figures.after_training(cfg))
     run = tmp_path / "t"
     for key in ("eval_loss", "eval_accuracy", "wall_time_s", "steps", "params"):
         assert key in summary
@@ -118,10 +120,10 @@ def test_fit_writes_run_directory_and_never_overwrites(tmp_path):
 
 
 def test_weight_decay_skips_biases_and_norm_scales(tmp_path):
-    exp = train.setup(small_cfg(tmp_path, "optimizer.name=sgd", "optimizer.learning_rate=0.0",
+    exp = ex.build(small_cfg(tmp_path, "optimizer.name=sgd", "optimizer.learning_rate=0.0",
                                 "optimizer.weight_decay=0.1", "model.norm=layer"))
     from zoo import optim
-    mask = optim.decay_mask(exp.cfg.optimizer)(train.init_state(exp)[0]["params"])
+    mask = optim.decay_mask(exp.cfg.optimizer)(ex.init_state(exp)[0]["params"])
     flat = {optim.path_name(p): m for p, m in jax.tree_util.tree_leaves_with_path(mask)}
     assert flat["blocks/0/dense/kernel"] and flat["head/kernel"]
     assert not flat["blocks/0/dense/bias"] and not flat["blocks/0/norm/scale"]
@@ -138,10 +140,10 @@ def test_schedule_warmup_then_cosine_to_end():
 def test_gradient_accumulation_equals_full_batch(tmp_path):
     grads = []
     for a in (1, 5):
-        exp = train.setup(small_cfg(tmp_path, f"optimizer.accumulate_steps={a}"))
-        state, _ = train.init_state(exp)
-        batch = train.train_batch(exp, 0)
-        g, _ = jax.jit(lambda p, b: train._grads(exp, p, b, jax.random.PRNGKey(0)))(state["params"], batch)
+        exp = ex.build(small_cfg(tmp_path, f"optimizer.accumulate_steps={a}"))
+        state, _ = ex.init_state(exp)
+        batch = ex.train_batch(exp, 0)
+        g, _ = jax.jit(lambda p, b, exp=exp: train._grads(exp, p, b, jax.random.PRNGKey(0)))(state["params"], batch)
         grads.append(g)
     for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1])):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
@@ -177,11 +179,11 @@ def resume_config(tmp_path):
 
 def _final_state(run_dir: Path):
     """The last checkpoint's train state plus the selected parameters and their scores."""
-    exp = train.setup(config.load(run_dir / "config.yaml"))
-    state, shardings = train.init_state(exp)
-    best = train.Best(exp.cfg.train.select, state["params"])
+    exp = ex.build(config.load(run_dir / "config.yaml"))
+    state, shardings = ex.init_state(exp)
+    best = Selection(exp.cfg.train.select, state["params"])
     ckpt = checkpoint.Checkpointer(run_dir / "checkpoints", 3)
-    restored, position = train.restore(exp, ckpt, state, shardings, best)
+    restored, position = train.restore(exp, ckpt, shardings, best)
     ckpt.close()
     return {**restored, "best": best.tree()}, position
 
@@ -209,7 +211,7 @@ def test_sigkill_then_resume_equals_uninterrupted_bit_for_bit(tmp_path, resume_c
     b, pos_b = _final_state(tmp_path / "killed")
     assert int(a["step"]) == int(b["step"]) == 3000 and pos_a == pos_b
     assert pos_a == {"step": 3000, "epoch": 42, "batch_in_epoch": 60}   # 70 batches of 50 per epoch
-    assert 50 <= a["best"]["steps"][0] <= 3000
+    assert 50 <= a["best"]["selected_step"] <= 3000
     for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=jax.tree_util.keystr(path))
 
@@ -224,5 +226,5 @@ def test_sigterm_checkpoints_at_step_boundary_and_exits(tmp_path, resume_config)
     assert time.time() - sent < 10
     steps = sorted(int(p.name) for p in (tmp_path / "term" / "checkpoints").iterdir() if p.name.isdigit())
     assert steps[-1] >= 100
-    assert "resume with: python train.py --resume" in err
+    assert "resume with: zoo train --resume" in err
     assert _finish(_cli("--resume", str(tmp_path / "term"), f"train.steps={steps[-1] + 10}"))[0] == 0

@@ -2,7 +2,6 @@
 grouped-query and rotary closed forms, causality, KV-cache decoding, generation."""
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 

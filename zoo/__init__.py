@@ -1,4 +1,23 @@
-"""zoo: a JAX architecture zoo written as pure functions, with one optax trainer."""
+"""zoo: a JAX architecture zoo written as pure functions, with one optax trainer.
+
+    import zoo
+    model = zoo.models.build("mlp", num_outputs=10)        # init/apply over a params pytree
+    run = zoo.load_run("runs/mnist1d_cnn")                 # a trained run: config, model, params
+    zoo.evaluate(run), zoo.predict(run, x)                 # its test metrics; its predictions
+
+`load_run`, `evaluate` and `predict` are imported on first use, so `import zoo` stays as light
+as the model families.
+"""
 from zoo import models
 
-__all__ = ["models"]
+_LAZY = {"load_run": "zoo.experiment", "evaluate": "zoo.inference", "predict": "zoo.inference"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+
+
+__all__ = ["evaluate", "load_run", "models", "predict"]

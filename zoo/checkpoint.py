@@ -11,15 +11,29 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from zoo.errors import ConfigError
+
 
 class Checkpointer:
-    def __init__(self, directory: Path, keep: int):
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                               cleanup_tmp_directories=True)
+    def __init__(self, directory: Path, keep: int, *, create: bool = True):
+        """Checkpoints in `directory`; create=False only reads (load_run), never makes it."""
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=create, cleanup_tmp_directories=create)
         self.manager = ocp.CheckpointManager(Path(directory).absolute(), options=options)
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
+
+    def check_step(self, step: int | None, run_dir: Path) -> int:
+        """`step`, or the latest, when a checkpoint of it exists; else ConfigError."""
+        steps = sorted(self.manager.all_steps())
+        if not steps:
+            raise ConfigError(f"{run_dir} has no checkpoint yet; train it first (or resume it)")
+        if step is None:
+            return steps[-1]
+        if step not in steps:
+            raise ConfigError(f"{run_dir} has no checkpoint of step {step}; it has steps "
+                              f"{', '.join(map(str, steps))}")
+        return step
 
     def save(self, step: int, state: Any, position: dict) -> None:
         if step in self.manager.all_steps():

@@ -14,16 +14,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
-import types
-import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A user mistake in a config or on the command line; the CLI prints it and exits 2."""
+from zoo.errors import ConfigError
+from zoo.typed_yaml import Raw, build_section, closest, parse
 
 
 # ----------------------------------------------------------------------------- sections
@@ -38,26 +35,30 @@ class OptimizerConfig:
     weight_decay: float = 0.0
     weight_decay_mask: str | None = None  # regex over "a/b/kernel" paths; None: params with ndim >= 2
     accumulate_steps: int = 1            # micro-batches per optimizer step
+    freeze: str | None = None            # regex over "a/b/kernel" paths kept fixed (fine-tuning)
     kwargs: dict = dataclasses.field(default_factory=dict)  # the optax function's other arguments
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 1000
+    steps: int = 1000                    # optimizer steps to train for
     batch_size: int = 100                # global batch, over all devices and hosts
     eval_every: int = 0                  # 0: evaluate at the end only
-    eval_batch_size: int = 1000
+    eval_batch_size: int = 1000          # also the batch predict pads its inputs into
     eval_batches: int = 0                # 0: the whole evaluation set; N: its first N batches only
     select: Literal["last", "val_loss", "val_accuracy", "val_loss_and_accuracy"] = "last"
                                          # the params evaluated at the end: the last, or the best
                                          # validation evaluation's (zoo.selection)
     patience: int = 0                    # with select: stop after this many evaluations without
                                          # improvement; 0: train all steps
-    log_every: int = 100
+    log_every: int = 100                 # steps between metrics.jsonl records
     seed: int = 0                        # seeds init, shuffling, dropout: everything
     precision: Literal["float32", "bfloat16"] = "float32"  # compute dtype; params stay float32
     checkpoint_every: int = 0            # 0: checkpoint at the end (and on SIGINT/SIGTERM) only
-    keep_checkpoints: int = 3
+    keep_checkpoints: int = 3            # the newest N checkpoints are kept
+    init_from: str | None = None         # a run directory: start from its params (fine-tuning)
+    init_step: int | None = None         # init_from's checkpoint step; None: the latest
+    init_exclude: str | None = None      # regex over param paths left at their fresh init (a new head)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,7 +95,7 @@ class Config:
                 "data": {"name": self.data_name, **_plain(self.data)},
                 **{s: _plain(getattr(self, s)) for s in ("optimizer", "train", "run", "mesh")}}
 
-    def replace(self, **changes: Any) -> "Config":
+    def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
 
 
@@ -105,145 +106,6 @@ def _plain(section: Any) -> dict:
 
 def dump(cfg: Config) -> str:
     return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
-
-
-# ----------------------------------------------------------------------------- YAML with raw text
-class _Raw(str):
-    """A plain YAML scalar: the text as written, plus YAML's own reading of it in `.value`."""
-    value: Any
-
-
-class _Loader(yaml.SafeLoader):
-    def construct_object(self, node, deep=False):
-        value = super().construct_object(node, deep)
-        if isinstance(node, yaml.ScalarNode) and node.style is None:
-            raw = _Raw(node.value)
-            raw.value = value
-            return raw
-        return value
-
-
-def _parse(text: str, where: str) -> Any:
-    try:
-        loader = _Loader(text)  # what yaml.safe_load does, with raw scalars kept
-        try:
-            return loader.get_single_data()
-        finally:
-            loader.dispose()
-    except yaml.constructor.ConstructorError as e:
-        tag = getattr(e.problem_mark, "line", None)
-        line = f" line {tag + 1}" if tag is not None else ""
-        raise ConfigError(f"{where}{line}: {e.problem}; configs hold plain values only "
-                          f"(numbers, strings, lists, mappings), no YAML object tags") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{where}{line}: not valid YAML ({getattr(e, 'problem', e)})") from None
-
-
-def _value(x: Any) -> Any:
-    """YAML's own reading of a parsed tree (raw scalars unwrapped)."""
-    if isinstance(x, _Raw):
-        return x.value
-    if isinstance(x, dict):
-        return {str(_value(k)): _value(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_value(v) for v in x]
-    return x
-
-
-# ----------------------------------------------------------------------------- typed conversion
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return " | ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin is tuple:
-        return f"list of {_type_name(typing.get_args(tp)[0])}"
-    return "null" if tp is type(None) else getattr(tp, "__name__", str(tp))
-
-
-def _convert(x: Any, tp: Any, key: str) -> Any:
-    """`x` (parsed YAML, raw scalars kept) as type `tp`, or ConfigError naming `key`."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        if type(None) in typing.get_args(tp) and _value(x) is None:
-            return None
-        for arg in typing.get_args(tp):
-            try:
-                return _convert(x, arg, key)
-            except ConfigError:
-                pass
-        return _fail(x, tp, key)
-    if origin is Literal:
-        for choice in typing.get_args(tp):
-            try:
-                if _convert(x, type(choice), key) == choice:
-                    return choice
-            except ConfigError:
-                pass
-        return _fail(x, tp, key)
-    if origin is tuple:
-        items = x if isinstance(x, list) else [x]
-        return tuple(_convert(v, typing.get_args(tp)[0], key) for v in items)
-    if tp is type(None):
-        return None if _value(x) is None else _fail(x, tp, key)
-    if tp is str:
-        return str(x) if isinstance(x, str) else _fail(x, tp, key)
-    if tp in (dict, Any):
-        v = _value(x)
-        return v if tp is Any or isinstance(v, dict) else _fail(x, tp, key)
-    v = _value(x)
-    if tp is bool:
-        return v if isinstance(v, bool) else _fail(x, tp, key)
-    if tp is int:
-        if isinstance(v, int) and not isinstance(v, bool):
-            return v
-        number = _number(v)
-        return int(number) if number is not None and number.is_integer() else _fail(x, tp, key)
-    if tp is float:
-        number = None if isinstance(v, bool) else _number(v)
-        return number if number is not None else _fail(x, tp, key)
-    raise TypeError(f"config field {key} has unsupported type {tp}")
-
-
-def _number(v: Any) -> float | None:
-    try:
-        return float(v) if isinstance(v, (int, float, str)) else None
-    except ValueError:
-        return None
-
-
-def _fail(x: Any, tp: Any, key: str):
-    raise ConfigError(f"{key}: expected {_type_name(tp)}, got {_value(x)!r}")
-
-
-def _closest(name: str, valid: list[str], prefix: str = "") -> str:
-    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
-    return f"; did you mean {prefix + close[0]!r}?" if close else f"; valid keys: {', '.join(valid)}"
-
-
-def build_section(cls: type, values: dict, section: str, owner: str = "") -> Any:
-    """An instance of dataclass `cls` from parsed YAML `values`, every key checked.
-    `owner` names whose keys these are in messages (e.g. "model 'lstm'")."""
-    if not isinstance(values, dict):
-        raise ConfigError(f"{section}: expected a mapping of keys to values, got {_value(values)!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    for key in values:
-        if key not in fields:
-            what = f"unknown key for {owner}" if owner else "unknown key"
-            raise ConfigError(f"{section}.{key}: {what}{_closest(str(key), list(fields), section + '.')}")
-    kwargs = {k: _convert(v, hints[k], f"{section}.{k}") for k, v in values.items()}
-    for name, f in fields.items():
-        if name not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"{section}.{name} is required ({_type_name(hints[name])}); "
-                              f"set it in the config or with {section}.{name}=...")
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"{section}: {e}") from None
 
 
 # ----------------------------------------------------------------------------- registries
@@ -287,15 +149,20 @@ def _check_optimizer(opt: OptimizerConfig) -> None:
         if key not in params or key == "learning_rate":
             valid = [p for p in params if p != "learning_rate"]
             raise ConfigError(f"optimizer.kwargs.{key}: optax.{opt.name} takes no argument {key!r}"
-                              f"{_closest(key, valid)}")
+                              f"{closest(key, valid)}")
     if opt.schedule.startswith("warmup_") and opt.warmup_steps <= 0:
         raise ConfigError(f"optimizer.schedule={opt.schedule} needs optimizer.warmup_steps > 0")
-    if opt.weight_decay_mask is not None:
-        import re
+    _check_regex("optimizer.weight_decay_mask", opt.weight_decay_mask)
+    _check_regex("optimizer.freeze", opt.freeze)
+
+
+def _check_regex(key: str, pattern: str | None) -> None:
+    import re
+    if pattern is not None:
         try:
-            re.compile(opt.weight_decay_mask)
+            re.compile(pattern)
         except re.error as e:
-            raise ConfigError(f"optimizer.weight_decay_mask: not a valid regular expression ({e})") from None
+            raise ConfigError(f"{key}: not a valid regular expression ({e})") from None
 
 
 def _check_train(train: TrainConfig, opt: OptimizerConfig) -> None:
@@ -312,6 +179,9 @@ def _check_train(train: TrainConfig, opt: OptimizerConfig) -> None:
     if train.select == "last" and train.patience:
         raise ConfigError("train.patience needs a validation metric to watch: set train.select="
                           "val_loss, val_accuracy or val_loss_and_accuracy")
+    _check_regex("train.init_exclude", train.init_exclude)
+    if train.init_from is None and (train.init_step is not None or train.init_exclude is not None):
+        raise ConfigError("train.init_step and train.init_exclude need train.init_from=RUN_DIR")
     if train.select != "last" and not train.eval_every:
         raise ConfigError(f"train.select={train.select} compares periodic evaluations: set train.eval_every "
                           f"(e.g. train.eval_every=1)")
@@ -326,7 +196,7 @@ def read_yaml(path: str | Path) -> dict:
     if not file.is_file():
         raise ConfigError(f"config file {str(path)!r} not found; give the path of a YAML file "
                           f"such as configs/mnist1d_cnn.yaml")
-    tree = _parse(file.read_text(encoding="utf-8"), str(path))
+    tree = parse(file.read_text(encoding="utf-8"), str(path))
     if tree is None:
         return {}
     if not isinstance(tree, dict):
@@ -341,13 +211,13 @@ def apply_override(tree: dict, override: str) -> None:
         raise ConfigError(f"override {override!r} is not key=value; write e.g. train.steps=2000")
     parts = key.strip().split(".")
     if parts[0] not in SECTIONS:
-        raise ConfigError(f"override {key!r}: unknown section {parts[0]!r}{_closest(parts[0], list(SECTIONS))}")
+        raise ConfigError(f"override {key!r}: unknown section {parts[0]!r}{closest(parts[0], list(SECTIONS))}")
     node = tree
     for part in parts[:-1]:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override {key!r}: {part} is not a section")
-    node[parts[-1]] = _parse(text, f"override {key}") if text.strip() else _Raw("")
+    node[parts[-1]] = parse(text, f"override {key}") if text.strip() else Raw("")
 
 
 def from_tree(tree: dict, source: str | None = None) -> Config:
@@ -356,7 +226,7 @@ def from_tree(tree: dict, source: str | None = None) -> Config:
 
     for section in tree:
         if section not in SECTIONS:
-            raise ConfigError(f"{section}: unknown section{_closest(str(section), list(SECTIONS))}")
+            raise ConfigError(f"{section}: unknown section{closest(str(section), list(SECTIONS))}")
     model_name, model = _named(tree.get("model"), "model", REGISTRY, "model")
     data_name, data = _named(tree.get("data"), "data", DATASETS, "dataset")
     sections = {s: build_section(cls, tree.get(s) or {}, s) for s, cls in
@@ -384,3 +254,13 @@ def load(path: str | Path | None, overrides: list[str] = ()) -> Config:
     if cfg.run.name is None:
         cfg = cfg.replace(run=dataclasses.replace(cfg.run, name=Path(path).stem if path else cfg.model_name))
     return cfg
+
+
+def load_run_config(run_dir: str | Path, overrides: list[str] = ()) -> Config:
+    """The config a run directory was trained with (its config.yaml), pointed at that directory
+    wherever it now lives; ConfigError when the directory is not a run."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"config file '{run_dir / 'config.yaml'}' not found: {run_dir} is not a run "
+                          f"directory; give a directory that training wrote, e.g. runs/mnist1d_cnn")
+    return load(run_dir / "config.yaml", [f"run.dir={run_dir.parent}", f"run.name={run_dir.name}", *overrides])

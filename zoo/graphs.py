@@ -29,7 +29,8 @@ Batching and padding work on NumPy arrays (the data pipeline).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from zoo.config import ConfigError, MeshConfig
+from zoo.config import MeshConfig
+from zoo.errors import ConfigError
 
 BATCH_AXES = ("data", "fsdp")
 FSDP_MIN_SIZE = 2**14  # leaves smaller than this stay replicated: gathering them costs more than it saves
@@ -26,18 +28,24 @@ def initialize_distributed(cfg: MeshConfig) -> None:
         jax.distributed.initialize()  # cluster environments (SLURM, TPU pods) fill in the rest
 
 
-def make_mesh(cfg: MeshConfig) -> Mesh:
-    """A data x fsdp mesh over all devices, or over the first data*fsdp of them in a
-    single-process run (mesh.data=1 on an 8-device host runs on one device)."""
-    devices = jax.devices()
-    n = len(devices)
+def processes(devices) -> list[int]:
+    """The process (host) indices that own `devices`, sorted."""
+    return sorted({d.process_index for d in devices})
+
+
+def make_mesh(cfg: MeshConfig, devices: list | None = None) -> Mesh:
+    """A data x fsdp mesh over `devices` (default: every device of every process), or over the
+    first data*fsdp of them in a single-process run (mesh.data=1 on an 8-device host runs on
+    one device). Given devices may belong to a target that is not this host (zoo compile)."""
+    devices = jax.devices() if devices is None else list(devices)
+    n, hosts = len(devices), len(processes(devices))
     if cfg.fsdp <= 0 or n % cfg.fsdp:
         raise ConfigError(f"mesh.fsdp={cfg.fsdp} must be positive and divide the {n} devices")
     data = n // cfg.fsdp if cfg.data == -1 else cfg.data
     used = data * cfg.fsdp
-    if data <= 0 or used > n or (used < n and jax.process_count() > 1):
+    if data <= 0 or used > n or (used < n and hosts > 1):
         raise ConfigError(f"mesh.data={data} x mesh.fsdp={cfg.fsdp} = {used} devices, but {n} are "
-                          f"available{' over all processes' if jax.process_count() > 1 else ''}; "
+                          f"available{' over all processes' if hosts > 1 else ''}; "
                           f"set mesh.data=-1 to use them all")
     return Mesh(np.array(devices[:used]).reshape(data, cfg.fsdp), BATCH_AXES)
 
@@ -67,11 +75,18 @@ def state_shardings(mesh: Mesh, state):
     return jax.tree.map(lambda x: leaf_sharding(mesh, x.shape), state)
 
 
+def process_shard(mesh: Mesh) -> tuple[int, int]:
+    """(this process's index among the mesh's processes, their count): its share of a batch."""
+    owners = processes(mesh.devices.flat)
+    here = jax.process_index()
+    return (owners.index(here) if here in owners else 0), len(owners)
+
+
 def check_batch(mesh: Mesh, batch_size: int, what: str) -> None:
-    shards = mesh.size
-    if batch_size % shards or batch_size % jax.process_count():
+    shards, hosts = mesh.size, process_shard(mesh)[1]
+    if batch_size % shards or batch_size % hosts:
         raise ConfigError(f"{what}={batch_size} must be divisible by the {shards} devices of the mesh "
-                          f"and the {jax.process_count()} processes; try {batch_size // shards * shards or shards}")
+                          f"and the {hosts} processes; try {batch_size // shards * shards or shards}")
 
 
 def global_batch(local: dict, sharding: NamedSharding):

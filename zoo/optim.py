@@ -6,6 +6,8 @@ Weight decay is decoupled (Loshchilov & Hutter 2019) when the optax optimizer ta
 optimizer (optax.add_decayed_weights), which is what PyTorch's `Adam(weight_decay=...)` does.
 By default only parameters with ndim >= 2 decay (matrices and conv kernels, not biases or norm
 scales), nanoGPT's rule; `weight_decay_mask` replaces that with a regex over parameter paths.
+`freeze`, a regex over parameter paths, keeps the matching parameters fixed (fine-tuning): their
+updates are zero and the optimizer keeps no state for them.
 """
 from __future__ import annotations
 
@@ -52,7 +54,23 @@ def decay_mask(opt: OptimizerConfig):
         lambda path, p: bool(pattern.search(path_name(path))), params)
 
 
+def path_labels(pattern: str, true: str, false: str):
+    """params -> pytree of labels: `true` where the path matches `pattern`, else `false`."""
+    regex = re.compile(pattern)
+    return lambda params: jax.tree_util.tree_map_with_path(
+        lambda path, p: true if regex.search(path_name(path)) else false, params)
+
+
 def build(opt: OptimizerConfig, total_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    """The optimizer of `opt` and its learning-rate schedule."""
+    tx, lr = _trainable(opt, total_steps)
+    if opt.freeze is not None:
+        tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()},
+                                   path_labels(opt.freeze, "frozen", "train"))
+    return tx, lr
+
+
+def _trainable(opt: OptimizerConfig, total_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
     lr = schedule(opt, total_steps)
     factory = optax_optimizers()[opt.name]
     kwargs = dict(opt.kwargs)

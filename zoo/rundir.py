@@ -14,7 +14,8 @@ from pathlib import Path
 
 import jax
 
-from zoo.config import Config, ConfigError, dump
+from zoo.config import Config, dump
+from zoo.errors import ConfigError
 
 
 def is_writer() -> bool:
@@ -40,8 +41,8 @@ def prepare(cfg: Config) -> Path:
         return base
     path = _fresh(base)
     if jax.process_count() > 1:  # all processes must agree on the suffix process 0 picked
-        from jax.experimental import multihost_utils
         import numpy as np
+        from jax.experimental import multihost_utils
         suffix = multihost_utils.broadcast_one_to_all(np.int32(_suffix(path, base)))
         path = base if int(suffix) == 1 else base.with_name(f"{base.name}-{int(suffix)}")
     if is_writer():
@@ -68,9 +69,9 @@ class MetricsLog:
     """metrics.jsonl (one JSON object per logged step) plus terminal progress: a bar on a TTY,
     plain lines otherwise."""
 
-    def __init__(self, path: Path, total_steps: int, start_step: int):
-        self.path = path
-        self.file = open(path / "metrics.jsonl", "a") if is_writer() else None
+    def __init__(self, run_dir: Path, total_steps: int, start_step: int):
+        self.run_dir = run_dir
+        self.file = open(run_dir / "metrics.jsonl", "a") if is_writer() else None
         self.tty = sys.stderr.isatty() and is_writer()
         self.bar = None
         if self.tty:
@@ -112,29 +113,6 @@ def _fmt(k, v) -> str:
 def write_summary(path: Path, summary: dict) -> None:
     if is_writer():
         atomic_write(path / "summary.json", json.dumps({k: _jsonable(v) for k, v in summary.items()}, indent=2) + "\n")
-
-
-def plot_curves(path: Path) -> None:
-    """loss.png: training loss (and eval loss) against step, from metrics.jsonl."""
-    if not is_writer():
-        return
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    records = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines() if line]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for key in ("loss", "eval_loss"):
-        pts = [(r["step"], r[key]) for r in records if r.get(key) is not None]
-        if pts:
-            ax.plot(*zip(*pts), label=key, marker="." if key == "eval_loss" else None)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_yscale("log")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path / "loss.png", dpi=100)
-    plt.close(fig)
 
 
 class Timer:

@@ -1,8 +1,9 @@
 """Model selection (train.select, train.patience): which parameters a run reports and keeps.
 
 The trainer evaluates on the validation split every train.eval_every steps and hands each
-result to `Best.update`; the final test metrics are those of `Best.params`. `Best.tree()` is
-checkpointed beside the train state, so a resumed run selects exactly as an uninterrupted one.
+result to `Selection.update`; the final test metrics are those of the selected parameters.
+`Selection.tree()` is checkpointed beside the train state, so a resumed run selects exactly as
+an uninterrupted one.
 """
 from __future__ import annotations
 
@@ -12,50 +13,79 @@ import numpy as np
 
 from zoo import mesh as meshlib
 
+# What a checkpoint holds besides the selected params: named float32/int32 scalars.
+SCORES = ("selected_loss", "selected_accuracy", "lowest_loss", "highest_accuracy")
+COUNTERS = ("selected_step", "evaluations_since_progress")
 
-class Best:
-    """Model selection (train.select): the parameters of the best validation evaluation so far.
+
+class Selection:
+    """The parameters of the best validation evaluation so far (train.select).
 
     val_loss: the lowest loss. val_accuracy: the highest accuracy, ties to the lower loss.
     val_loss_and_accuracy (the GAT reference code's rule): saved when accuracy >= the highest
     and loss <= the lowest so far, both at once; patience restarts when either holds.
-    `steps` counts evaluations since the last progress (for train.patience). Scores are
-    compared as float32, the precision they are checkpointed in, so a resumed run selects as
-    an uninterrupted one."""
+    Scores are compared as float32, the precision they are checkpointed in, so a resumed run
+    selects as an uninterrupted one."""
 
     def __init__(self, select: str, params):
         self.select, self.params = select, params
-        # selected loss, selected accuracy, lowest loss, highest accuracy
-        self.scores = np.array([np.inf, -np.inf, np.inf, -np.inf], np.float32)
-        self.steps = np.zeros(2, np.int32)                       # selected step, evaluations since
+        self.values = {k: np.float32(np.inf if "loss" in k else -np.inf) for k in SCORES}
+        self.values.update({k: np.int32(0) for k in COUNTERS})
+
+    def _rule(self, loss: np.float32, acc: np.float32) -> tuple[bool, bool]:
+        """(save these params, count as progress for patience)."""
+        v = self.values
+        if self.select == "val_loss":
+            return loss < v["lowest_loss"], loss < v["lowest_loss"]
+        if self.select == "val_accuracy":
+            better = acc > v["highest_accuracy"] or (acc == v["highest_accuracy"] and loss < v["selected_loss"])
+            return better, better
+        both = acc >= v["highest_accuracy"] and loss <= v["lowest_loss"]
+        return both, acc >= v["highest_accuracy"] or loss <= v["lowest_loss"]
 
     def update(self, step: int, params, val: dict) -> bool:
+        """Score one validation evaluation; True when its params became the selected ones."""
         loss, acc = np.float32(val["val_loss"]), np.float32(val.get("val_accuracy", -np.inf))
-        selected_loss, _, lowest, highest = self.scores
-        if self.select == "val_loss":
-            save = progress = loss < lowest
-        elif self.select == "val_accuracy":
-            save = progress = acc > highest or (acc == highest and loss < selected_loss)
-        else:
-            save, progress = acc >= highest and loss <= lowest, acc >= highest or loss <= lowest
-        selected, selected_step = self.scores[:2], self.steps[0]
+        save, progress = self._rule(loss, acc)
+        v = self.values
         if save:
             self.params = jax.tree.map(jnp.copy, params)  # the live ones are donated next step
-            selected, selected_step = (loss, acc), step
-        self.scores = np.array([*selected, min(loss, lowest), max(acc, highest)], np.float32)
-        self.steps = np.array([selected_step, 0 if progress else self.steps[1] + 1], np.int32)
+            v.update(selected_loss=loss, selected_accuracy=acc, selected_step=np.int32(step))
+        v["lowest_loss"], v["highest_accuracy"] = min(loss, v["lowest_loss"]), max(acc, v["highest_accuracy"])
+        v["evaluations_since_progress"] = np.int32(0 if progress else v["evaluations_since_progress"] + 1)
         return bool(save)
 
+    @property
+    def selected_step(self) -> int:
+        return int(self.values["selected_step"])
+
+    @property
+    def evaluations_since_progress(self) -> int:
+        return int(self.values["evaluations_since_progress"])
+
     def exhausted(self, patience: int) -> bool:
-        return bool(patience) and int(self.steps[1]) >= patience
+        return bool(patience) and self.evaluations_since_progress >= patience
 
     def tree(self) -> dict:
-        return {"params": self.params, "scores": self.scores, "steps": self.steps}
+        return {"params": self.params, **{k: np.asarray(v) for k, v in self.values.items()}}
 
-    def shardings(self, shardings, mesh) -> dict:
-        return {"params": shardings["params"], "scores": meshlib.replicated(mesh),
-                "steps": meshlib.replicated(mesh)}
+    def load(self, tree: dict) -> None:
+        """Take the selection a checkpoint held (restored from `tree()`'s layout)."""
+        self.params = tree["params"]
+        self.values = {k: np.asarray(jax.device_get(tree[k])).astype(np.float32 if k in SCORES else np.int32)[()]
+                       for k in (*SCORES, *COUNTERS)}
+
+    @staticmethod
+    def abstract(param_shapes, mesh) -> dict:
+        """`tree()`'s shapes with shardings, to restore into (params laid out like param_shapes)."""
+        scalar = meshlib.replicated(mesh)
+        return {"params": param_shapes,
+                **{k: jax.ShapeDtypeStruct((), jnp.float32, sharding=scalar) for k in SCORES},
+                **{k: jax.ShapeDtypeStruct((), jnp.int32, sharding=scalar) for k in COUNTERS}}
 
     def summary(self) -> dict:
-        return {"selected_step": int(self.steps[0]), "selected_val_loss": float(self.scores[0]),
-                **({"selected_val_accuracy": float(self.scores[1])} if np.isfinite(self.scores[1]) else {})}
+        v = self.values
+        out = {"selected_step": self.selected_step, "selected_val_loss": float(v["selected_loss"])}
+        if np.isfinite(v["selected_accuracy"]):
+            out["selected_val_accuracy"] = float(v["selected_accuracy"])
+        return out

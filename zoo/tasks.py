@@ -7,7 +7,7 @@ loss / count; eval_<metric> is the metric's sum over the eval set divided by cou
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

@@ -1,28 +1,30 @@
 """The trainer: `fit(cfg)` trains any registered model on any registered dataset with optax.
 
-The train state is one pytree, {"params", "opt_state", "step", "key"}; `train_step(state,
-batch) -> (state, metrics)` is jitted once with the state donated and laid out on the mesh
-(zoo.mesh). Batches are a pure function of (seed, step), so a checkpoint of the state is all a
-resumed run needs to continue bit for bit where it stopped.
+The train state (zoo.experiment) is one pytree, {"params", "opt_state", "step", "key"};
+`train_step(state, batch) -> (state, metrics)` is jitted once with the state donated and laid
+out on the mesh (zoo.mesh). Batches are a pure function of (seed, step), so a checkpoint of the
+state is all a resumed run needs to continue bit for bit where it stopped.
 """
 from __future__ import annotations
 
 import dataclasses
 import itertools
 import signal
-from typing import Any, Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from zoo import checkpoint, mesh as meshlib, optim, rundir
-from zoo.config import Config, ConfigError
-from zoo.data import DATASETS, Dataset
-from zoo.models import Model, build
-from zoo.selection import Best
-from zoo.tasks import TASKS, summarize
+from zoo import checkpoint, rundir
+from zoo import experiment as ex
+from zoo import mesh as meshlib
+from zoo.config import Config
+from zoo.experiment import Experiment, Run
+from zoo.selection import Selection
+from zoo.tasks import summarize
 
 
 class Interrupted(Exception):
@@ -33,114 +35,11 @@ class Interrupted(Exception):
         self.signum, self.run_dir = signum, run_dir
 
 
-@dataclasses.dataclass(frozen=True)
-class Experiment:
-    """Everything a run needs, built and validated from a Config before anything compiles."""
-    cfg: Config
-    dataset: Dataset
-    model: Model
-    task: Callable
-    tx: optax.GradientTransformation
-    lr: optax.Schedule
-    mesh: jax.sharding.Mesh
-
-
-# ----------------------------------------------------------------------------- setup
-def load_dataset(cfg: Config) -> Dataset:
-    try:
-        return DATASETS[cfg.data_name].load(cfg.data)
-    except FileNotFoundError as e:
-        raise ConfigError(str(e).strip("'\"")) from None
-    except ValueError as e:
-        raise ConfigError(f"data: {e}") from None
-
-
-def fill_model_defaults(model_cfg: Any, defaults: dict) -> Any:
-    """Set output sizes (num_outputs, vocab_size, ...) the config left as None from the dataset."""
-    names = {f.name for f in dataclasses.fields(model_cfg)}
-    fill = {k: v for k, v in defaults.items() if k in names and getattr(model_cfg, k) is None}
-    return dataclasses.replace(model_cfg, **fill)
-
-
-def setup(cfg: Config) -> Experiment:
-    meshlib.initialize_distributed(cfg.mesh)
-    dataset = load_dataset(cfg)
-    cfg = cfg.replace(model=fill_model_defaults(cfg.model, dataset.model_defaults))
-    try:
-        model = build(cfg.model_name, cfg.model)
-    except ValueError as e:
-        raise ConfigError(f"model: {e}") from None
-    mesh = meshlib.make_mesh(cfg.mesh)
-    if dataset.shardable:
-        meshlib.check_batch(mesh, cfg.train.batch_size // cfg.optimizer.accumulate_steps,
-                            "train.batch_size / optimizer.accumulate_steps")
-        meshlib.check_batch(mesh, cfg.train.eval_batch_size, "train.eval_batch_size")
-    if cfg.train.select != "last" and not dataset.has_validation():
-        raise ConfigError(f"train.select={cfg.train.select} needs a validation split, and data "
-                          f"{cfg.data_name!r} has none; use train.select=last")
-    tx, lr = optim.build(cfg.optimizer, cfg.train.steps)
-    return Experiment(cfg, dataset, model, TASKS[dataset.task], tx, lr, mesh)
-
-
-def shard(exp: Experiment) -> tuple[int, int]:
-    """This process's share of each batch."""
-    if not exp.dataset.shardable:
-        return (0, 1)
-    return (jax.process_index(), jax.process_count())
-
-
-def train_batch(exp: Experiment, step: int) -> dict:
-    t = exp.cfg.train
-    local = exp.dataset.train_batch(t.seed, step, t.batch_size, shard(exp))
-    return meshlib.global_batch(local, meshlib.batch_sharding(exp.mesh, exp.dataset.shardable))
-
-
-def init_state(exp: Experiment) -> tuple[dict, Any]:
-    """Fresh state and its shardings. Bad model/data shape combinations fail here, traced
-    abstractly (eval_shape) before anything compiles."""
-    init_key, train_key = jax.random.split(jax.random.PRNGKey(exp.cfg.train.seed))
-    try:
-        x = train_batch(exp, 0)["x"]
-    except ValueError as e:
-        raise ConfigError(f"data: {e}") from None
-
-    def make(key):
-        params = exp.model.init(key, x)
-        return {"params": params, "opt_state": exp.tx.init(params),
-                "step": jnp.zeros((), jnp.int32), "key": train_key}
-
-    try:
-        shapes = jax.eval_shape(make, init_key)
-    except (TypeError, ValueError) as e:
-        shape = jax.tree.map(lambda a: list(a.shape), x)
-        msg = str(e).strip().splitlines()[0]
-        raise ConfigError(f"model {exp.cfg.model_name!r} cannot take {exp.cfg.data_name} inputs of shape "
-                          f"{shape}: {msg}") from None
-    shardings = meshlib.state_shardings(exp.mesh, shapes)
-    return jax.jit(make, out_shardings=shardings)(init_key), shardings
-
-
 # ----------------------------------------------------------------------------- steps
-def _compute_dtype(exp: Experiment):
-    return jnp.bfloat16 if exp.cfg.train.precision == "bfloat16" else jnp.float32
-
-
-def _cast(tree, dtype):
-    return jax.tree.map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
-
-
-def forward(exp: Experiment, params, batch: dict, key, train: bool) -> tuple[dict, dict]:
-    """Metric sums and model stats of one batch, computed in the configured precision."""
-    dtype = _compute_dtype(exp)
-    outputs, stats = exp.model.apply_with_stats(_cast(params, dtype), _cast(batch["x"], dtype),
-                                                key=key, train=train)
-    return exp.task(outputs, batch), stats
-
-
 def _grads(exp: Experiment, params, batch: dict, key):
     """Mean-loss gradients over `accumulate_steps` micro-batches, scanned so memory holds one."""
     def loss(p, micro, k):
-        sums, stats = forward(exp, p, micro, k, train=True)
+        sums, stats = ex.loss_sums(exp, p, micro, k, train=True)
         return sums["loss"] / sums["count"], (sums, stats)
 
     grad_fn = jax.grad(loss, has_aux=True)
@@ -167,6 +66,7 @@ def global_norm(tree) -> jax.Array:
 
 
 def make_train_step(exp: Experiment, shardings) -> Callable:
+    """The jitted `train_step(state, batch) -> (state, metrics)`, state donated."""
     def train_step(state, batch):
         key, step_key = jax.random.split(state["key"])
         grads, (sums, stats) = _grads(exp, state["params"], batch, step_key)
@@ -184,8 +84,9 @@ def make_train_step(exp: Experiment, shardings) -> Callable:
 
 
 def make_eval_step(exp: Experiment) -> Callable:
+    """The jitted `eval_step(params, batch) -> (metric sums, stats)`."""
     def eval_step(params, batch):
-        return forward(exp, params, batch, None, train=False)
+        return ex.loss_sums(exp, params, batch, None, train=False)
     return jax.jit(eval_step, out_shardings=meshlib.replicated(exp.mesh))
 
 
@@ -200,7 +101,7 @@ def evaluate(exp: Experiment, eval_step: Callable, params, split: str = "eval") 
     sharding = meshlib.batch_sharding(exp.mesh, exp.dataset.shardable)
     total, stats, n = None, None, 0
     source = exp.dataset.val_batches if split == "val" else exp.dataset.eval_batches
-    batches = source(exp.cfg.train.eval_batch_size, shard(exp))
+    batches = source(exp.cfg.train.eval_batch_size, ex.shard(exp))
     for local in itertools.islice(batches, exp.cfg.train.eval_batches or None):
         sums, s = eval_step(params, meshlib.global_batch(local, sharding))
         total = sums if total is None else jax.tree.map(jnp.add, total, sums)
@@ -211,8 +112,22 @@ def evaluate(exp: Experiment, eval_step: Callable, params, split: str = "eval") 
     return out
 
 
-def count_params(params) -> int:
-    return int(sum(np.prod(p.shape) for p in jax.tree.leaves(params)))
+# ----------------------------------------------------------------------------- checkpoints
+def _saved(state, selection: Selection | None):
+    """What a checkpoint holds: the train state, and the selected parameters when selecting."""
+    return state if selection is None else {**state, "best": selection.tree()}
+
+
+def restore(exp: Experiment, ckpt: checkpoint.Checkpointer, shardings, selection: Selection | None = None,
+            step: int | None = None) -> tuple[dict, dict]:
+    """The train state (and, in place, `selection`) from a checkpoint, laid out on the mesh as
+    `shardings`; returns (state, data position)."""
+    shapes, _ = ex.abstract_state(exp)
+    target = shapes if selection is None else {**shapes, "best": Selection.abstract(shapes["params"], exp.mesh)}
+    restored, position = ckpt.restore(target, step)
+    if selection is not None:
+        selection.load(restored.pop("best"))
+    return restored, position
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -239,107 +154,131 @@ class _StopSignals:
             signal.signal(sig, handler)
 
 
-def _log_record(exp: Experiment, step: int, metrics: dict, steps_per_s: float, elapsed: float) -> dict:
-    record = {"step": step, **{k: float(v) for k, v in to_host(metrics).items()}}
-    record["learning_rate"] = float(exp.lr(step - 1))
-    record["steps_per_s"] = steps_per_s
-    if exp.dataset.shardable:  # a whole-graph batch has no batch size to count examples by
-        record["examples_per_s"] = steps_per_s * exp.cfg.train.batch_size
-    record["elapsed_s"] = elapsed
-    return record
+@dataclasses.dataclass
+class Loop:
+    """One run's training loop: its steps, evaluations, selection, logs and checkpoints."""
+    exp: Experiment
+    state: dict
+    selection: Selection | None
+    train_step: Callable
+    eval_step: Callable
+    ckpt: checkpoint.Checkpointer
+    log: rundir.MetricsLog
+    on_step: Callable[[int, dict], None] | None = None
+    metrics: dict = dataclasses.field(default_factory=dict)
+    eval_metrics: dict = dataclasses.field(default_factory=dict)
+    window: rundir.Timer = dataclasses.field(default_factory=rundir.Timer)
+    window_start: int = 0
+    stopped: bool = False
+
+    def run(self, start: int) -> None:
+        t = self.exp.cfg.train
+        self.window_start = start
+        self.stopped = self.selection is not None and self.selection.exhausted(t.patience)  # resumed an early stop
+        with _StopSignals() as stop:
+            for step in range(start, t.steps):
+                if self.stopped:
+                    break
+                self.state, self.metrics = self.train_step(self.state, ex.train_batch(self.exp, step))
+                self.after_step(step + 1, stop.received)
+
+    def after_step(self, done: int, signum: int | None) -> None:
+        t = self.exp.cfg.train
+        if self.on_step is not None:
+            self.on_step(done, self.state)
+        if signum is not None:
+            self.save(done)
+            raise Interrupted(f"stopped by signal {signum} at step {done}; checkpoint saved", signum,
+                              str(self.log.run_dir))
+        evaluate_now = done == t.steps or bool(t.eval_every and done % t.eval_every == 0)
+        if done % t.log_every == 0 or evaluate_now:
+            self.log_and_evaluate(done, evaluate_now)
+        if self.stopped or done == t.steps or (t.checkpoint_every and done % t.checkpoint_every == 0):
+            self.save(done)
+
+    def log_and_evaluate(self, done: int, evaluate_now: bool) -> None:
+        t = self.exp.cfg.train
+        jax.block_until_ready(self.metrics)
+        rate = (done - self.window_start) / max(self.window.elapsed(), 1e-9)
+        elapsed = self.log.timer.elapsed()
+        evaluated = {}
+        if evaluate_now and self.selection is not None:
+            evaluated = evaluate(self.exp, self.eval_step, self.state["params"], "val")
+            self.selection.update(done, self.state["params"], evaluated)
+            self.stopped = self.selection.exhausted(t.patience)
+        elif evaluate_now:
+            evaluated = self.eval_metrics = evaluate(self.exp, self.eval_step, self.state["params"])
+        # selection may evaluate every step: those records wait for log_every
+        if (done % t.log_every == 0 or done == t.steps or self.stopped
+                or (evaluate_now and self.selection is None)):
+            self.log.log({**self.record(done, rate, elapsed), **evaluated})
+            self.window, self.window_start = rundir.Timer(), done
+
+    def record(self, step: int, steps_per_s: float, elapsed: float) -> dict:
+        record = {"step": step, **{k: float(v) for k, v in to_host(self.metrics).items()}}
+        record["learning_rate"] = float(self.exp.lr(step - 1))
+        record["steps_per_s"] = steps_per_s
+        if self.exp.dataset.shardable:  # a whole-graph batch has no batch size to count examples by
+            record["examples_per_s"] = steps_per_s * self.exp.cfg.train.batch_size
+        record["elapsed_s"] = elapsed
+        return record
+
+    def save(self, step: int) -> None:
+        position = self.exp.dataset.position(step, self.exp.cfg.train.batch_size)
+        self.ckpt.save(step, _saved(self.state, self.selection), position)
+
+    def final_metrics(self) -> tuple[dict, Any]:
+        """(test metrics, the params they were computed with): the selected ones when selecting."""
+        if self.selection is None:  # evaluated at the last step, or resumed a finished run: evaluate now
+            params = self.state["params"]
+            return self.eval_metrics or evaluate(self.exp, self.eval_step, params), params
+        params = self.selection.params
+        return {**evaluate(self.exp, self.eval_step, params), **self.selection.summary()}, params
 
 
-def _saved(state, best: Best | None):
-    """What a checkpoint holds: the train state, and the selected parameters when selecting."""
-    return state if best is None else {**state, "best": best.tree()}
-
-
-def restore(exp: Experiment, ckpt: checkpoint.Checkpointer, state, shardings, best: Best | None = None,
-            step: int | None = None) -> tuple[dict, dict]:
-    """The train state (and `best`'s selected parameters, in place) from a checkpoint, laid out
-    like `state`/`shardings`; returns (state, data position)."""
-    saved_shardings = shardings if best is None else {**shardings, "best": best.shardings(shardings, exp.mesh)}
-    restored, position = ckpt.restore(checkpoint.abstract(_saved(state, best), saved_shardings), step)
-    if best is not None:
-        saved = restored.pop("best")
-        best.params, best.scores, best.steps = saved["params"], to_host(saved["scores"]), to_host(saved["steps"])
-    return restored, position
-
-
-def fit(cfg: Config, *, on_step: Callable[[int, dict], None] | None = None) -> dict:
+def fit(cfg: Config, *, hooks: Sequence[Callable[[Run], None]] = (),
+        on_step: Callable[[int, dict], None] | None = None) -> dict:
     """Train, evaluate and write the run directory; returns the summary dict.
 
-    `on_step(step, state)` (tests, tools) is called after every step with the live state.
-    Raises ConfigError for user mistakes (before compiling) and Interrupted on SIGINT/SIGTERM.
+    `hooks` (figures, tools) are called once at the end with the trained Run, whose params are
+    those the final metrics were computed with. `on_step(step, state)` (tests) is called after
+    every step with the live state. Raises ConfigError for user mistakes (before compiling and
+    before a run directory exists) and Interrupted on SIGINT/SIGTERM.
     """
     timer = rundir.Timer()
-    exp = setup(cfg)
+    exp = ex.build(cfg)
     t = exp.cfg.train
-    state, shardings = init_state(exp)  # the last user error surfaces here: no run dir made yet
-    best = None if t.select == "last" else Best(t.select, jax.tree.map(jnp.copy, state["params"]))
+    state, shardings = ex.init_state(exp)
+    if t.init_from is not None and not exp.cfg.run.resume:
+        state = ex.warm_start(exp, state, shardings)  # the last user errors surface here: no run dir yet
+    selection = None if t.select == "last" else Selection(t.select, jax.tree.map(jnp.copy, state["params"]))
     run_dir = rundir.prepare(exp.cfg)
     rundir.write_config(run_dir, exp.cfg)
     ckpt = checkpoint.Checkpointer(run_dir / "checkpoints", t.keep_checkpoints)
     if exp.cfg.run.resume:
-        state, _ = restore(exp, ckpt, state, shardings, best)
+        state, _ = restore(exp, ckpt, shardings, selection)
     start = int(to_host(state["step"]))
-    train_step, eval_step = make_train_step(exp, shardings), make_eval_step(exp)
     log = rundir.MetricsLog(run_dir, t.steps, start)
     if rundir.is_writer():
         print(f"run directory: {run_dir}", flush=True)
+    loop = Loop(exp, state, selection, make_train_step(exp, shardings), make_eval_step(exp), ckpt, log, on_step)
     try:
-        state, metrics, eval_metrics = _loop(exp, state, best, train_step, eval_step, ckpt, log, start, on_step)
+        loop.run(start)
+        eval_metrics, final_params = loop.final_metrics()
     finally:
         log.close()
         ckpt.close()
-    summary = {**eval_metrics, "wall_time_s": timer.elapsed(), "steps": int(to_host(state["step"])),
-               "params": count_params(state["params"]), "model": exp.cfg.model_name,
-               "data": exp.cfg.data_name, "run_dir": str(run_dir),
-               **{k: float(v) for k, v in to_host(metrics).items() if k not in ("loss", "grad_norm", "accuracy")}}
+    summary = _summary(exp, loop, eval_metrics, timer.elapsed(), run_dir)
     rundir.write_summary(run_dir, summary)
-    if exp.cfg.run.plots and rundir.is_writer():
-        rundir.plot_curves(run_dir)
-        from zoo.ode_plots import PLOTS  # model-specific figures (phase portraits, densities)
-        if exp.cfg.model_name in PLOTS:
-            PLOTS[exp.cfg.model_name](run_dir)
+    if rundir.is_writer():
+        run = Run(run_dir, exp, final_params, summary["steps"])
+        for hook in hooks:
+            hook(run)
     return summary
 
 
-def _loop(exp, state, best, train_step, eval_step, ckpt, log, start, on_step):
-    t = exp.cfg.train
-    metrics, eval_metrics = {}, {}
-    window = rundir.Timer()
-    window_start = start
-    stopped = best is not None and best.exhausted(t.patience)  # resumed an early-stopped run
-    with _StopSignals() as stop:
-        for step in range(start, t.steps):
-            if stopped:
-                break
-            state, metrics = train_step(state, train_batch(exp, step))
-            done = step + 1
-            if on_step is not None:
-                on_step(done, state)
-            if stop.received is not None:
-                ckpt.save(done, _saved(state, best), exp.dataset.position(done, t.batch_size))
-                raise Interrupted(f"stopped by signal {stop.received} at step {done}; checkpoint saved",
-                                  stop.received, str(log.path))
-            evaluate_now = done == t.steps or (t.eval_every and done % t.eval_every == 0)
-            if done % t.log_every == 0 or evaluate_now:
-                jax.block_until_ready(metrics)
-                rate, elapsed = (done - window_start) / max(window.elapsed(), 1e-9), log.timer.elapsed()
-                evaluated = {}
-                if evaluate_now and best is not None:
-                    evaluated = evaluate(exp, eval_step, state["params"], "val")
-                    best.update(done, state["params"], evaluated)
-                    stopped = best.exhausted(t.patience)
-                elif evaluate_now:
-                    evaluated = eval_metrics = evaluate(exp, eval_step, state["params"])
-                # selection may evaluate every step: those records wait for log_every
-                if done % t.log_every == 0 or done == t.steps or stopped or (evaluate_now and best is None):
-                    log.log({**_log_record(exp, done, metrics, rate, elapsed), **evaluated})
-                    window, window_start = rundir.Timer(), done
-            if stopped or done == t.steps or (t.checkpoint_every and done % t.checkpoint_every == 0):
-                ckpt.save(done, _saved(state, best), exp.dataset.position(done, t.batch_size))
-    if best is None:  # evaluated at the last step, or resumed a finished run: evaluate now
-        return state, metrics, eval_metrics or evaluate(exp, eval_step, state["params"])
-    return state, metrics, {**evaluate(exp, eval_step, best.params), **best.summary()}
+def _summary(exp: Experiment, loop: Loop, eval_metrics: dict, wall_time: float, run_dir) -> dict:
+    stats = {k: float(v) for k, v in to_host(loop.metrics).items() if k not in ("loss", "grad_norm", "accuracy")}
+    return {**eval_metrics, "wall_time_s": wall_time, "steps": int(to_host(loop.state["step"])),
+            "params": ex.count_params(loop.state["params"]), "model": exp.cfg.model_name,
+            "data": exp.cfg.data_name, "run_dir": str(run_dir), **stats}

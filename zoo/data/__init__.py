@@ -7,7 +7,8 @@ the config: nothing is downloaded.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from zoo.data import digits, graphs, mnist1d, ode, text, toy2d
 from zoo.data.base import ArrayDataset, Dataset

@@ -11,9 +11,12 @@ fixed size with mask 0, so the last partial batch never changes a shape (no retr
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
+
+from zoo.errors import ConfigError
 
 
 @dataclasses.dataclass
@@ -74,14 +77,14 @@ class ArrayDataset(Dataset):
 
     def _batches_per_epoch(self, batch_size: int) -> int:
         if batch_size > self.num_train:
-            raise ValueError(f"train.batch_size={batch_size} is larger than the training set "
+            raise ConfigError(f"train.batch_size={batch_size} is larger than the training set "
                              f"({self.num_train} examples); lower it")
         return self.num_train // batch_size
 
-    def hold_out(self, size: int) -> "ArrayDataset":
+    def hold_out(self, size: int) -> ArrayDataset:
         """The same data with the last `size` training examples moved to `val`."""
         if not 0 <= size < self.num_train:
-            raise ValueError(f"data.val_size={size} must be in [0, {self.num_train}) (the training examples)")
+            raise ConfigError(f"data.val_size={size} must be in [0, {self.num_train}) (the training examples)")
         if size == 0:
             return self
         return dataclasses.replace(self, train={k: v[:-size] for k, v in self.train.items()},

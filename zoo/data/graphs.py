@@ -12,12 +12,14 @@ Axis legend as in zoo.graphs: N nodes, E edges, G graphs, D features.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 import numpy as np
 
 from zoo.data.base import ArrayDataset, Dataset
+from zoo.errors import ConfigError
 from zoo.graphs import GraphsTuple, batch_graphs, pad_graphs, padding_masks
 
 
@@ -103,10 +105,10 @@ def load_planetoid(cfg: PlanetoidConfig) -> NodeDataset:
     train_index, evaluate on test_index (or val_index with eval_split=val); val_index is the
     validation split train.select picks parameters on."""
     if cfg.path is None:
-        raise ValueError("planetoid needs data.path=<file>.npz (e.g. ../shared/data/planetoid/cora.npz)")
+        raise ConfigError("planetoid needs data.path=<file>.npz (e.g. ../shared/data/planetoid/cora.npz)")
     file = Path(cfg.path).expanduser()
     if not file.is_file():
-        raise FileNotFoundError(f"data.path={cfg.path!r}: no such file; give a Planetoid .npz file")
+        raise ConfigError(f"data.path={cfg.path!r}: no such file; give a Planetoid .npz file")
     with np.load(file) as d:
         arrays = {k: d[k] for k in d.files}
     features = np.unpackbits(arrays["features"], axis=1)[:, :int(arrays["num_features"])].astype(np.float32)
@@ -114,7 +116,8 @@ def load_planetoid(cfg: PlanetoidConfig) -> NodeDataset:
         features /= np.maximum(features.sum(1, keepdims=True), 1.0)
     n = len(features)
     labels = np.where(arrays["labeled"], arrays["labels"], 0).astype(np.int32)
-    graph = GraphsTuple(nodes=_sparse(features) if cfg.sparse_features else features, edges=None, senders=arrays["senders"].astype(np.int32),
+    graph = GraphsTuple(nodes=_sparse(features) if cfg.sparse_features else features, edges=None,
+                        senders=arrays["senders"].astype(np.int32),
                         receivers=arrays["receivers"].astype(np.int32), globals=None,
                         n_node=np.array([n], np.int32), n_edge=np.array([len(arrays["senders"])], np.int32))
     return NodeDataset(task="classification", model_defaults={"num_outputs": int(labels.max()) + 1},
@@ -187,9 +190,9 @@ def load_graph_cycles(cfg: GraphCyclesConfig) -> GraphBatchDataset:
     graph with min_nodes..max_nodes nodes; node features are constant ones [N, 1], so only the
     structure tells the classes apart. Deterministic from `seed`."""
     if not 3 <= cfg.min_nodes <= cfg.max_nodes:
-        raise ValueError(f"graph_cycles needs 3 <= min_nodes ({cfg.min_nodes}) <= max_nodes ({cfg.max_nodes})")
+        raise ConfigError(f"graph_cycles needs 3 <= min_nodes ({cfg.min_nodes}) <= max_nodes ({cfg.max_nodes})")
     if cfg.max_cycles > (cfg.min_nodes - 1) * (cfg.min_nodes - 2) // 2:
-        raise ValueError(f"graph_cycles: a graph of min_nodes={cfg.min_nodes} nodes has at most "
+        raise ConfigError(f"graph_cycles: a graph of min_nodes={cfg.min_nodes} nodes has at most "
                          f"{(cfg.min_nodes - 1) * (cfg.min_nodes - 2) // 2} independent cycles < max_cycles={cfg.max_cycles}")
 
     def split(part: int, count: int):

@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 
 from zoo.data.base import ArrayDataset
+from zoo.errors import ConfigError
 
 LENGTH = 40
 
@@ -24,6 +25,8 @@ class MNIST1DConfig:
     format: Literal["vector", "sequence", "patches"] = "vector"
     patch_size: int = 4
     val_size: int = 0        # hold out the last N training examples as validation (train.select)
+    train_size: int | None = None            # train on the first N training examples only
+    label_map: tuple[int, ...] | None = None  # class k is relabelled label_map[k] (a new task)
 
 
 def _cache_path() -> Path:
@@ -54,13 +57,25 @@ def _shape(x: np.ndarray, cfg: MNIST1DConfig) -> np.ndarray:
         return x[:, :, None]
     if cfg.format == "patches":
         if LENGTH % cfg.patch_size:
-            raise ValueError(f"data.patch_size={cfg.patch_size} must divide the length {LENGTH}")
+            raise ConfigError(f"data.patch_size={cfg.patch_size} must divide the length {LENGTH}")
         return x.reshape(len(x), LENGTH // cfg.patch_size, cfg.patch_size)
     return x
 
 
+def _labels(y: np.ndarray, cfg: MNIST1DConfig) -> np.ndarray:
+    if cfg.label_map is None:
+        return y
+    if len(cfg.label_map) != 10 or min(cfg.label_map) < 0:
+        raise ConfigError(f"data.label_map needs 10 non-negative labels, one per digit; got {list(cfg.label_map)}")
+    return np.asarray(cfg.label_map, np.int32)[y]
+
+
 def load(cfg: MNIST1DConfig) -> ArrayDataset:
     a = generate()
-    return ArrayDataset(task="classification", model_defaults={"num_outputs": 10},
-                        train={"x": _shape(a["x"], cfg), "y": a["y"]},
-                        test={"x": _shape(a["x_test"], cfg), "y": a["y_test"]}).hold_out(cfg.val_size)
+    n = len(a["y"]) if cfg.train_size is None else cfg.train_size
+    if not 0 < n <= len(a["y"]):
+        raise ConfigError(f"data.train_size={n} must be in [1, {len(a['y'])}]")
+    classes = 10 if cfg.label_map is None else max(cfg.label_map) + 1
+    return ArrayDataset(task="classification", model_defaults={"num_outputs": classes},
+                        train={"x": _shape(a["x"][:n], cfg), "y": _labels(a["y"][:n], cfg)},
+                        test={"x": _shape(a["x_test"], cfg), "y": _labels(a["y_test"], cfg)}).hold_out(cfg.val_size)

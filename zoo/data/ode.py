@@ -19,11 +19,12 @@ is the mean squared error over the full horizon.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
 from zoo.data.base import Dataset, shard_rows
+from zoo.errors import ConfigError
 
 SPIRAL_A = np.array([[-0.1, 2.0], [-2.0, -0.1]])
 SPIRAL_Y0 = np.array([2.0, 0.0])
@@ -61,7 +62,7 @@ class TrajectoryDataset(Dataset):
     def window_starts(self, seed: int, step: int, batch_size: int) -> np.ndarray:
         num_starts = len(self.t) - self.batch_time
         if batch_size > num_starts:
-            raise ValueError(f"train.batch_size={batch_size} exceeds the {num_starts} window starts")
+            raise ConfigError(f"train.batch_size={batch_size} exceeds the {num_starts} window starts")
         return np.random.default_rng([seed, step]).choice(num_starts, batch_size, replace=False)
 
     def train_batch(self, seed: int, step: int, batch_size: int, shard=(0, 1)) -> dict:
@@ -81,7 +82,7 @@ class TrajectoryDataset(Dataset):
 
 def load_spiral(cfg: SpiralConfig) -> TrajectoryDataset:
     if cfg.batch_time < 2 or cfg.batch_time >= cfg.num_points:
-        raise ValueError(f"data.batch_time={cfg.batch_time} must be in [2, num_points={cfg.num_points})")
+        raise ConfigError(f"data.batch_time={cfg.batch_time} must be in [2, num_points={cfg.num_points})")
     t = np.linspace(0.0, cfg.t1, cfg.num_points)
     y = integrate(spiral_field, SPIRAL_Y0, t)
     return TrajectoryDataset(task="regression", model_defaults={}, t=t.astype(np.float32),

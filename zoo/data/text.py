@@ -11,12 +11,13 @@ consecutive non-overlapping windows (train.eval_batches caps how many batches of
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from zoo.data.base import Dataset, shard_rows
+from zoo.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +33,7 @@ def read_text(path: str | None) -> str:
         return "".join(topics[k] for k in sorted(topics))
     file = Path(path).expanduser()
     if not file.is_file():
-        raise FileNotFoundError(f"data.path={path!r}: no such file; give the path of a UTF-8 text file")
+        raise ConfigError(f"data.path={path!r}: no such file; give the path of a UTF-8 text file")
     return file.read_text(encoding="utf-8")
 
 
@@ -47,7 +48,7 @@ class TextDataset(Dataset):
         index = {c: i for i, c in enumerate(self.vocab)}
         unknown = sorted(set(text) - set(index))
         if unknown:
-            raise ValueError(f"characters {''.join(unknown)!r} are not in the training vocabulary")
+            raise ConfigError(f"characters {''.join(unknown)!r} are not in the training vocabulary")
         return np.array([index[c] for c in text], np.int32)
 
     def decode(self, ids) -> str:
@@ -78,8 +79,8 @@ def load(cfg: TextConfig) -> TextDataset:
     vocab = "".join(sorted(set(text)))
     split = int(len(text) * (1.0 - cfg.val_fraction))
     if min(split, len(text) - split) <= cfg.seq_len + 1:
-        raise ValueError(f"the text ({len(text)} characters) is too short for data.seq_len={cfg.seq_len}"
-                         f" with val_fraction={cfg.val_fraction}")
+        raise ConfigError(f"the text ({len(text)} characters) is too short for data.seq_len={cfg.seq_len}"
+                          f" with val_fraction={cfg.val_fraction}")
     ds = TextDataset(task="language_model", model_defaults={"vocab_size": len(vocab), "num_outputs": len(vocab)},
                      vocab=vocab, split=split, seq_len=cfg.seq_len)
     ds.tokens = ds.encode(text)

@@ -12,11 +12,13 @@ samples from a fixed stream, so eval_loss is the test NLL in nats.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterator, Literal
+from collections.abc import Iterator
+from typing import Literal
 
 import numpy as np
 
 from zoo.data.base import Dataset, shard_rows
+from zoo.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +41,7 @@ def draw(density: str, rng: np.random.Generator, n: int) -> np.ndarray:
         x2 = rng.uniform(0, 1, n) + rng.integers(0, 2, n) * 2 - 2 + (np.floor(x1) % 2)
         x = np.stack([x1, x2], -1)
     else:
-        raise ValueError(f"unknown density {density!r}; valid: eight_gaussians, two_moons, checkerboard")
+        raise ConfigError(f"unknown density {density!r}; valid: eight_gaussians, two_moons, checkerboard")
     return x.astype(np.float32)
 
 

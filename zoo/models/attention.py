@@ -36,6 +36,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from zoo.errors import ConfigError
 from zoo.models import layers as L
 
 Params = dict
@@ -68,9 +69,9 @@ def attention_init(key: jax.Array, d_model: int, num_heads: int, num_kv_heads: i
 
 def check_heads(d_model: int, num_heads: int, num_kv_heads: int) -> None:
     if d_model % num_heads:
-        raise ValueError(f"d_model={d_model} must be divisible by num_heads={num_heads}")
+        raise ConfigError(f"d_model={d_model} must be divisible by num_heads={num_heads}")
     if num_heads % num_kv_heads:
-        raise ValueError(f"num_heads={num_heads} must be divisible by num_kv_heads={num_kv_heads}")
+        raise ConfigError(f"num_heads={num_heads} must be divisible by num_kv_heads={num_kv_heads}")
 
 
 # ----------------------------------------------------------------------------- masks
@@ -140,7 +141,7 @@ def attend(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array | None = No
         return explicit_attention(q, k, v, mask, dropout_key=dropout_key,
                                    dropout_rate=dropout_rate, train=train)
     if implementation not in ("fused", "cudnn"):
-        raise ValueError(f"unknown attention implementation {implementation!r}; "
+        raise ConfigError(f"unknown attention implementation {implementation!r}; "
                          "valid: auto, fused, cudnn, explicit")
     return jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=is_causal,
                                         implementation="cudnn" if implementation == "cudnn" else None)

@@ -23,8 +23,8 @@ import math
 import jax
 import jax.numpy as jnp
 
-from zoo.models.core import Model, ModelEntry
 from zoo.models import node as N
+from zoo.models.core import Model, ModelEntry
 
 
 @dataclasses.dataclass(frozen=True)

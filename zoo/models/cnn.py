@@ -25,10 +25,10 @@ import dataclasses
 from typing import Literal
 
 import jax
-import jax.numpy as jnp
 
-from zoo.models.core import Model, ModelEntry
+from zoo.errors import ConfigError
 from zoo.models import layers as L
+from zoo.models.core import Model, ModelEntry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +52,7 @@ class CNNConfig:
         if len(values) == 1:
             return values * len(self.channels)
         if len(values) != len(self.channels):
-            raise ValueError(f"cnn {what} has {len(values)} entries for {len(self.channels)} "
+            raise ConfigError(f"cnn {what} has {len(values)} entries for {len(self.channels)} "
                              f"layers; give one per layer or a single value")
         return values
 
@@ -61,65 +61,82 @@ def _padding(p: int | str) -> int | str:
     return p.upper() if isinstance(p, str) else p
 
 
-def build(name: str, cfg: CNNConfig) -> Model:
+def _check(cfg: CNNConfig) -> None:
     if cfg.num_outputs is None:
-        raise ValueError("cnn needs num_outputs (the trainer takes it from the dataset)")
+        raise ConfigError("cnn needs num_outputs (the trainer takes it from the dataset)")
     if cfg.norm == "group" and any(c % cfg.num_groups for c in cfg.channels):
-        raise ValueError(f"cnn num_groups={cfg.num_groups} must divide every channel count {cfg.channels}")
-    kernels = cfg.per_layer(cfg.kernel_sizes, "kernel_sizes")
-    strides = cfg.per_layer(cfg.strides, "strides")
-    act = L.activation(cfg.activation)
+        raise ConfigError(f"cnn num_groups={cfg.num_groups} must divide every channel count {cfg.channels}")
+    cfg.per_layer(cfg.kernel_sizes, "kernel_sizes")
+    cfg.per_layer(cfg.strides, "strides")
+    L.activation(cfg.activation)
 
-    def with_channels(x):
-        return x[..., None] if x.ndim == cfg.dims + 1 else x
 
-    def normalise(block, z):
-        if cfg.norm == "group":
-            return L.groupnorm(block["norm"], z, num_groups=cfg.num_groups)
-        if cfg.norm == "layer":
-            return L.layernorm(block["norm"], z)
-        return z
+def with_channels(cfg: CNNConfig, x):
+    """[B, L] -> [B, L, 1] (or [B, H, W] -> [B, H, W, 1]); inputs with channels unchanged."""
+    if x.ndim not in (cfg.dims + 1, cfg.dims + 2):
+        raise ConfigError(f"a cnn with dims={cfg.dims} takes [B, {'L' if cfg.dims == 1 else 'H, W'}(, C)], "
+                          f"not {list(x.shape)}; set model.dims={x.ndim - 1 if x.ndim <= 3 else 2}")
+    return x[..., None] if x.ndim == cfg.dims + 1 else x
 
-    def layer(block, h, i, key, train):
-        z = L.conv(block["conv"], h, strides=strides[i], padding=_padding(cfg.padding))
-        z = L.dropout(key, act(normalise(block, z)), cfg.dropout_rate, train)
-        if cfg.residual:
-            skip = L.conv(block["skip"], h, strides=strides[i], padding="VALID") if "skip" in block else h
-            z = z + skip[(slice(None), *(slice(0, n) for n in z.shape[1:-1]))]
-        return L.pool(z, cfg.pool, cfg.pool_size) if cfg.pool != "none" else z
 
-    def features(params, x, key=None, train=False):
-        h = with_channels(x)
-        keys = L.split_key(key, len(cfg.channels))
-        for i, block in enumerate(params["blocks"]):
-            h = layer(block, h, i, keys[i], train)
-        if cfg.readout == "mean":
-            return h.mean(axis=tuple(range(1, h.ndim - 1)))
-        if cfg.readout == "max":
-            return h.max(axis=tuple(range(1, h.ndim - 1)))
-        return h.reshape(h.shape[0], -1)
+def normalise(cfg: CNNConfig, block: dict, z):
+    if cfg.norm == "group":
+        return L.groupnorm(block["norm"], z, num_groups=cfg.num_groups)
+    if cfg.norm == "layer":
+        return L.layernorm(block["norm"], z)
+    return z
 
-    def init(key, x):
-        keys = jax.random.split(key, 2 * len(cfg.channels) + 1)
-        c_in = with_channels(x).shape[-1]
-        blocks = []
-        for i, c_out in enumerate(cfg.channels):
-            block = {"conv": L.conv_init(keys[2 * i], (kernels[i],) * cfg.dims, c_in, c_out)}
-            if cfg.norm != "none":
-                block["norm"] = L.layernorm_init(c_out)
-            if cfg.residual and (c_in != c_out or strides[i] != 1):
-                block["skip"] = L.conv_init(keys[2 * i + 1], (1,) * cfg.dims, c_in, c_out, bias=False)
-            blocks.append(block)
-            c_in = c_out
-        params = {"blocks": blocks}
-        d_feat = jax.eval_shape(lambda p, x: features(p, x), params, x).shape[-1]
-        params["head"] = L.dense_init(keys[-1], d_feat, cfg.num_outputs)
-        return params
+
+def layer(cfg: CNNConfig, block: dict, h, i: int, key, train: bool):
+    """Block i: conv -> norm -> activation -> dropout (+ skip) -> pool."""
+    stride = cfg.per_layer(cfg.strides, "strides")[i]
+    z = L.conv(block["conv"], h, strides=stride, padding=_padding(cfg.padding))
+    z = L.dropout(key, L.activation(cfg.activation)(normalise(cfg, block, z)), cfg.dropout_rate, train)
+    if cfg.residual:
+        skip = L.conv(block["skip"], h, strides=stride, padding="VALID") if "skip" in block else h
+        z = z + skip[(slice(None), *(slice(0, n) for n in z.shape[1:-1]))]
+    return L.pool(z, cfg.pool, cfg.pool_size) if cfg.pool != "none" else z
+
+
+def features(cfg: CNNConfig, params: dict, x, key=None, train: bool = False):
+    """The trunk without its head: x [B, L(, C)] or [B, H, W(, C)] -> features [B, F]."""
+    h = with_channels(cfg, x)
+    keys = L.split_key(key, len(cfg.channels))
+    for i, block in enumerate(params["blocks"]):
+        h = layer(cfg, block, h, i, keys[i], train)
+    if cfg.readout == "mean":
+        return h.mean(axis=tuple(range(1, h.ndim - 1)))
+    if cfg.readout == "max":
+        return h.max(axis=tuple(range(1, h.ndim - 1)))
+    return h.reshape(h.shape[0], -1)
+
+
+def init(cfg: CNNConfig, key, x) -> dict:
+    kernels, strides = cfg.per_layer(cfg.kernel_sizes, "kernel_sizes"), cfg.per_layer(cfg.strides, "strides")
+    keys = jax.random.split(key, 2 * len(cfg.channels) + 1)
+    c_in = with_channels(cfg, x).shape[-1]
+    blocks = []
+    for i, c_out in enumerate(cfg.channels):
+        block = {"conv": L.conv_init(keys[2 * i], (kernels[i],) * cfg.dims, c_in, c_out)}
+        if cfg.norm != "none":
+            block["norm"] = L.layernorm_init(c_out)
+        if cfg.residual and (c_in != c_out or strides[i] != 1):
+            block["skip"] = L.conv_init(keys[2 * i + 1], (1,) * cfg.dims, c_in, c_out, bias=False)
+        blocks.append(block)
+        c_in = c_out
+    params = {"blocks": blocks}
+    d_feat = jax.eval_shape(lambda p, x: features(cfg, p, x), params, x).shape[-1]
+    params["head"] = L.dense_init(keys[-1], d_feat, cfg.num_outputs)
+    return params
+
+
+def build(name: str, cfg: CNNConfig) -> Model:
+    _check(cfg)
 
     def apply(params, x, *, key=None, train=False):
-        return L.dense(params["head"], features(params, x, key, train))
+        return L.dense(params["head"], features(cfg, params, x, key, train))
 
-    return Model.of(init, apply)
+    return Model.of(lambda key, x: init(cfg, key, x), apply)
 
 
 MODELS = {"cnn": ModelEntry(CNNConfig, build, "1-D/2-D convolutional network: pooling, residual blocks, GroupNorm/LayerNorm")}

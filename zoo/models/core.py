@@ -7,7 +7,8 @@ can import every family without an import cycle.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 
 def _no_stats(apply: Callable[..., Any]) -> Callable[..., Any]:
@@ -33,12 +34,12 @@ class Model(NamedTuple):
     apply_with_stats: Callable[..., Any]
 
     @classmethod
-    def of(cls, init: Callable[..., Any], apply: Callable[..., Any]) -> "Model":
+    def of(cls, init: Callable[..., Any], apply: Callable[..., Any]) -> Model:
         """A model without diagnostics."""
         return cls(init, apply, _no_stats(apply))
 
     @classmethod
-    def with_stats(cls, init: Callable[..., Any], apply_with_stats: Callable[..., Any]) -> "Model":
+    def with_stats(cls, init: Callable[..., Any], apply_with_stats: Callable[..., Any]) -> Model:
         """A model whose computation also yields diagnostics: `apply` drops them."""
         def apply(params, x, *, key=None, train=False):
             return apply_with_stats(params, x, key=key, train=train)[0]

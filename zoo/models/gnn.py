@@ -38,11 +38,11 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import sparse
 
-from zoo.models.core import Model, ModelEntry
-from zoo.models import layers as L
+from zoo.errors import ConfigError
 from zoo.graphs import GraphsTuple
-from zoo.models.segments import node_graph_index, readout, segment_softmax, segment_sum
-from zoo.models.segments import SEGMENT_REDUCERS, edge_graph_index
+from zoo.models import layers as L
+from zoo.models.core import Model, ModelEntry
+from zoo.models.segments import SEGMENT_REDUCERS, edge_graph_index, node_graph_index, readout, segment_softmax, segment_sum
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,7 +152,7 @@ def graph_head(params: dict, h: jax.Array, graph: GraphsTuple, cfg: GCNConfig) -
 
 def _check(cfg: GCNConfig, name: str) -> None:
     if cfg.num_outputs is None:
-        raise ValueError(f"{name} needs num_outputs (the trainer takes it from the dataset)")
+        raise ConfigError(f"{name} needs num_outputs (the trainer takes it from the dataset)")
 
 
 # ----------------------------------------------------------------------------- GCN

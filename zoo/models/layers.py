@@ -7,10 +7,12 @@ directly; kernels are stored `[in, out]` for dense and `[*window, C_in, C_out]` 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+
+from zoo.errors import ConfigError
 
 Params = dict
 
@@ -33,7 +35,7 @@ _lecun_normal = jax.nn.initializers.lecun_normal()
 def activation(name: str) -> Callable[[jax.Array], jax.Array]:
     """The activation function called `name`; unknown names list the valid ones."""
     if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; valid: {', '.join(sorted(ACTIVATIONS))}")
+        raise ConfigError(f"unknown activation {name!r}; valid: {', '.join(sorted(ACTIVATIONS))}")
     return ACTIVATIONS[name]
 
 
@@ -102,7 +104,7 @@ def pool(x: jax.Array, kind: str, window: int, stride: int | None = None) -> jax
         return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, dims, strides, "VALID")
     if kind == "avg":
         return jax.lax.reduce_window(x, 0.0, jax.lax.add, dims, strides, "VALID") / window**ndim
-    raise ValueError(f"unknown pooling {kind!r}; valid: max, avg")
+    raise ConfigError(f"unknown pooling {kind!r}; valid: max, avg")
 
 
 # ----------------------------------------------------------------------------- norms

@@ -16,8 +16,9 @@ from typing import Literal
 
 import jax
 
-from zoo.models.core import Model, ModelEntry
+from zoo.errors import ConfigError
 from zoo.models import layers as L
+from zoo.models.core import Model, ModelEntry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +34,7 @@ class MLPConfig:
 
 def build(name: str, cfg: MLPConfig) -> Model:
     if cfg.num_outputs is None:
-        raise ValueError("mlp needs num_outputs (the trainer takes it from the dataset)")
+        raise ConfigError("mlp needs num_outputs (the trainer takes it from the dataset)")
     act = L.activation(cfg.activation)
 
     def init(key, x):

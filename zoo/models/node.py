@@ -44,14 +44,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Callable, ClassVar, Literal
+from collections.abc import Callable
+from typing import ClassVar, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zoo.models.core import Model, ModelEntry
+from zoo.errors import ConfigError
 from zoo.models import layers as L
+from zoo.models.core import Model, ModelEntry
 
 Field = Callable[[dict, jax.Array, jax.Array], jax.Array]   # f(params, t, y) -> dy/dt
 
@@ -92,7 +94,7 @@ class SolverConfig:
 
     def __post_init__(self):
         if self.solver not in ADAPTIVE and self.dt0 is None:
-            raise ValueError(f"solver {self.solver!r} takes fixed steps: set dt0")
+            raise ConfigError(f"solver {self.solver!r} takes fixed steps: set dt0")
 
 
 def odeint(cfg: SolverConfig, field: Field, params, y0, ts: jax.Array):
@@ -198,9 +200,9 @@ class ODENetConfig(SolverConfig):
 
 def build_odenet(name: str, cfg: ODENetConfig) -> Model:
     if cfg.num_outputs is None:
-        raise ValueError("odenet needs num_outputs (the trainer takes it from the dataset)")
+        raise ConfigError("odenet needs num_outputs (the trainer takes it from the dataset)")
     if cfg.channels % cfg.num_groups:
-        raise ValueError(f"odenet num_groups={cfg.num_groups} must divide channels={cfg.channels}")
+        raise ConfigError(f"odenet num_groups={cfg.num_groups} must divide channels={cfg.channels}")
     f = conv_field(cfg.num_groups)
     ts = jnp.array([0.0, cfg.t1])
 
@@ -263,6 +265,8 @@ def build_node(name: str, cfg: NODEConfig) -> Model:
 
 
 MODELS = {
-    "odenet": ModelEntry(ODENetConfig, build_odenet, "ODE-Net classifier: conv encoder, a conv vector field solved by diffrax, linear head"),
-    "node": ModelEntry(NODEConfig, build_node, "neural ODE trajectory model: an MLP vector field integrated from y0 over given times"),
+    "odenet": ModelEntry(ODENetConfig, build_odenet,
+                         "ODE-Net classifier: conv encoder, a conv vector field solved by diffrax, linear head"),
+    "node": ModelEntry(NODEConfig, build_node,
+                       "neural ODE trajectory model: an MLP vector field integrated from y0 over given times"),
 }

@@ -43,14 +43,16 @@ matmul.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
 
-from zoo.models.core import Model, ModelEntry
+from zoo.errors import ConfigError
 from zoo.models import layers as L
 from zoo.models import recurrent_scan
+from zoo.models.core import Model, ModelEntry
 
 # ----------------------------------------------------------------------------- cells
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -266,7 +268,7 @@ def _readout(cfg, ys, final, lengths):
 def build_classifier(kind: str, cfg: RecurrentConfig) -> Model:
     """`kind` is the registry name: rnn, lstm or gru."""
     if cfg.num_outputs is None:
-        raise ValueError(f"{kind} needs num_outputs (the trainer takes it from the dataset)")
+        raise ConfigError(f"{kind} needs num_outputs (the trainer takes it from the dataset)")
     k = 2 if cfg.bidirectional else 1
 
     def init(key, x):

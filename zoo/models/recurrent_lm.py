@@ -18,9 +18,10 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from zoo.models.core import Model, ModelEntry
+from zoo.errors import ConfigError
 from zoo.models import layers as L
 from zoo.models import recurrent as R
+from zoo.models.core import Model, ModelEntry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +57,7 @@ def lm_apply(kind, cfg, params, ids, state=None, *, key=None, train=False):
 
 def build_lm(kind: str, cfg: RecurrentLMConfig) -> Model:
     if cfg.vocab_size is None:
-        raise ValueError(f"{kind}_lm needs vocab_size (the trainer takes it from the dataset)")
+        raise ConfigError(f"{kind}_lm needs vocab_size (the trainer takes it from the dataset)")
 
     def apply(params, ids, *, key=None, train=False):
         return lm_apply(kind, cfg, params, ids, key=key, train=train)[0]

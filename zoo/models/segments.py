@@ -8,6 +8,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from zoo.errors import ConfigError
 from zoo.graphs import GraphsTuple
 
 
@@ -54,5 +55,5 @@ def edge_graph_index(graph: GraphsTuple) -> jax.Array:
 def readout(values: jax.Array, index: jax.Array, num_graphs: int, kind: str) -> jax.Array:
     """Sum, mean or max of node (or edge) values [N, D] per graph -> [G, D]."""
     if kind not in SEGMENT_REDUCERS:
-        raise ValueError(f"unknown readout {kind!r}; valid: {', '.join(SEGMENT_REDUCERS)}")
+        raise ConfigError(f"unknown readout {kind!r}; valid: {', '.join(SEGMENT_REDUCERS)}")
     return SEGMENT_REDUCERS[kind](values, index, num_graphs)

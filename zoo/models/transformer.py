@@ -42,9 +42,10 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from zoo.models.core import Model, ModelEntry
+from zoo.errors import ConfigError
 from zoo.models import attention as A
 from zoo.models import layers as L
+from zoo.models.core import Model, ModelEntry
 
 SIZES: dict[str, tuple[int, int, int]] = {   # name: (num_layers, num_heads, d_model)
     "tiny": (2, 2, 64),
@@ -78,7 +79,7 @@ class BlockConfig:
     def dims(self) -> tuple[int, int, int]:
         """(num_layers, num_heads, d_model), explicit fields over the `size` row."""
         if self.size not in SIZES:
-            raise ValueError(f"unknown transformer size {self.size!r}; valid: {', '.join(SIZES)}")
+            raise ConfigError(f"unknown transformer size {self.size!r}; valid: {', '.join(SIZES)}")
         layers, heads, width = SIZES[self.size]
         dims = (self.num_layers or layers, self.num_heads or heads, self.d_model or width)
         A.check_heads(dims[2], dims[1], self.num_kv_heads or dims[1])
@@ -189,14 +190,14 @@ def trunk_init(key: jax.Array, cfg: BlockConfig, length: int) -> dict:
 
 def check_length(cfg: BlockConfig, params: dict, t: int) -> None:
     if cfg.positions == "learned" and t > params["position"]["embedding"].shape[0]:
-        raise ValueError(f"sequence length {t} exceeds the {params['position']['embedding'].shape[0]} "
+        raise ConfigError(f"sequence length {t} exceeds the {params['position']['embedding'].shape[0]} "
                          "learned positions (model.context_length)")
 
 
 # ----------------------------------------------------------------------------- encoder classifier
 def build_encoder(name: str, cfg: EncoderConfig) -> Model:
     if cfg.num_outputs is None:
-        raise ValueError("transformer needs num_outputs (the trainer takes it from the dataset)")
+        raise ConfigError("transformer needs num_outputs (the trainer takes it from the dataset)")
     _, _, d = cfg.dims()
     extra = 1 if cfg.pooling == "cls" else 0
 
@@ -248,7 +249,7 @@ def gpt_forward(cfg: GPTConfig, params: dict, tokens: jax.Array, *, positions: j
 
 def build_gpt(name: str, cfg: GPTConfig) -> Model:
     if cfg.vocab_size is None:
-        raise ValueError("gpt needs vocab_size (the trainer takes it from the dataset)")
+        raise ConfigError("gpt needs vocab_size (the trainer takes it from the dataset)")
     _, _, d = cfg.dims()
 
     def init(key, tokens):
@@ -356,8 +357,10 @@ def _sample(name: str, cfg: GPTConfig, params: dict, prompt, **options) -> jax.A
 
 
 MODELS = {
-    "transformer": ModelEntry(EncoderConfig, build_encoder, "Transformer encoder classifier: pre-norm, CLS or mean pooling, learned/rotary positions",
-                                for_platform=_for_platform),
-    "gpt": ModelEntry(GPTConfig, build_gpt, "decoder-only causal language model (GPT-2 shapes): KV-cache generation, grouped-query attention",
-                        _sample, _for_platform),
+    "transformer": ModelEntry(EncoderConfig, build_encoder,
+                              "Transformer encoder classifier: pre-norm, CLS or mean pooling, learned/rotary positions",
+                              for_platform=_for_platform),
+    "gpt": ModelEntry(GPTConfig, build_gpt,
+                      "decoder-only causal language model (GPT-2 shapes): KV-cache generation, grouped-query attention",
+                      _sample, _for_platform),
 }

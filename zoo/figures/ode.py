@@ -1,20 +1,19 @@
 """Figures of trained ODE models, written into their run directory.
 
-    python -m zoo.ode_plots RUN_DIR        # what plot_run(RUN_DIR) writes
-    plot_run(run_dir)                      # post-training hook: None for other models
+    python -m zoo.figures.ode RUN_DIR      # redraws a run's figure from its checkpoint
+    phase_portrait(run), cnf_density(run)  # post-training hooks: fit hands them its Run
 
 - `node` on a trajectory dataset ("spiral"): RUN_DIR/phase_portrait.png, true vs learned
   trajectory (integrated from y(0) over the whole evaluation horizon, as for eval_mse) and
   the learned vector field.
 - `cnf` on a 2-D density ("toy2d"): RUN_DIR/density.png, data, model density, model samples.
 
-The run directory must hold the run's config.yaml and a checkpoint.
 """
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -93,65 +92,43 @@ def plot_density(path: Path | str, log_density: Callable[[np.ndarray], np.ndarra
     return Path(path)
 
 
-def restore_params(run_dir: Path):
-    """The experiment described by run_dir/config.yaml and its latest checkpointed params."""
-    from zoo import checkpoint, config, train
-
-    exp = train.setup(config.load(run_dir / "config.yaml"))
-    state, shardings = train.init_state(exp)
-    ckpt = checkpoint.Checkpointer(run_dir / "checkpoints", exp.cfg.train.keep_checkpoints)
-    try:
-        state, _ = ckpt.restore(checkpoint.abstract(state, shardings))
-    finally:
-        ckpt.close()
-    return exp, state["params"]
-
-
-def plot_phase_portrait(run_dir: Path | str) -> Path:
-    """Write run_dir/phase_portrait.png for a trained `node` run; returns its path."""
+def phase_portrait(run) -> Path:
+    """Write phase_portrait.png into a trained `node` run's directory; returns its path."""
     import jax
 
-    run_dir = Path(run_dir)
-    exp, params = restore_params(run_dir)
-    dataset = exp.dataset
+    dataset, params = run.exp.dataset, run.params
     x = {"y0": dataset.y[None, 0], "t": dataset.t[None]}
-    ys, _ = jax.jit(exp.model.apply)(params, x)
-    field_params, cfg = params["field"], exp.cfg.model
+    ys = jax.jit(run.model.apply)(params, x)
+    field_params, cfg = params["field"], run.cfg.model
     from zoo.models.node import mlp_field
     f = mlp_field(cfg.activation, cfg.input_power, cfg.time_dependent)
     field = jax.jit(lambda y: f(field_params, 0.0, y))
-    return plot_trajectories(run_dir / FILENAME, dataset.t, dataset.y,
+    return plot_trajectories(run.run_dir / FILENAME, dataset.t, dataset.y,
                              {"learned": np.asarray(ys[0])}, field=field)
 
 
-def plot_cnf_density(run_dir: Path | str) -> Path:
-    """Write run_dir/density.png for a trained `cnf` run on a toy2d density."""
+def cnf_density(run) -> Path:
+    """Write density.png into a trained `cnf` run's directory (a toy2d density)."""
     import jax
 
     from zoo.data.toy2d import draw
     from zoo.models.cnf import sample
 
-    run_dir = Path(run_dir)
-    exp, params = restore_params(run_dir)
-    log_density = jax.jit(lambda x: exp.model.apply(params, x)[0])
-    samples = jax.jit(lambda key: sample(exp.cfg.model, params, key, 5000))(jax.random.PRNGKey(0))
-    data = draw(exp.dataset.density_name, np.random.default_rng(0), 5000)
-    return plot_density(run_dir / DENSITY_FILENAME, log_density, data, np.asarray(samples))
+    params = run.params
+    log_density = jax.jit(lambda x: run.model.apply(params, x))
+    samples = jax.jit(lambda key: sample(run.cfg.model, params, key, 5000))(jax.random.PRNGKey(0))
+    data = draw(run.exp.dataset.density_name, np.random.default_rng(0), 5000)
+    return plot_density(run.run_dir / DENSITY_FILENAME, log_density, data, np.asarray(samples))
 
 
-PLOTS = {"node": plot_phase_portrait, "cnf": plot_cnf_density}
-
-
-def plot_run(run_dir: Path | str) -> Path | None:
-    """The figure of a trained ODE model's run (see the module docstring); None for models
-    without one."""
-    from zoo import config
-
-    name = config.read_yaml(Path(run_dir) / "config.yaml")["model"]["name"]
-    return PLOTS[name](run_dir) if name in PLOTS else None
+FIGURES = {"node": phase_portrait, "cnf": cnf_density}
 
 
 if __name__ == "__main__":
+    from zoo.experiment import load_run
+
     if len(sys.argv) != 2:
-        raise SystemExit("usage: python -m zoo.ode_plots RUN_DIR")
-    print(plot_run(sys.argv[1]) or "no ODE figure for this run's model")
+        raise SystemExit("usage: python -m zoo.figures.ode RUN_DIR")
+    run = load_run(sys.argv[1])
+    draw_figure = FIGURES.get(run.cfg.model_name)
+    print(draw_figure(run) if draw_figure else "no ODE figure for this run's model")

@@ -1,8 +1,8 @@
 """Gradient flow through time: ||d loss / d x_t|| against t for an Elman RNN, an LSTM and a GRU
 on the same task, at initialisation and after training (the vanishing-gradient picture).
 
-    python -m zoo.gradflow --out gradflow.png                   # MNIST-1D sequences, T = 40
-    python -m zoo.gradflow --task noise --length 200 --train-steps 0
+    python -m zoo.figures.gradflow --out gradflow.png                   # MNIST-1D sequences, T = 40
+    python -m zoo.figures.gradflow --task noise --length 200 --train-steps 0
 
 The loss reads the last hidden state only (readout "last"), so d loss / d x_t measures how much
 step t can still influence the loss T - 1 - t steps later. Theory (Bengio et al. 1994; Pascanu
@@ -104,7 +104,7 @@ def plot(results: dict, path: str, title: str, train_steps: int) -> None:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m zoo.gradflow", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m zoo.figures.gradflow", description=__doc__.split("\n")[0])
     p.add_argument("--task", choices=["mnist1d", "noise"], default="mnist1d")
     p.add_argument("--length", type=int, default=100, help="sequence length for --task noise")
     p.add_argument("--hidden", type=int, default=32)

@@ -7,7 +7,7 @@ and broadcasts running at ~5 GB/s. `keep_freed_memory()` serves every block from
 never trims it, so those pages stay mapped. Measured on the 2-core AMD EPYC (Zen 4) in
 bench/: the LSTM training step (B=128, T=40, H=128) 65 -> 47 ms, the Shakespeare transformer
 14.1k -> 16.1k tokens/s. The price is a resident size that stays at its peak, which a training
-process reaches anyway. The CLI entry points (train.py, zoo.reproduce, bench/) call it; a
+process reaches anyway. The command lines (zoo train, zoo reproduce, bench/) call it; a
 library user who imports one model function is left alone.
 """
 from __future__ import annotations

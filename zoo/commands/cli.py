@@ -1,0 +1,83 @@
+"""The `zoo` command: one entry point for a run's whole life.
+
+    zoo train CONFIG|NAME [key=value ...]     zoo list models|datasets|optimizers|configs
+    zoo evaluate RUN                          zoo predict RUN --input FILE --output FILE
+    zoo generate RUN --prompt TEXT            zoo export RUN [--output FILE]
+    ...                                       (`zoo --help` lists every subcommand)
+
+Each subcommand is a module of zoo.commands with `add_parser(subparsers)` and `run(args) -> int`.
+A user mistake (ConfigError) prints one line and exits 2; a bug in zoo keeps its traceback.
+`python train.py` and `python generate.py` are aliases of `zoo train` and `zoo generate`.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> module of zoo.commands; modules are imported only when their command runs
+SUBCOMMANDS = {
+    "train": "train",
+    "evaluate": "evaluate",
+    "predict": "predict",
+    "generate": "generate",
+    "export": "export",
+    "list": "listing",
+    "summary": "summary",
+    "compile": "compile",
+    "compare": "compare",
+    "probe": "probe",
+    "reproduce": "reproduce",
+}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line and exit 2, like every other user mistake."""
+
+    def error(self, message):
+        raise SystemExit(fail(f"{self.prog}: {message}"))
+
+
+def fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _available() -> dict[str, object]:
+    """The subcommand modules present in this installation, imported."""
+    out = {}
+    for name, module in SUBCOMMANDS.items():
+        try:
+            out[name] = importlib.import_module(f"zoo.commands.{module}")
+        except ModuleNotFoundError as e:
+            if e.name != f"zoo.commands.{module}":
+                raise
+    return out
+
+
+def parser() -> Parser:
+    p = Parser(prog="zoo", description="A JAX architecture zoo: train, inspect, use and export models.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
+    for module in _available().values():
+        module.add_parser(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `zoo ARGV`; returns the exit code. A ConfigError anywhere is one line and exit 2."""
+    from zoo.errors import ConfigError
+
+    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        return args.run(args)
+    except ConfigError as e:
+        return fail(str(e))
+
+
+def alias(command: str, argv: list[str] | None = None) -> int:
+    """`python train.py ARGS` is `zoo train ARGS` (and likewise generate.py)."""
+    return main([command, *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,51 @@
+"""`zoo generate RUN --prompt TEXT` (and `python generate.py`): sample text from a trained
+language-model run.
+
+    zoo generate runs/shakespeare_char --prompt "ROMEO:" --length 300 --temperature 0.8 --top-k 20
+
+Loads the run (zoo.experiment.load_run), encodes the prompt with the dataset's vocabulary and
+calls the model's sampler (ModelEntry.sample: the recurrent LMs carry their state, the GPT uses
+its KV cache).
+"""
+from __future__ import annotations
+
+import argparse
+
+from zoo.errors import ConfigError
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("generate", help="sample text from a trained language model",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("run_dir", help="a run directory, e.g. runs/shakespeare_char")
+    p.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
+    p.add_argument("--length", type=int, default=300, help="characters to sample")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
+    p.set_defaults(run=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.length <= 0 or args.temperature < 0:
+        raise ConfigError("--length must be positive and --temperature non-negative")
+    import jax
+    import jax.numpy as jnp
+
+    from zoo.experiment import load_run
+    from zoo.models import REGISTRY
+
+    trained = load_run(args.run_dir, args.step)
+    sample = REGISTRY[trained.cfg.model_name].sample
+    dataset = trained.exp.dataset
+    if sample is None or not hasattr(dataset, "encode"):
+        raise ConfigError(f"model {trained.cfg.model_name!r} on {trained.cfg.data_name!r} is not a language model; "
+                          f"generate needs a *_lm or gpt model trained on text")
+    prompt = dataset.encode(args.prompt)
+    tokens = sample(trained.cfg.model_name, trained.cfg.model, trained.params, jnp.asarray(prompt)[None],
+                    steps=args.length, key=jax.random.PRNGKey(args.seed), temperature=args.temperature,
+                    top_k=args.top_k)
+    print(dataset.decode(tokens[0]))
+    return 0

@@ -1,0 +1,271 @@
+"""The experiment API: everything a run is, built from its config, and the runs already trained.
+
+    exp = experiment.build(cfg)                 # dataset, model, optimizer, mesh; validated
+    shapes, shardings = experiment.abstract_state(exp)   # jax.eval_shape: no device touched
+    state, shardings = experiment.init_state(exp)        # the fresh train state on the mesh
+    run = experiment.load_run("runs/mnist1d_cnn")        # a trained run: config, model, params
+
+The train state is one pytree, {"params", "opt_state", "step", "key"}, laid out on the mesh
+(zoo.mesh). Training batches are a pure function of (seed, step). Every command and tool
+(train, evaluate, predict, export, compile, probes, benches) starts from here rather than
+re-assembling setup -> state by hand.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from zoo import checkpoint, optim
+from zoo import mesh as meshlib
+from zoo.config import Config, load_run_config
+from zoo.data import DATASETS, Dataset
+from zoo.errors import ConfigError
+from zoo.models import Model, entry
+from zoo.tasks import TASKS
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """A config made concrete: its dataset, model, loss, optimizer and device mesh."""
+    cfg: Config
+    dataset: Dataset
+    model: Model
+    task: Callable                       # (outputs, batch) -> metric sums (zoo.tasks)
+    tx: optax.GradientTransformation
+    lr: optax.Schedule
+    mesh: jax.sharding.Mesh
+
+
+# ----------------------------------------------------------------------------- building
+def fill_model_defaults(model_cfg: Any, defaults: dict) -> Any:
+    """Set output sizes (num_outputs, vocab_size, ...) the config left as None from the dataset."""
+    names = {f.name for f in dataclasses.fields(model_cfg)}
+    fill = {k: v for k, v in defaults.items() if k in names and getattr(model_cfg, k) is None}
+    return dataclasses.replace(model_cfg, **fill)
+
+
+def platform(mesh: jax.sharding.Mesh) -> str:
+    """The device platform of a mesh ("cpu", "gpu", "tpu"): what implementation choices follow."""
+    return mesh.devices.flat[0].platform
+
+
+def build_model(name: str, model_cfg: Any, mesh: jax.sharding.Mesh) -> Model:
+    """Model `name` as it should run on the mesh's platform (ModelEntry.for_platform)."""
+    e = entry(name)
+    cfg = e.for_platform(model_cfg, platform(mesh)) if e.for_platform else model_cfg
+    return e.build(name, cfg)
+
+
+def _check_batches(cfg: Config, dataset: Dataset, mesh: jax.sharding.Mesh) -> None:
+    if dataset.shardable:
+        meshlib.check_batch(mesh, cfg.train.batch_size // cfg.optimizer.accumulate_steps,
+                            "train.batch_size / optimizer.accumulate_steps")
+        meshlib.check_batch(mesh, cfg.train.eval_batch_size, "train.eval_batch_size")
+    if cfg.train.select != "last" and not dataset.has_validation():
+        raise ConfigError(f"train.select={cfg.train.select} needs a validation split, and data "
+                          f"{cfg.data_name!r} has none; use train.select=last")
+
+
+def build(cfg: Config, *, devices: list | None = None) -> Experiment:
+    """The experiment of `cfg` on `devices` (default: every device of every process). User
+    mistakes raise ConfigError; nothing is compiled and no run directory is made."""
+    if devices is None:
+        meshlib.initialize_distributed(cfg.mesh)
+    dataset = DATASETS[cfg.data_name].load(cfg.data)
+    cfg = cfg.replace(model=fill_model_defaults(cfg.model, dataset.model_defaults))
+    mesh = meshlib.make_mesh(cfg.mesh, devices)
+    model = build_model(cfg.model_name, cfg.model, mesh)
+    _check_batches(cfg, dataset, mesh)
+    tx, lr = optim.build(cfg.optimizer, cfg.train.steps)
+    return Experiment(cfg, dataset, model, TASKS[dataset.task], tx, lr, mesh)
+
+
+# ----------------------------------------------------------------------------- batches
+def shard(exp: Experiment) -> tuple[int, int]:
+    """This process's share of each batch: (process index, process count) over the mesh."""
+    if not exp.dataset.shardable:
+        return (0, 1)
+    return meshlib.process_shard(exp.mesh)
+
+
+def host_batch(exp: Experiment, step: int) -> dict:
+    """This process's rows of training batch `step`, as NumPy arrays."""
+    t = exp.cfg.train
+    return exp.dataset.train_batch(t.seed, step, t.batch_size, shard(exp))
+
+
+def train_batch(exp: Experiment, step: int) -> dict:
+    """Training batch `step`, one global array per leaf laid out on the mesh."""
+    return meshlib.global_batch(host_batch(exp, step), meshlib.batch_sharding(exp.mesh, exp.dataset.shardable))
+
+
+def batch_spec(exp: Experiment) -> Any:
+    """Shapes, dtypes and shardings of a global training batch, for compiling without data."""
+    local = host_batch(exp, 0)
+    count = 1 if not exp.dataset.shardable else shard(exp)[1]
+    sharding = meshlib.batch_sharding(exp.mesh, exp.dataset.shardable)
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct((a.shape[0] * count, *a.shape[1:]), a.dtype,
+                                                       sharding=sharding), local)
+
+
+# ----------------------------------------------------------------------------- the loss
+def compute_dtype(exp: Experiment):
+    return jnp.bfloat16 if exp.cfg.train.precision == "bfloat16" else jnp.float32
+
+
+def cast(tree, dtype):
+    """Floating leaves of `tree` as `dtype`; integer leaves (token ids, indices) unchanged."""
+    return jax.tree.map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+
+
+def loss_sums(exp: Experiment, params, batch: dict, key, train: bool) -> tuple[dict, dict]:
+    """(metric sums, model stats) of one batch in the configured precision: sums["loss"] /
+    sums["count"] is the mean loss (zoo.tasks)."""
+    dtype = compute_dtype(exp)
+    outputs, stats = exp.model.apply_with_stats(cast(params, dtype), cast(batch["x"], dtype),
+                                                key=key, train=train)
+    return exp.task(outputs, batch), stats
+
+
+# ----------------------------------------------------------------------------- state
+def _state_fn(exp: Experiment) -> Callable:
+    """make(init_key, x) -> the fresh train state; x: an example input (only shapes matter)."""
+    _, train_key = jax.random.split(jax.random.PRNGKey(exp.cfg.train.seed))
+
+    def make(init_key, x):
+        params = exp.model.init(init_key, x)
+        return {"params": params, "opt_state": exp.tx.init(params),
+                "step": jnp.zeros((), jnp.int32), "key": train_key}
+    return make
+
+
+def init_key(exp: Experiment) -> jax.Array:
+    """The key the parameters are initialised from (the first half of PRNGKey(train.seed))."""
+    return jax.random.split(jax.random.PRNGKey(exp.cfg.train.seed))[0]
+
+
+def abstract_state(exp: Experiment) -> tuple[Any, Any]:
+    """(ShapeDtypeStructs with shardings, shardings) of the train state; touches no device."""
+    x = batch_spec(exp)["x"]
+    try:
+        shapes = jax.eval_shape(_state_fn(exp), jax.ShapeDtypeStruct((2,), jnp.uint32), x)
+    except ConfigError as e:  # a model's own check of its input shapes
+        shape = jax.tree.map(lambda a: list(a.shape), x)
+        raise ConfigError(f"model {exp.cfg.model_name!r} cannot take {exp.cfg.data_name} inputs of shape "
+                          f"{shape}: {e}") from None
+    shardings = meshlib.state_shardings(exp.mesh, shapes)
+    return checkpoint.abstract(shapes, shardings), shardings
+
+
+def init_state(exp: Experiment) -> tuple[dict, Any]:
+    """The fresh train state of `exp` on its mesh, and its shardings."""
+    _, shardings = abstract_state(exp)
+    make = functools.partial(_state_fn(exp), x=jax.tree.map(jnp.asarray, host_batch(exp, 0)["x"]))
+    return jax.jit(make, out_shardings=shardings)(init_key(exp)), shardings
+
+
+def count_params(params) -> int:
+    return int(sum(np.prod(p.shape) for p in jax.tree.leaves(params)))
+
+
+# ----------------------------------------------------------------------------- trained runs
+@dataclasses.dataclass
+class Run:
+    """A trained (or checkpointed) run: its directory, experiment and parameters."""
+    run_dir: Path
+    exp: Experiment
+    params: Any
+    step: int
+
+    @property
+    def cfg(self) -> Config:
+        return self.exp.cfg
+
+    @property
+    def model(self) -> Model:
+        return self.exp.model
+
+
+def load_run(run_dir: str | Path, step: int | None = None, params: Literal["last", "best"] = "last",
+             *, devices: list | None = None, overrides: list[str] = ()) -> Run:
+    """A run directory's experiment and parameters, laid out on the mesh.
+
+    step: the checkpoint to read (default: the latest). params: "last", the parameters of that
+    checkpoint's train state, or "best", the parameters a run with train.select kept (the ones
+    its final metrics were computed with). Raises ConfigError for a directory that is not a
+    run, a step without a checkpoint, or "best" on a run that selected nothing.
+    """
+    from zoo.selection import Selection
+
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir, overrides)
+    exp = build(cfg, devices=devices)
+    ckpt = checkpoint.Checkpointer(run_dir / "checkpoints", cfg.train.keep_checkpoints, create=False)
+    try:
+        step = ckpt.check_step(step, run_dir)
+        if params == "best" and cfg.train.select == "last":
+            raise ConfigError(f"{run_dir} kept no best parameters (train.select=last); use params=last")
+        state, shardings = abstract_state(exp)
+        selection = Selection.abstract(state["params"], exp.mesh) if cfg.train.select != "last" else None
+        restored, _ = ckpt.restore(_saved(state, selection), step)
+    finally:
+        ckpt.close()
+    chosen = restored["best"]["params"] if params == "best" else restored["params"]
+    return Run(run_dir, exp, chosen, step)
+
+
+# ----------------------------------------------------------------------------- fine-tuning
+def _by_path(params) -> dict[str, Any]:
+    from zoo.optim import path_name
+    return {path_name(p): leaf for p, leaf in jax.tree_util.tree_leaves_with_path(params)}
+
+
+def _transfer_plan(source: dict, target: dict, exclude: str | None) -> tuple[dict, list[str]]:
+    """({target path: source path to copy}, mismatches) for copying `source` into `target`."""
+    import re
+    skip = re.compile(exclude).search if exclude else (lambda path: False)
+    copy, problems = {}, []
+    for path, leaf in target.items():
+        if skip(path):
+            continue
+        if path not in source:
+            problems.append(f"{path} is not in the source run")
+        elif source[path].shape != leaf.shape:
+            problems.append(f"{path} is {list(source[path].shape)} there, {list(leaf.shape)} here")
+        else:
+            copy[path] = path
+    problems += [f"{path} of the source run has no place here" for path in source
+                 if path not in target and not skip(path)]
+    return copy, problems
+
+
+def warm_start(exp: Experiment, state: dict, shardings) -> dict:
+    """`state` with the params of train.init_from copied in (paths matching train.init_exclude
+    keep their fresh init) and the optimizer state made anew for them. Mismatched paths or shapes
+    raise ConfigError before anything trains."""
+    t = exp.cfg.train
+    source = _by_path(load_run(t.init_from, t.init_step, devices=list(exp.mesh.devices.flat)).params)
+    target = _by_path(state["params"])
+    copy, problems = _transfer_plan(source, target, t.init_exclude)
+    if problems:
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        raise ConfigError(f"train.init_from={t.init_from}: {shown}; exclude them with train.init_exclude=REGEX "
+                          f"(e.g. '^head/') or start from a run of the same model")
+    flat = [jax.device_put(source[copy[path]], sharding) if path in copy else leaf
+            for (path, leaf), sharding in zip(target.items(), jax.tree.leaves(shardings["params"]))]
+    params = jax.tree.unflatten(jax.tree.structure(state["params"]), flat)
+    opt_state = jax.jit(exp.tx.init, out_shardings=shardings["opt_state"])(params)
+    return {**state, "params": params, "opt_state": opt_state}
+
+
+def _saved(state, selection) -> Any:
+    """What a checkpoint holds: the train state, and the selection when selecting."""
+    return state if selection is None else {**state, "best": selection}
