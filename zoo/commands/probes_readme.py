@@ -1,7 +1,7 @@
 """The README's "The math, measured" section, produced by one command and never by hand.
 
-    python -m zoo.probes.readme                  # train what is missing, probe, write README
-    python -m zoo.probes.readme --retrain        # train every run afresh
+    python -m zoo.commands.probes_readme                  # train what is missing, probe, write README
+    python -m zoo.commands.probes_readme --retrain        # train every run afresh
 
 Trains (or reuses, when results/probes/runs/<name>/summary.json exists) the shipped MNIST-1D
 runs below plus the variants that make a symmetry exact, runs their probes, copies the figures
@@ -143,7 +143,7 @@ def update_readme(readme: Path, text: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m zoo.probes.readme", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m zoo.commands.probes_readme", description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="*", default=list(RUNS), help=f"runs to probe (default: {', '.join(RUNS)})")
     p.add_argument("--retrain", action="store_true", help="train the runs afresh")
     p.add_argument("--out", default=str(ROOT / "results" / "probes"), help="where runs and numbers go")
