@@ -81,7 +81,7 @@ def surface(loss_fn: Callable, params: Any, key: jax.Array, batches: Sequence[An
 
 
 # ----------------------------------------------------------------------------- on a run
-def run(run: Any, *, examples: int = 500, line_points: int = 31, resolution: int = 15,
+def run(run: Any, *, examples: int = 256, line_points: int = 21, resolution: int = 11,
         extent: float = 1.0, chunk: int = 16, seed: int = 0) -> dict:
     """The line from the run's initial to its trained parameters (a in [-0.5, 1.5]) and the
     filter-normalised plane around the trained ones, on `examples` training and evaluation
