@@ -272,6 +272,11 @@ def test_gradflow_mlp_last_layer_matches_backprop_by_hand():
     np.testing.assert_allclose(grads["layer 1"].sum(0), bias_grad, rtol=1e-4, atol=1e-7)
     norms = gradflow.per_example_norms(grads, np.ones(len(y)))
     np.testing.assert_allclose(norms["layer 3"], jnp.linalg.norm(delta, axis=-1).mean(), rtol=1e-4)
+    deep = build("mlp", num_outputs=5, depth=11, width=4)
+    deep_params = deep.init(jax.random.key(0), x)
+    deep_grads = gradflow.activation_gradients(lambda p: _classifier_loss(deep)(p, {"x": x, "y": y})[0],
+                                               deep_params, gradflow.mlp_points(deep_params, len(y)))
+    assert list(deep_grads) == [f"layer {i}" for i in range(1, 12)]   # network order, not sorted
 
 
 def test_gradflow_cnn_and_transformer_points_sum_to_bias_gradients():

@@ -68,43 +68,56 @@ def probe_run(name: str, run_dir: Path, docs: Path) -> dict:
     return out
 
 
-def depth_variants(docs: Path) -> str:
-    """Figure of ||dL/dz_l|| at initialisation through 12-layer MLPs and CNNs, plain, residual,
-    normalised and both, on an MNIST-1D batch; returns its path."""
+def depth_variants(docs: Path) -> list[str]:
+    """Figures of ||dL/dz_l|| at initialisation through 12-layer MLPs and CNNs, plain, residual,
+    normalised and both, on an MNIST-1D batch; returns their paths."""
     import jax
+    import matplotlib.pyplot as plt
 
     from zoo.data import mnist1d
+    from zoo.probes import gradflow
+
+    data = mnist1d.load(mnist1d.MNIST1DConfig()).test
+    batch = {"x": data["x"][:256], "y": data["y"][:256], "mask": jax.numpy.ones(256)}
+    paths = []
+    for family, norm, hyper in (("mlp", "layer", dict(depth=12, width=128)),
+                                ("cnn", "group", dict(channels=(16,) * 12, kernel_sizes=(3,), strides=(1,),
+                                                      padding="same", num_groups=4))):
+        profiles = {label: {"axis": "depth", "init": profile}
+                    for label, profile in _variant_profiles(family, norm, hyper, batch).items()}
+        fig = gradflow.plot(profiles, f"12-layer {family.upper()} at initialisation")
+        path = docs / f"gradflow_depth_{family}.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        paths.append(str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path))
+    return paths
+
+
+def _variant_profiles(family: str, norm: str, hyper: dict, batch: dict) -> dict[str, dict]:
+    """{variant: depth profile at init} for residual x norm variants of one family."""
+    import jax
+
     from zoo.models import build, entry
     from zoo.probes import gradflow
     from zoo.tasks import classification
 
-    data = mnist1d.load(mnist1d.MNIST1DConfig()).test
-    batch = {"x": data["x"][:256], "y": data["y"][:256], "mask": jax.numpy.ones(256)}
-    profiles = {}
-    for family, norm, hyper in (("mlp", "layer", dict(depth=12, width=128)),
-                                ("cnn", "group", dict(channels=(16,) * 12, kernel_sizes=(3,), strides=(1,),
-                                                      padding="same", num_groups=4))):
-        for residual in (False, True):
-            for normed in (False, True):
-                cfg = entry(family).config(num_outputs=10, residual=residual, norm=norm if normed else "none", **hyper)
-                model = build(family, cfg)
-                params = model.init(jax.random.key(0), batch["x"])
-                loss = lambda p, b, model=model: (classification(model.apply(p, b["x"]), b)["loss"], 0.0)  # noqa: E731
-                label = f"{family}{' residual' if residual else ''}{' ' + norm + ' norm' if normed else ''}"
-                profiles[label] = {"axis": "depth", "init": gradflow.depth_profile(family, cfg, loss, params, batch)}
-    fig = gradflow.plot(profiles, "12 layers at initialisation: ||dL/dz_l|| per example")
-    path = docs / "gradflow_depth_variants.png"
-    fig.savefig(path, dpi=120)
-    import matplotlib.pyplot as plt
-    plt.close(fig)
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+    out = {}
+    for residual in (False, True):
+        for normed in (False, True):
+            cfg = entry(family).config(num_outputs=10, residual=residual, norm=norm if normed else "none", **hyper)
+            model = build(family, cfg)
+            params = model.init(jax.random.key(0), batch["x"])
+            loss = lambda p, b, model=model: (classification(model.apply(p, b["x"]), b)["loss"], 0.0)  # noqa: E731
+            label = f"{family}{' residual' if residual else ''}{' ' + norm + ' norm' if normed else ''}"
+            out[label] = gradflow.depth_profile(family, cfg, loss, params, batch)
+    return out
 
 
 def _cell(results: dict, probe: str, fmt) -> str:
     return fmt(results[probe]) if probe in results else ""
 
 
-def markdown(results: dict[str, dict], variants: str) -> str:
+def markdown(results: dict[str, dict], variants: list[str]) -> str:
     """The README block: a table of the numbers, the symmetry table and the figures."""
     from zoo.probes.symmetry import table
 
@@ -127,7 +140,7 @@ def markdown(results: dict[str, dict], variants: str) -> str:
     figures = [f"![{name} {probe}]({v['figure']})" for name, r in results.items() for probe, v in r.items()
                if probe in ("landscape", "curvature", "gradflow")]
     return "\n".join([*lines, "", "Symmetry (relative error of the logits under the group):", "",
-                      table(symmetry), f"![gradient flow through depth at initialisation]({variants})", "",
+                      table(symmetry), *[f"![gradient flow through depth at initialisation]({v})" for v in variants], "",
                       *figures, ""])
 
 

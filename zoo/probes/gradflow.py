@@ -56,7 +56,8 @@ def activation_gradients(loss_sum: Callable, params: Any, points: Sequence[Point
             p = replace_leaf(p, path, lambda b, e=perturbations[label]: b + e)
         return loss_sum(p)
 
-    return jax.grad(loss)({label: jnp.zeros(shape, jnp.float32) for label, _, shape in points})
+    grads = jax.grad(loss)({label: jnp.zeros(shape, jnp.float32) for label, _, shape in points})
+    return {label: grads[label] for label, _, _ in points}   # network order (pytrees sort keys)
 
 
 def per_example_norms(gradients: dict[str, jax.Array], weights: jax.Array) -> dict[str, float]:
