@@ -11,7 +11,9 @@ Layer l (kernel k_l, stride s_l, C_l channels):
     h_l = pool(drop(z_l) + P_l h_{l-1})                    residual=True
 
 P_l is the identity when h_{l-1} and z_l have the same shape, else a strided 1x1 convolution
-(ResNet's projection shortcut, option B). The readout flattens, or takes the mean or max over
+(ResNet's projection shortcut, option B). padding "circular" wraps the signal around, so that
+with a mean or max readout the network is exactly invariant to circular shifts by multiples
+of its total stride (zoo.probes.symmetry measures it). The readout flattens, or takes the mean or max over
 the spatial axes, then a dense layer gives [B, K].
 
 MNIST-1D's CNN (Greydanus 2020): channels (25, 25, 25), kernels (5, 3, 3), strides 2,
@@ -36,7 +38,7 @@ class CNNConfig:
     channels: tuple[int, ...] = (25, 25, 25)
     kernel_sizes: tuple[int, ...] = (5, 3, 3)  # one per layer, or one for all
     strides: tuple[int, ...] = (2, 2, 2)       # one per layer, or one for all
-    padding: int | str = 1                     # symmetric zeros (PyTorch style), "same" or "valid"
+    padding: int | str = 1                     # symmetric zeros (PyTorch style), "same", "valid" or "circular"
     activation: str = "relu"
     norm: Literal["none", "group", "layer"] = "none"
     num_groups: int = 1

@@ -74,7 +74,9 @@ def conv(params: Params, x: jax.Array, *, strides: int | tuple[int, ...] = 1,
          padding: str | int | tuple[tuple[int, int], ...] = "SAME") -> jax.Array:
     """Channels-last convolution. x: [B, *spatial, C_in] -> [B, *spatial', C_out].
 
-    `padding` is "SAME", "VALID", an int (symmetric, PyTorch style) or explicit pairs.
+    `padding` is "SAME", "VALID", "CIRCULAR", an int (symmetric, PyTorch style) or explicit
+    pairs. "CIRCULAR" wraps each spatial axis around by k - 1 in all ("SAME"'s split), so the
+    layer commutes with circular shifts by multiples of the stride (when it divides the length).
     """
     kernel = params["kernel"].astype(x.dtype)
     ndim = kernel.ndim - 2
@@ -82,6 +84,9 @@ def conv(params: Params, x: jax.Array, *, strides: int | tuple[int, ...] = 1,
         strides = (strides,) * ndim
     if isinstance(padding, int):
         padding = ((padding, padding),) * ndim
+    if padding == "CIRCULAR":
+        wrap = [((k - 1) // 2, k - 1 - (k - 1) // 2) for k in kernel.shape[:ndim]]
+        x, padding = jnp.pad(x, [(0, 0), *wrap, (0, 0)], mode="wrap"), "VALID"
     y = jax.lax.conv_general_dilated(x, kernel, strides, padding,
                                      dimension_numbers=_dimension_numbers(ndim))
     if "bias" in params:
