@@ -36,7 +36,7 @@ START, END = "<!-- probes:start -->", "<!-- probes:end -->"
 def trained_run(name: str, out: Path, retrain: bool) -> Path:
     """The run directory of `name` under out/runs, trained now unless it is already there."""
     from zoo import config
-    from zoo.commands.train import config_path
+    from zoo.config import config_path
     from zoo.train import fit
 
     run_dir = out / "runs" / name
