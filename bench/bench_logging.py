@@ -20,7 +20,7 @@ from pathlib import Path
 
 from zoo import config, rundir
 from zoo.commands import host
-from zoo.commands.train import config_path
+from zoo.config import config_path
 from zoo.train import fit
 
 

@@ -66,7 +66,7 @@ def load_config(name_or_path: str | Path | None, overrides: Sequence[str] = ()) 
     """The validated zoo.config.Config of a shipped config's name or a YAML path (None: the
     defaults) with `overrides`."""
     from zoo import config
-    from zoo.commands.train import config_path
+    from zoo.config import config_path
     return config.load(None if name_or_path is None else config_path(str(name_or_path)), list(overrides))
 
 

@@ -24,7 +24,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from zoo import config
     from zoo import experiment as ex
-    from zoo.commands.train import config_path
+    from zoo.config import config_path
     from zoo.summary import summarize
 
     exp = ex.build(config.load(config_path(args.config), args.overrides))
