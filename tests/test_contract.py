@@ -3,9 +3,9 @@ init/apply shapes, jit(apply) == apply, finite non-zero gradients for every para
 few optax steps overfitting a tiny batch."""
 import dataclasses
 
+import chex
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 import pytest
 
@@ -69,29 +69,29 @@ def outputs(model: Model, params, x, **kw):
 def test_build_by_name_and_by_config(case):
     name, exp, batch, params = case
     again = build(exp.cfg.model_name, exp.cfg.model)
-    np.testing.assert_array_equal(outputs(again, params, batch["x"]), outputs(exp.model, params, batch["x"]))
+    chex.assert_trees_all_equal(outputs(again, params, batch["x"]), outputs(exp.model, params, batch["x"]))
     assert isinstance(exp.model, Model)
 
 
 def test_params_are_named_float32_arrays(case):
     _, _, _, params = case
     assert isinstance(params, dict)
-    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
-        assert isinstance(leaf, jax.Array) and leaf.dtype == jnp.float32, jax.tree_util.keystr(path)
+    chex.assert_tree_has_only_ndarrays(params)
+    chex.assert_type(jax.tree.leaves(params), jnp.float32)
 
 
 def test_output_shape_follows_targets(case):
     _, exp, batch, params = case
     y = outputs(exp.model, params, batch["x"])
     assert y.shape[:batch["y"].ndim] == batch["y"].shape or y.shape[0] == batch["y"].shape[0]
-    assert bool(jnp.all(jnp.isfinite(y)))
+    chex.assert_tree_all_finite(y)
 
 
 def test_jit_equals_no_jit(case):
     _, exp, batch, params = case
     eager = outputs(exp.model, params, batch["x"])
     jitted = jax.jit(lambda p, x: outputs(exp.model, p, x))(params, batch["x"])
-    np.testing.assert_allclose(eager, jitted, rtol=1e-5, atol=1e-5)
+    chex.assert_trees_all_close(eager, jitted, rtol=1e-5, atol=1e-5)
 
 
 def test_every_parameter_gets_a_finite_nonzero_gradient(case):
@@ -102,10 +102,10 @@ def test_every_parameter_gets_a_finite_nonzero_gradient(case):
         return sums["loss"] / sums["count"]
 
     grads = jax.jit(jax.grad(loss))(params)
+    chex.assert_trees_all_equal_shapes_and_dtypes(grads, params)
+    chex.assert_tree_all_finite(grads)
     for path, g in jax.tree_util.tree_leaves_with_path(grads):
-        name = jax.tree_util.keystr(path)
-        assert bool(jnp.all(jnp.isfinite(g))), name
-        assert float(jnp.abs(g).max()) > 0, f"{name} gets no gradient"
+        assert float(jnp.abs(g).max()) > 0, f"{jax.tree_util.keystr(path)} gets no gradient"
 
 
 def test_a_few_adam_steps_overfit_a_tiny_batch(case):

@@ -1,4 +1,5 @@
 """The trainer: compiles once, writes its run directory, never overwrites, resumes bit for bit."""
+import dataclasses
 import json
 import os
 import signal
@@ -7,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import chex
 import jax
 import numpy as np
 import pytest
@@ -26,6 +28,10 @@ def small_cfg(tmp_path, *overrides):
 
 def test_train_step_compiles_once_and_partial_eval_batch_does_not_retrace(tmp_path):
     exp = ex.build(small_cfg(tmp_path, "optimizer.accumulate_steps=2"))
+    # traced twice by the train step (the micro-batch gradient's shapes, the scanned body) and once
+    # by the eval step, never again
+    traced = chex.assert_max_traces(exp.model.apply_with_stats, n=3)
+    exp = dataclasses.replace(exp, model=exp.model._replace(apply_with_stats=traced))
     state, shardings = ex.init_state(exp)
     step, eval_step = train.make_train_step(exp, shardings), train.make_eval_step(exp)
     for s in range(5):
