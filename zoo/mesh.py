@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from zoo.config import ConfigError, MeshConfig
 
@@ -26,20 +27,31 @@ def initialize_distributed(cfg: MeshConfig) -> None:
         jax.distributed.initialize()  # cluster environments (SLURM, TPU pods) fill in the rest
 
 
-def make_mesh(cfg: MeshConfig) -> Mesh:
-    """A data x fsdp mesh over all devices, or over the first data*fsdp of them in a
-    single-process run (mesh.data=1 on an 8-device host runs on one device)."""
-    devices = jax.devices()
-    n = len(devices)
+def process_count(devices) -> int:
+    """How many processes (hosts) hold these devices."""
+    return len({d.process_index for d in devices})
+
+
+def make_mesh(cfg: MeshConfig, devices=None) -> Mesh:
+    """A data x fsdp mesh over `devices` (default: all of this run's devices), or over the
+    first data*fsdp of them when one process holds them all (mesh.data=1 on an 8-device host
+    runs on one device). Given devices may be a compile-only target's (zoo.targets)."""
+    devices = list(jax.devices() if devices is None else devices)
+    n, hosts = len(devices), process_count(devices)
     if cfg.fsdp <= 0 or n % cfg.fsdp:
         raise ConfigError(f"mesh.fsdp={cfg.fsdp} must be positive and divide the {n} devices")
     data = n // cfg.fsdp if cfg.data == -1 else cfg.data
     used = data * cfg.fsdp
-    if data <= 0 or used > n or (used < n and jax.process_count() > 1):
+    if data <= 0 or used > n or (used < n and hosts > 1):
         raise ConfigError(f"mesh.data={data} x mesh.fsdp={cfg.fsdp} = {used} devices, but {n} are "
-                          f"available{' over all processes' if jax.process_count() > 1 else ''}; "
+                          f"available{' over all processes' if hosts > 1 else ''}; "
                           f"set mesh.data=-1 to use them all")
     return Mesh(np.array(devices[:used]).reshape(data, cfg.fsdp), BATCH_AXES)
+
+
+def platform(mesh: Mesh) -> str:
+    """The platform the mesh's devices are: "cpu", "gpu" or "tpu"."""
+    return mesh.devices.flat[0].platform
 
 
 def batch_sharding(mesh: Mesh, shardable: bool = True) -> NamedSharding:
@@ -68,10 +80,11 @@ def state_shardings(mesh: Mesh, state):
 
 
 def check_batch(mesh: Mesh, batch_size: int, what: str) -> None:
-    shards = mesh.size
-    if batch_size % shards or batch_size % jax.process_count():
+    """The global batch must split evenly over the mesh's devices and the processes holding them."""
+    shards, hosts = mesh.size, process_count(mesh.devices.flat)
+    if batch_size % shards or batch_size % hosts:
         raise ConfigError(f"{what}={batch_size} must be divisible by the {shards} devices of the mesh "
-                          f"and the {jax.process_count()} processes; try {batch_size // shards * shards or shards}")
+                          f"and the {hosts} processes; try {batch_size // shards * shards or shards}")
 
 
 def global_batch(local: dict, sharding: NamedSharding):
