@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import os
 import re
 
 import numpy as np
@@ -81,8 +82,22 @@ def slice_topology(kind: str, units: int) -> str:
     return "x".join(map(str, dims))
 
 
+CLOUD_NAMES = {"v4": "v4", "v5e": "v5litepod", "v5p": "v5p", "v6e": "v6e"}
+
+
+def _quiet_libtpu(kind: str, topology: str) -> None:
+    """Tell libtpu what it would ask a TPU VM's metadata server (it logs errors without), unless the
+    environment already says; the topology's devices and hosts do not depend on it (checked)."""
+    chips = int(np.prod([int(n) for n in topology.split("x")]))
+    os.environ.setdefault("TPU_SKIP_MDS_QUERY", "1")
+    os.environ.setdefault("TPU_WORKER_HOSTNAMES", "localhost")
+    os.environ.setdefault("TPU_ACCELERATOR_TYPE", f"{CLOUD_NAMES[kind]}-{chips * TPU_CORES_PER_NAMED_UNIT[kind]}")
+
+
 def _tpu(name: str, kind: str, topology: str, num_slices: int) -> Target:
     from jax.experimental import topologies
+
+    _quiet_libtpu(kind, topology)
 
     try:
         devices = topologies.get_topology_desc(f"{kind}:{topology}", "tpu", num_slices=num_slices).devices
