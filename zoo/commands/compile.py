@@ -327,7 +327,7 @@ def run(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="zoo compile", description=__doc__.split("\n\n")[0])
     _arguments(p)
-    return run(p.parse_args(argv))
+    return run(p.parse_intermixed_args(argv))   # overrides may follow --target
 
 
 if __name__ == "__main__":
