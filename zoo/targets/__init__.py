@@ -17,6 +17,7 @@ import importlib.resources
 import os
 import re
 
+import jax
 import numpy as np
 
 from zoo.config import ConfigError
@@ -48,6 +49,14 @@ class Target:
         return (f"{self.kind}:{self.topology}: {len(self.devices)} {self.devices[0].device_kind} "
                 f"devices on {self.hosts} host{'s' if self.hosts > 1 else ''}, "
                 f"{self.memory_bytes / GiB:.2f} GiB each")
+
+
+def local() -> Target:
+    """This process's own devices as a target (what `jax.devices()` finds), for running."""
+    devices = tuple(jax.devices())
+    stats = devices[0].memory_stats() or {}
+    return Target(devices[0].platform, devices[0].device_kind, devices[0].platform, str(len(devices)),
+                  devices, stats.get("bytes_limit", 0))
 
 
 def resolve(name: str, num_slices: int = 1) -> Target:
