@@ -174,8 +174,8 @@ def _hint(exp, step: str) -> str:
     return ", ".join([*levers, "lower train.batch_size (or raise optimizer.accumulate_steps)"])
 
 
-def compile_steps(cfg, target) -> list[StepReport]:
-    """Compile the train and eval steps of `cfg` for `target`; DoesNotFit or a list of reports."""
+def compile_steps(cfg, target, steps=("train", "eval")) -> list[StepReport]:
+    """Compile the train and/or eval steps of `cfg` for `target`: their reports, or DoesNotFit."""
     from zoo import mesh as meshlib
     from zoo.train import make_eval_step, make_train_step
 
@@ -185,10 +185,9 @@ def compile_steps(cfg, target) -> list[StepReport]:
     state, shardings = abstract_state(exp, batch["x"])
     batch_sharding = meshlib.batch_sharding(exp.mesh, data.shardable)
     eval_batch = next(iter(data.eval_batches(t.eval_batch_size)))
-    return [compile_step("train", make_train_step(exp, shardings), (state, abstract(batch, batch_sharding)),
-                         target, _hint(exp, "train")),
-            compile_step("eval", make_eval_step(exp), (state["params"], abstract(eval_batch, batch_sharding)),
-                         target, _hint(exp, "eval"))]
+    args = {"train": (make_train_step(exp, shardings), (state, abstract(batch, batch_sharding))),
+            "eval": (make_eval_step(exp), (state["params"], abstract(eval_batch, batch_sharding)))}
+    return [compile_step(step, *args[step], target, _hint(exp, step)) for step in steps]
 
 
 # ----------------------------------------------------------------------------- printing

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import importlib.util
 import os
 import re
 
@@ -133,6 +134,9 @@ def _gpu(name: str, kind: str, topology: str) -> Target:
     try:
         devices = topologies.get_topology_desc(platform="cuda", target_config=spec, topology=topology).devices
     except NotImplementedError:
-        raise ConfigError(f"target {name!r} needs the CUDA plugin: pip install \"zoo[gpu]\"") from None
+        if importlib.util.find_spec("jax_plugins.xla_cuda12") is None:
+            raise ConfigError(f"target {name!r} needs the CUDA plugin: pip install \"zoo[gpu]\"") from None
+        raise ConfigError(f"target {name!r}: the CUDA plugin compiles for GPU targets only when it is not this "
+                          "process's backend; run with JAX_PLATFORMS=cpu") from None
     memory = int(re.search(r"device_memory_size:\s*(\d+)", spec)[1])
     return Target(name, kind, "gpu", topology, tuple(devices), memory)
