@@ -16,7 +16,6 @@ TARGETS = [pytest.param("v5e:2x2", marks=pytest.mark.skipif(not HAS_TPU, reason=
 # one shipped config per family, with data that ships or is generated (no data files needed)
 FAMILIES = ["mnist1d_mlp", "mnist1d_cnn", "mnist1d_gru", "charlm_lstm", "charlm_transformer",
             "mnist1d_transformer", "karate_gcn", "graph_cycles_gin", "spiral_node", "toy2d_cnf"]
-WHOLE_GRAPH = {"karate_gcn"}   # one replicated batch: the devices have nothing to exchange
 SMALL = ["train.batch_size=8", "train.eval_batch_size=8", "train.eval_batches=1"]
 # The CUDA plugin offers compile-only topologies only while it is not a backend of this process
 # (zoo compile sets the same); collection imports this module before any test touches a device.
@@ -30,14 +29,22 @@ def target(request):
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_shipped_config_compiles(target, name):
-    train, evaluate = C.compile_steps(config.load(C.config_path(name), SMALL), target)
+    """Compiles, or (ODE models on GPU targets: a host callback) says why in one line."""
+    cfg = config.load(C.config_path(name), SMALL)
+    try:
+        train, evaluate = C.compile_steps(cfg, target)
+    except C.CannotCompile as e:
+        assert target.platform == "gpu" and "calls back to Python" in str(e) and "\n" not in str(e)
+        return
     assert 0 < train.peak < target.memory_bytes and evaluate.peak < target.memory_bytes
-    assert bool(train.collectives) == (name not in WHOLE_GRAPH)   # data-parallel gradients meet
+    # data-parallel gradients meet in a collective; a whole-graph batch is replicated, nothing to meet
+    assert bool(train.collectives) == C.experiment(cfg, target).dataset.shardable
 
 
 def test_over_memory_is_one_line(target):
     cfg = config.load(C.config_path("charlm_transformer"),
-                      ["model.size=small", "data.seq_len=1024", "train.batch_size=2048", "train.eval_batch_size=8"])
+                      ["model.size=small", "model.num_layers=12", "data.seq_len=1024", "train.batch_size=2048",
+                       "train.eval_batch_size=8"])
     with pytest.raises(C.DoesNotFit, match=rf"^train step needs [\d.]+ GiB per device, {target.kind} has "):
         C.compile_steps(cfg, target)
 

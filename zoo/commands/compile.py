@@ -34,8 +34,12 @@ TABLE_TARGETS = ("v5e:2x2", "h100:1x1x8")
 TABLE_MARKERS = ("<!-- zoo compile --table: start -->", "<!-- zoo compile --table: end -->")
 
 
-class DoesNotFit(Exception):
-    """A step needs more memory per device than the target has; the message is the one line."""
+class CannotCompile(Exception):
+    """A step cannot be compiled for the target, for a reason the message says in one line."""
+
+
+class DoesNotFit(CannotCompile):
+    """A step needs more memory per device than the target has."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,11 +133,14 @@ def compile_step(name: str, jitted, args, target, hint: str) -> StepReport:
     start = time.perf_counter()
     try:
         compiled = jitted.lower(*args).compile()
-    except Exception as e:  # noqa: BLE001 - only RESOURCE_EXHAUSTED becomes a verdict, the rest re-raises
+    except Exception as e:  # noqa: BLE001 - two known verdicts; anything else re-raises
         need = _exhausted_bytes(str(e))
-        if need is None:
-            raise
-        raise DoesNotFit(_verdict(name, need, target, hint)) from None
+        if need is not None:
+            raise DoesNotFit(_verdict(name, need, target, hint)) from None
+        if target.platform == "gpu" and "Unknown backend: 'gpu'" in str(e):
+            raise CannotCompile(f"{name} step calls back to Python on the host (jax.pure_callback); JAX lowers "
+                                f"that only with a GPU attached, so it cannot compile for {target.kind} here") from None
+        raise
     seconds = time.perf_counter() - start
     memory = compiled.memory_analysis()
     peak = memory.peak_memory_in_bytes or (memory.argument_size_in_bytes + memory.output_size_in_bytes
@@ -257,7 +264,7 @@ def compile_config(args, target) -> int:
         cfg = config.load(config_path(args.config), [*args.overrides, *([extra] if extra else [])])
         try:
             table += rows(compile_steps(cfg, target), target, f"{extra} " if extra else "")
-        except DoesNotFit as e:
+        except CannotCompile as e:
             failures.append(f"{extra}: {e}" if extra else str(e))
     print(f"{args.config} on {target.describe()}")
     if len(table) > 1:
@@ -273,7 +280,7 @@ def table_cell(path: Path, target) -> str:
 
     try:
         reports = compile_steps(config.load(path, ["train.eval_batches=1"]), target)
-    except (ConfigError, DoesNotFit) as e:
+    except (ConfigError, CannotCompile) as e:
         return f"fails: {e}".replace("|", "/")
     return f"{_size(reports[0].peak)}, {sum(r.seconds for r in reports):.1f} s"
 
