@@ -10,16 +10,17 @@ from zoo import config, targets
 from zoo.commands import compile as C
 
 HAS_TPU = importlib.util.find_spec("libtpu") is not None
-HAS_GPU = importlib.util.find_spec("jax_plugins.xla_cuda12") is not None
+HAS_GPU = importlib.util.find_spec("jax_cuda12_plugin") is not None
 TARGETS = [pytest.param("v5e:2x2", marks=pytest.mark.skipif(not HAS_TPU, reason="needs libtpu: zoo[tpu]")),
            pytest.param("h100:1x1x8", marks=pytest.mark.skipif(not HAS_GPU, reason="needs the CUDA plugin: zoo[gpu]"))]
 # one shipped config per family, with data that ships or is generated (no data files needed)
 FAMILIES = ["mnist1d_mlp", "mnist1d_cnn", "mnist1d_gru", "charlm_lstm", "charlm_transformer",
             "mnist1d_transformer", "karate_gcn", "graph_cycles_gin", "spiral_node", "toy2d_cnf"]
 SMALL = ["train.batch_size=8", "train.eval_batch_size=8", "train.eval_batches=1"]
-# The CUDA plugin offers compile-only topologies only while it is not a backend of this process
-# (zoo compile sets the same); collection imports this module before any test touches a device.
-jax.config.update("jax_platforms", "cpu")
+if HAS_GPU:
+    # The CUDA plugin offers compile-only topologies only while it is not a backend of this process
+    # (zoo compile sets the same); collection imports this module before any test touches a device.
+    jax.config.update("jax_platforms", "cpu")
 
 
 @pytest.fixture(scope="module", params=TARGETS)

@@ -134,7 +134,7 @@ def _gpu(name: str, kind: str, topology: str) -> Target:
     try:
         devices = topologies.get_topology_desc(platform="cuda", target_config=spec, topology=topology).devices
     except NotImplementedError:
-        if importlib.util.find_spec("jax_plugins.xla_cuda12") is None:
+        if importlib.util.find_spec("jax_cuda12_plugin") is None:
             raise ConfigError(f"target {name!r} needs the CUDA plugin: pip install \"zoo[gpu]\"") from None
         raise ConfigError(f"target {name!r}: the CUDA plugin compiles for GPU targets only when it is not this "
                           "process's backend; run with JAX_PLATFORMS=cpu") from None
