@@ -141,6 +141,9 @@ def compile_step(name: str, jitted, args, target, hint: str) -> StepReport:
         if target.platform == "gpu" and "Unknown backend: 'gpu'" in str(e):
             raise CannotCompile(f"{name} step calls back to Python on the host (jax.pure_callback); JAX lowers "
                                 f"that only with a GPU attached, so it cannot compile for {target.kind} here") from None
+        if str(e).startswith("INTERNAL:"):   # XLA's own failure, not the config's: say which, in one line
+            first = str(e).splitlines()[0][:160]
+            raise CannotCompile(f"{name} step: XLA's compiler for {target.kind} failed: {first}") from None
         raise
     seconds = time.perf_counter() - start
     memory = compiled.memory_analysis()
