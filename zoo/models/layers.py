@@ -185,3 +185,13 @@ def fan_in_uniform(key: jax.Array, shape: tuple[int, ...], fan_in: int) -> jax.A
     """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's default for Linear/RNN weights."""
     bound = 1.0 / math.sqrt(fan_in)
     return jax.random.uniform(key, shape, jnp.float32, -bound, bound)
+
+
+REMAT_POLICIES = {"block": None, "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable}
+
+
+def remat(fn, mode: str):
+    """`fn` as is ("none"), or with its activations recomputed in the backward pass instead of
+    stored (jax.checkpoint): all of them ("block"), or all but the outputs of matmuls without
+    batch dimensions, which are kept ("dots"). Same values and gradients, less memory."""
+    return fn if mode == "none" else jax.checkpoint(fn, policy=REMAT_POLICIES[mode])

@@ -195,18 +195,22 @@ def directions_layer(kind, dirs, xs, carries, mask, *, impl, unroll):
 
 
 def stack(kind, layers, x, *, lengths=None, initial_state=None, dropout_rate=0.0,
-          key=None, train=False, impl="scan", unroll=1):
+          key=None, train=False, impl="scan", unroll=1, remat="none"):
     """Stacked (optionally bidirectional) recurrent layers over x: [B, T, D].
 
     layers: list of {"fwd": cell params[, "bwd": cell params]}; lengths: [B] int or None;
     initial_state: None (zeros) or list per layer of list per direction of carries.
     Returns (ys: [B, T, K*H], final state with the structure of initial_state).
+    remat ("none", "block", "dots"; zoo.models.layers.remat): recompute each layer's
+    activations in the backward pass instead of storing them for every time step.
     """
     xs = jnp.swapaxes(x, 0, 1)
     t, b = xs.shape[:2]
     mask = None if lengths is None else (jnp.arange(t)[:, None] < lengths[None, :])[..., None]
     keys = L.split_key(key, len(layers))
     final = []
+    run_layer = L.remat(lambda dirs, xs, carries, mask: directions_layer(kind, dirs, xs, carries, mask, impl=impl,
+                                                                          unroll=unroll), remat)
     for i, layer in enumerate(layers):
         dirs = [layer[d] for d in ("fwd", "bwd") if d in layer]
         h_size = dirs[0]["W_hh"].shape[0]
@@ -214,7 +218,7 @@ def stack(kind, layers, x, *, lengths=None, initial_state=None, dropout_rate=0.0
                    else initial_state[i])
         if i > 0:
             xs = L.dropout(keys[i], xs, dropout_rate, train)
-        carries, xs = directions_layer(kind, dirs, xs, carries, mask, impl=impl, unroll=unroll)
+        carries, xs = run_layer(dirs, xs, carries, mask)
         final.append(carries)
     return jnp.swapaxes(xs, 0, 1), final
 
@@ -243,6 +247,7 @@ class RecurrentConfig:
     remember_bias: float = 0.0      # init bias of the LSTM forget / GRU update gate
     impl: Literal["scan", "fused"] = "scan"  # scan: the cell under lax.scan, measured faster (bench/README.md)
     unroll: int = 1                 # lax.scan unroll factor
+    remat: Literal["none", "block", "dots"] = "none"  # recompute activations per layer (stack)
 
 
 def _sequence(x):
@@ -282,7 +287,7 @@ def build_classifier(kind: str, cfg: RecurrentConfig) -> Model:
     def apply(params, x, *, key=None, train=False):
         inputs, lengths = _sequence(x)
         ys, final = stack(kind, params["rnn"], inputs, lengths=lengths, dropout_rate=cfg.dropout_rate,
-                          key=key, train=train, impl=cfg.impl, unroll=cfg.unroll)
+                          key=key, train=train, impl=cfg.impl, unroll=cfg.unroll, remat=cfg.remat)
         return L.dense(params["head"], _readout(cfg, ys, final, lengths))
 
     return Model.of(init, apply)

@@ -35,6 +35,7 @@ class RecurrentLMConfig:
     remember_bias: float = 0.0      # init bias of the LSTM forget / GRU update gate
     impl: Literal["scan", "fused"] = "scan"  # scan: the cell under lax.scan, measured faster (bench/README.md)
     unroll: int = 1
+    remat: Literal["none", "block", "dots"] = "none"  # recompute activations per layer (recurrent.stack)
 
 
 def lm_init(kind, cfg, key):
@@ -50,7 +51,7 @@ def lm_apply(kind, cfg, params, ids, state=None, *, key=None, train=False):
     keys = L.split_key(key, 3)
     x = L.dropout(keys[0], params["embed"][ids], cfg.dropout_rate, train)
     ys, state = R.stack(kind, params["rnn"], x, initial_state=state, dropout_rate=cfg.dropout_rate,
-                        key=keys[1], train=train, impl=cfg.impl, unroll=cfg.unroll)
+                        key=keys[1], train=train, impl=cfg.impl, unroll=cfg.unroll, remat=cfg.remat)
     ys = L.dropout(keys[2], ys, cfg.dropout_rate, train)
     return L.dense(params["head"], ys), state
 

@@ -31,6 +31,14 @@ N(0, (0.02 / sqrt(2L))^2), biases zero, norms one.
 
 `size` names a row of SIZES (layers, heads, width); explicit num_layers / num_heads /
 d_model override it. nanoGPT's CPU recipe for Shakespeare is "nano" with context 64.
+
+Memory and compile time (same function, tested): `remat` recomputes each block's activations
+in the backward pass instead of storing them (jax.checkpoint per block; "dots" keeps the
+matmul outputs, recomputing only the cheap elementwise work). `scan_layers` stores the blocks'
+params stacked, {"blocks": {leaf: [L, ...]}}, and runs one block under lax.scan, so compile
+time does not grow with depth; the list layout {"blocks": [block, ...]} loops in Python.
+`apply` runs whichever layout it is given; `stack_layers` / `unstack_layers` convert any
+pytree holding them (params, optimizer state, checkpoints) between the two.
 """
 from __future__ import annotations
 
@@ -75,6 +83,8 @@ class BlockConfig:
     dropout_rate: float = 0.0
     attention_dropout_rate: float = 0.0
     attention: Literal["auto", "fused", "cudnn", "explicit"] = "auto"  # zoo.models.attention.attend
+    remat: Literal["none", "block", "dots"] = "none"   # recompute activations per block (module docstring)
+    scan_layers: bool = False              # stacked block params under lax.scan (module docstring)
 
     def dims(self) -> tuple[int, int, int]:
         """(num_layers, num_heads, d_model), explicit fields over the `size` row."""
@@ -160,15 +170,77 @@ def stack(cfg: BlockConfig, params: dict, h: jax.Array, *, causal: bool, positio
           caches: list | None = None, key: jax.Array | None = None,
           train: bool = False) -> tuple[jax.Array, list | None]:
     """Embedding dropout, the L blocks and the final norm: [B, T, D] -> [B, T, D]."""
-    keys = L.split_key(key, len(params["blocks"]) + 1)
+    num_layers = cfg.dims()[0]
+    keys = L.split_key(key, num_layers + 1)
     h = L.dropout(keys[-1], h, cfg.dropout_rate, train)
+
+    def step(block_params, h, cache, k):
+        return block(cfg, block_params, h, causal=causal, positions=positions, cache=cache, key=k, train=train)
+
+    step = L.remat(step, cfg.remat)
+    if is_stacked(params["blocks"]) and caches is None:
+        def body(h, inputs):
+            block_params, k = inputs
+            return step(block_params, h, None, k)[0], None
+        h, _ = jax.lax.scan(body, h, (params["blocks"], None if key is None else jnp.stack(keys[:-1])))
+        return norm(cfg, params["final_norm"], h), None
     new_caches = []
-    for i, block_params in enumerate(params["blocks"]):
-        cache = None if caches is None else caches[i]
-        h, cache = block(cfg, block_params, h, causal=causal, positions=positions, cache=cache,
-                         key=keys[i], train=train)
+    for i, block_params in enumerate(layer_list(params["blocks"])):
+        h, cache = step(block_params, h, None if caches is None else caches[i], keys[i])
         new_caches.append(cache)
     return norm(cfg, params["final_norm"], h), (None if caches is None else new_caches)
+
+
+# ----------------------------------------------------------------------------- layer layouts
+def is_stacked(blocks) -> bool:
+    """Stacked layout: one dict of [L, ...] leaves; the list layout is a list of block dicts."""
+    return isinstance(blocks, dict)
+
+
+def layer_list(blocks) -> list:
+    """The blocks as a list of per-layer params, from either layout."""
+    if not is_stacked(blocks):
+        return list(blocks)
+    return [jax.tree.map(lambda a, i=i: a[i], blocks) for i in range(jax.tree.leaves(blocks)[0].shape[0])]
+
+
+def _holds_blocks(x) -> bool:
+    return isinstance(x, dict) and "blocks" in x
+
+
+def _relayout(tree, convert):
+    """`tree` with every {"blocks": ...} mapping in it (params, Adam moments, ...) converted."""
+    return jax.tree.map(lambda x: {**x, "blocks": convert(x["blocks"])} if _holds_blocks(x) else x,
+                        tree, is_leaf=_holds_blocks)
+
+
+def stack_layers(tree):
+    """Every list layout of blocks in `tree` as the stacked layout (leaves [L, ...]);
+    ShapeDtypeStructs stack too (sharding dropped: lay them out anew)."""
+    def stack_blocks(blocks):
+        if is_stacked(blocks):
+            return blocks
+        return jax.tree.map(_stack_leaves, *blocks)
+    return _relayout(tree, stack_blocks)
+
+
+def _stack_leaves(*leaves):
+    if isinstance(leaves[0], jax.ShapeDtypeStruct):
+        return jax.ShapeDtypeStruct((len(leaves), *leaves[0].shape), leaves[0].dtype)
+    return jnp.stack(leaves)
+
+
+def unstack_layers(tree):
+    """Every stacked layout of blocks in `tree` as the list layout, one dict per layer."""
+    def unstack_blocks(blocks):
+        if not is_stacked(blocks):
+            return blocks
+        first = jax.tree.leaves(blocks)[0]
+        if isinstance(first, jax.ShapeDtypeStruct):
+            return [jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), blocks)
+                    for _ in range(first.shape[0])]
+        return layer_list(blocks)
+    return _relayout(tree, unstack_blocks)
 
 
 def add_positions(cfg: BlockConfig, params: dict, h: jax.Array, positions: jax.Array) -> jax.Array:
@@ -181,8 +253,10 @@ def trunk_init(key: jax.Array, cfg: BlockConfig, length: int) -> dict:
     """Blocks, final norm and (learned positions) a [length, D] position table."""
     num_layers, _, d = cfg.dims()
     keys = jax.random.split(key, num_layers + 1)
-    params = {"blocks": [block_init(keys[i], cfg) for i in range(num_layers)],
-              "final_norm": norm_init(cfg, d)}
+    blocks = [block_init(keys[i], cfg) for i in range(num_layers)]
+    params = {"blocks": blocks, "final_norm": norm_init(cfg, d)}
+    if cfg.scan_layers:
+        params = stack_layers(params)
     if cfg.positions == "learned":
         params["position"] = {"embedding": A.normal(keys[-1], (length, d), 0.02)}
     return params
@@ -273,7 +347,8 @@ def build_gpt(name: str, cfg: GPTConfig) -> Model:
 
 # ----------------------------------------------------------------------------- generation
 def init_caches(cfg: GPTConfig, batch_size: int, length: int, dtype=jnp.float32) -> list:
-    """One empty KV cache of `length` positions per block."""
+    """One empty KV cache of `length` positions per block (decoding loops over the blocks,
+    whichever their params' layout)."""
     num_layers, num_heads, d = cfg.dims()
     return [A.init_cache(batch_size, length, cfg.num_kv_heads or num_heads, d // num_heads, dtype)
             for _ in range(num_layers)]
