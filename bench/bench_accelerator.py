@@ -16,11 +16,8 @@ nothing.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # dense bf16 matmul peak per device, FLOP/s (vendor data sheets), keyed by a device_kind prefix
 PEAK_BF16 = {"NVIDIA H100": 989e12, "NVIDIA H200": 989e12, "NVIDIA A100": 312e12, "NVIDIA B200": 2250e12,
@@ -57,7 +54,7 @@ def step_flops(compiled, exp, tokens: int) -> tuple[float, str]:
     cost = cost[0] if isinstance(cost, list) else cost
     if cost and cost.get("flops"):
         return cost["flops"] * exp.mesh.size, "XLA"
-    from zoo.train import count_params
+    from zoo.experiment import count_params
 
     layers, _, d = exp.cfg.model.dims()
     n = count_params(abstract_params(exp))
@@ -75,7 +72,8 @@ def measure(args) -> dict:
 
     from zoo import targets
     from zoo.commands.compile import experiment
-    from zoo.train import init_state, make_train_step, train_batch
+    from zoo.experiment import init_state, train_batch
+    from zoo.train import make_train_step
 
     local = targets.local()
     exp = experiment(config(args, local.platform), local)

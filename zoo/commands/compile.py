@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from zoo.config import ConfigError
+from zoo.errors import ConfigError
 
 GiB, MiB = 2**30, 2**20
 COLLECTIVES = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "collective-permute")
@@ -58,32 +58,10 @@ class StepReport:
 
 # ----------------------------------------------------------------------------- the experiment
 def experiment(cfg, target):
-    """The experiment of `cfg` on the target's devices, the model built for their platform.
-
-    Mirrors zoo.train.setup with a mesh over given devices and no process joined."""
-    from zoo import mesh as meshlib
-    from zoo import optim
-    from zoo.models import entry
-    from zoo.tasks import TASKS
-    from zoo.train import Experiment, fill_model_defaults, load_dataset
-
-    dataset = load_dataset(cfg)
-    model_cfg = fill_model_defaults(cfg.model, dataset.model_defaults)
-    model_entry = entry(cfg.model_name)
-    if model_entry.for_platform is not None:
-        model_cfg = model_entry.for_platform(model_cfg, target.platform)
-    cfg = cfg.replace(model=model_cfg)
-    try:
-        model = model_entry.build(cfg.model_name, model_cfg)
-    except ValueError as e:
-        raise ConfigError(f"model: {e}") from None
-    mesh = meshlib.make_mesh(cfg.mesh, target.devices)
-    if dataset.shardable:
-        meshlib.check_batch(mesh, cfg.train.batch_size // cfg.optimizer.accumulate_steps,
-                            "train.batch_size / optimizer.accumulate_steps")
-        meshlib.check_batch(mesh, cfg.train.eval_batch_size, "train.eval_batch_size")
-    tx, lr = optim.build(cfg.optimizer, cfg.train.steps)
-    return Experiment(cfg, dataset, model, TASKS[dataset.task], tx, lr, mesh)
+    """The experiment of `cfg` on the target's devices: its mesh over them, its model built for
+    their platform (zoo.experiment.build with given devices; no process joins anything)."""
+    from zoo import experiment as ex
+    return ex.build(cfg, devices=target.devices)
 
 
 def abstract(tree, sharding):
@@ -92,25 +70,6 @@ def abstract(tree, sharding):
 
     return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, jax.dtypes.canonicalize_dtype(a.dtype),
                                                        sharding=sharding), tree)
-
-
-def abstract_state(exp, x):
-    """(state structs with shardings, shardings) from jax.eval_shape of the trainer's init."""
-    import jax
-    import jax.numpy as jnp
-
-    from zoo import mesh as meshlib
-
-    init_key, train_key = jax.random.split(jax.random.PRNGKey(exp.cfg.train.seed))
-
-    def make(key):
-        params = exp.model.init(key, x)
-        return {"params": params, "opt_state": exp.tx.init(params),
-                "step": jnp.zeros((), jnp.int32), "key": train_key}
-
-    shapes = jax.eval_shape(make, init_key)
-    shardings = meshlib.state_shardings(exp.mesh, shapes)
-    return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes, shardings), shardings
 
 
 # ----------------------------------------------------------------------------- compiling
@@ -187,16 +146,16 @@ def _hint(exp, step: str) -> str:
 
 def compile_steps(cfg, target, steps=("train", "eval")) -> list[StepReport]:
     """Compile the train and/or eval steps of `cfg` for `target`: their reports, or DoesNotFit."""
+    from zoo import experiment as ex
     from zoo import mesh as meshlib
     from zoo.train import make_eval_step, make_train_step
 
     exp = experiment(cfg, target)
     t, data = exp.cfg.train, exp.dataset
-    batch = data.train_batch(t.seed, 0, t.batch_size)
-    state, shardings = abstract_state(exp, batch["x"])
+    state, shardings = ex.abstract_state(exp)
     batch_sharding = meshlib.batch_sharding(exp.mesh, data.shardable)
     eval_batch = next(iter(data.eval_batches(t.eval_batch_size)))
-    args = {"train": (make_train_step(exp, shardings), (state, abstract(batch, batch_sharding))),
+    args = {"train": (make_train_step(exp, shardings), (state, ex.batch_spec(exp))),
             "eval": (make_eval_step(exp), (state["params"], abstract(eval_batch, batch_sharding)))}
     return [compile_step(step, *args[step], target, _hint(exp, step)) for step in steps]
 

@@ -21,7 +21,7 @@ import re
 import jax
 import numpy as np
 
-from zoo.config import ConfigError
+from zoo.errors import ConfigError
 
 GiB = 2**30
 # Per device, what XLA reports as "available HBM" when a program does not fit (measured with
