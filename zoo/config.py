@@ -177,6 +177,9 @@ def _check_train(train: TrainConfig, opt: OptimizerConfig) -> None:
         raise ConfigError("train.patience needs a validation metric to watch: set train.select="
                           "val_loss, val_accuracy or val_loss_and_accuracy")
     _check_regex("train.init_exclude", train.init_exclude)
+    if train.init_from is not None and not (Path(train.init_from) / "config.yaml").is_file():
+        raise ConfigError(f"train.init_from={train.init_from!r} is not a run directory (no config.yaml); give the "
+                          f"directory of a trained run, e.g. runs/mnist1d_cnn")
     if train.init_from is None and (train.init_step is not None or train.init_exclude is not None):
         raise ConfigError("train.init_step and train.init_exclude need train.init_from=RUN_DIR")
     if train.select != "last" and not train.eval_every:

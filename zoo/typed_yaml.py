@@ -26,7 +26,7 @@ from zoo.errors import ConfigError
 
 class Raw(str):
     """A plain YAML scalar: the text as written, plus YAML's own reading of it in `.value`."""
-    value: Any
+    value: Any = None
 
 
 # Bounds on a config's text: a config is a page of settings, not a data file, and YAML's

@@ -34,7 +34,11 @@ def read_text(path: str | None) -> str:
     file = Path(path).expanduser()
     if not file.is_file():
         raise ConfigError(f"data.path={path!r}: no such file; give the path of a UTF-8 text file")
-    return file.read_text(encoding="utf-8")
+    try:
+        return file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"data.path={path!r}: not UTF-8 text ({e.reason} at byte {e.start}); give a UTF-8 "
+                          f"text file") from None
 
 
 @dataclasses.dataclass
