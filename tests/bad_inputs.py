@@ -214,7 +214,8 @@ FILES = [
               "data.path={tmp}/g.npz", expect="labels"),
     with_file("g.npz", _planetoid(train_index=None), "model.name=gcn", "data.name=planetoid",
               "data.path={tmp}/g.npz", expect="has no array 'train_index'"),
-    with_file("runs", "a file where run.dir should be", "run.dir={tmp}/runs", expect="cannot create mnist1d_cnn there (Not a directory)"),
+    with_file("runs", "a file where run.dir should be", "run.dir={tmp}/runs",
+              expect="cannot create mnist1d_cnn there (Not a directory)"),
 ]
 
 CASES = TYPES + RANGES + FAMILIES + STRUCTURE + FILES

@@ -352,21 +352,24 @@ def _start(exp: Experiment, run_dir: Path, on_step) -> tuple[Loop, int]:
     """The loop of a fresh or resumed run, ready at its first step. A resumed run restores its
     newest intact checkpoint (or starts at step 0 when it has none); its config.yaml is
     rewritten and its later metrics dropped only once that restore succeeded."""
-    t = exp.cfg.train
+    t, resume = exp.cfg.train, exp.cfg.run.resume
+    if not resume:  # first thing: a fresh run killed from here on can be resumed
+        rundir.write_config(run_dir, exp.cfg)
     state, shardings = ex.init_state(exp)
-    if t.init_from is not None and not exp.cfg.run.resume:
+    if t.init_from is not None and not resume:
         state = ex.warm_start(exp, state, shardings)  # the last user errors surface here
     selection = None if t.select == "last" else Selection(t.select, jax.tree.map(jnp.copy, state["params"]))
     ckpt = checkpoint.Checkpointer(run_dir / "checkpoints", t.keep_checkpoints)
     try:
-        if exp.cfg.run.resume and ckpt.latest_step() is not None:
+        if resume and ckpt.latest_step() is not None:
             state = _restore_changed(exp, ckpt, shardings, selection)
     except BaseException:
         ckpt.close()
         raise
     start = int(to_host(state["step"]))
-    rundir.truncate_metrics(run_dir, start)
-    rundir.write_config(run_dir, exp.cfg)
+    if resume:
+        rundir.truncate_metrics(run_dir, start)
+        rundir.write_config(run_dir, exp.cfg)
     log = rundir.MetricsLog(run_dir, t.steps, start)
     if rundir.is_writer():
         print(f"run directory: {run_dir}", flush=True)
