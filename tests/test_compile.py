@@ -1,14 +1,14 @@
 """zoo compile's pieces on this host's CPU devices (no extras needed): the real steps compile
 from abstract state over given devices, collectives are counted, a step that cannot fit is one
 line, and target names parse (those needing libtpu/CUDA fail in one line without them)."""
-import dataclasses
 
 import jax
 import pytest
 
-from zoo import config, targets
+from zoo import config, experiment, targets
 from zoo.commands import compile as C
-from zoo.config import ConfigError
+from zoo.errors import ConfigError
+from zoo.models import entry
 
 
 def cpu_target(memory_bytes=2**34):
@@ -71,11 +71,13 @@ def test_sweep_spells_one_override_per_value():
     assert C.sweep(None) == [None]
 
 
-def test_platform_choices_follow_the_target_not_the_host():
+def test_platform_choices_follow_the_mesh_not_the_host():
     cfg = config.load(C.config_path("charlm_transformer"), ["train.batch_size=8", "train.eval_batch_size=8"])
-    gpu = dataclasses.replace(cpu_target(), platform="gpu")
-    assert C.experiment(cfg, gpu).cfg.model.attention == "fused"
-    assert C.experiment(cfg, cpu_target()).cfg.model.attention == "explicit"
+    choose = entry(cfg.model_name).for_platform
+    assert choose(cfg.model, "gpu").attention == choose(cfg.model, "tpu").attention == "fused"
+    assert choose(cfg.model, "cpu").attention == "explicit"
+    exp = C.experiment(cfg, cpu_target())   # the model is built for the mesh's devices' platform;
+    assert experiment.platform(exp.mesh) == "cpu" and exp.cfg.model.attention == "auto"  # the config stays portable
 
 
 def test_bench_accelerator_runs_on_this_host(capsys):

@@ -211,7 +211,9 @@ def test_sigkill_then_resume_equals_uninterrupted_bit_for_bit(tmp_path, resume_c
     killed.send_signal(signal.SIGKILL)
     assert _finish(killed)[0] == -signal.SIGKILL
     assert not (tmp_path / "killed" / "checkpoints" / "3000").exists()   # it really was cut short
-    assert _finish(_cli("--resume", str(tmp_path / "killed"))) == (0, "")
+    code, err = _finish(_cli("--resume", str(tmp_path / "killed")))
+    assert code == 0 and "Traceback" not in err and "warning: checkpoint" not in err, err  # outcomes, not silence:
+    # orbax may log "Waiting for previous save..." under load
     assert _finish(ref)[0] == 0
     a, pos_a = _final_state(tmp_path / "ref")
     b, pos_b = _final_state(tmp_path / "killed")

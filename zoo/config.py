@@ -20,7 +20,7 @@ from typing import Any, Literal
 import yaml
 
 from zoo.errors import ConfigError
-from zoo.typed_yaml import Raw, build_section, closest, parse
+from zoo.typed_yaml import MAX_BYTES, Range, Raw, build_section, check_ranges, closest, parse
 
 
 # ----------------------------------------------------------------------------- sections
@@ -64,6 +64,8 @@ class TrainConfig:
                                          # the replicas as one vmapped program (zoo.replicas)
     sweep: dict = dataclasses.field(default_factory=dict)  # {"optimizer.learning_rate": [1e-3, 1e-2]}:
                                          # one replica per value (per seed); zoo.replicas
+    max_bad_steps: int = 10              # stop after this many consecutive steps with a non-finite
+                                         # loss or gradient (each one is skipped: params unchanged)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +75,8 @@ class RunConfig:
     resume: bool = False                 # continue runs/<name> from its latest checkpoint
     plots: bool = True                   # write training curves (PNG) into the run directory
     tensorboard: bool = False            # also write metrics as TensorBoard events into RUN/tensorboard/
+    allow_changes: bool = False          # resume with a changed model, optimizer, data or data order
+                                         # (batch_size, seed, precision, select); exactness is lost
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,20 +181,16 @@ def _check_regex(key: str, pattern: str | None) -> None:
 
 
 def _check_train(train: TrainConfig, opt: OptimizerConfig) -> None:
-    positive = {"steps": train.steps, "batch_size": train.batch_size, "log_every": train.log_every,
-                "eval_batch_size": train.eval_batch_size, "keep_checkpoints": train.keep_checkpoints}
-    for key, v in positive.items():
-        if v <= 0:
-            raise ConfigError(f"train.{key} must be positive, got {v}")
-    if opt.accumulate_steps <= 0 or train.batch_size % opt.accumulate_steps:
-        raise ConfigError(f"optimizer.accumulate_steps={opt.accumulate_steps} must be positive and "
-                          f"divide train.batch_size={train.batch_size}")
-    if train.patience < 0:
-        raise ConfigError(f"train.patience={train.patience} must be >= 0 (0: never stop early)")
+    if train.batch_size % opt.accumulate_steps:  # both >= 1 (RANGES)
+        raise ConfigError(f"optimizer.accumulate_steps={opt.accumulate_steps} must divide "
+                          f"train.batch_size={train.batch_size}")
     if train.select == "last" and train.patience:
         raise ConfigError("train.patience needs a validation metric to watch: set train.select="
                           "val_loss, val_accuracy or val_loss_and_accuracy")
     _check_regex("train.init_exclude", train.init_exclude)
+    if train.init_from is not None and not (Path(train.init_from) / "config.yaml").is_file():
+        raise ConfigError(f"train.init_from={train.init_from!r} is not a run directory (no config.yaml); give the "
+                          f"directory of a trained run, e.g. runs/mnist1d_cnn")
     if train.init_from is None and (train.init_step is not None or train.init_exclude is not None):
         raise ConfigError("train.init_step and train.init_exclude need train.init_from=RUN_DIR")
     _check_profile_steps(train)
@@ -270,6 +270,66 @@ def replica_configs(cfg: Config) -> list[Config]:
     return out
 
 
+# Valid values by field name, for every section and every model and dataset config (first match
+# wins; fnmatch patterns). A field no pattern names is a size or a count: an int >= 1, or a
+# float > 0 (tolerances, times, ratios). Every value is finite.
+NONNEGATIVE = Range(0)
+RANGES = [
+    ("*learning_rate", NONNEGATIVE),     # 0 is allowed: a frozen control run
+    ("*_rate", Range(0, 1, high_open=True)),
+    ("*_fraction", Range(0, 1, low_open=True, high_open=True)),
+    ("remember_bias", Range()), ("negative_slope", Range()),
+    ("data", Range(1, also=(-1,))), ("num_processes", Range(1, also=(-1,))),
+    ("*seed", NONNEGATIVE), ("process_id", NONNEGATIVE), ("weight_decay", NONNEGATIVE),
+    ("warmup_steps", NONNEGATIVE), ("init_step", NONNEGATIVE), ("eval_every", NONNEGATIVE),
+    ("eval_batches", NONNEGATIVE), ("patience", NONNEGATIVE), ("checkpoint_every", NONNEGATIVE),
+    ("val_size", NONNEGATIVE), ("max_cycles", NONNEGATIVE), ("padding", NONNEGATIVE),
+    ("depth", NONNEGATIVE), ("label_map", NONNEGATIVE), ("train_nodes", NONNEGATIVE),
+]
+
+
+def valid_range(name: str, value: float) -> Range:
+    """The valid values of field `name` (RANGES, else the default for sizes and counts)."""
+    import fnmatch
+    for pattern, valid in RANGES:
+        if fnmatch.fnmatchcase(name, pattern):
+            return valid
+    return Range(1) if isinstance(value, int) else Range(0, low_open=True)
+
+
+def _check_run(run: RunConfig) -> None:
+    name = run.name
+    if name is not None and (name in ("", ".", "..") or "/" in name or "\\" in name or "\0" in name):
+        raise ConfigError(f"run.name={name!r}: a run name is one directory name inside run.dir "
+                          f"(no '/', not '.' or '..'); choose e.g. run.name=my_run")
+
+
+# ----------------------------------------------------------------------------- resuming
+# What a resumed run may change and still end bit for bit as if it had never stopped: how long
+# it trains and how it reports, never what it computes (model, data and their order, optimizer).
+RESUMABLE = ("train.steps", "train.eval_every", "train.eval_batch_size", "train.eval_batches",
+             "train.log_every", "train.checkpoint_every", "train.keep_checkpoints", "train.patience",
+             "train.max_bad_steps", "run.", "mesh.")
+
+
+def resume_changes(stored: Config, requested: Config) -> list[str]:
+    """The settings `requested` changes from a run's `stored` config that a resume cannot
+    continue exactly, as ["optimizer.learning_rate: 0.001 -> 0.01", ...]."""
+    old, new = _flat(stored.to_dict()), _flat(requested.to_dict())
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
+            if old.get(k) != new.get(k) and not k.startswith(RESUMABLE)]
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict) and not prefix.endswith("kwargs."):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 # ----------------------------------------------------------------------------- loading
 SECTIONS = ("model", "data", "optimizer", "train", "run", "mesh")
 
@@ -279,7 +339,14 @@ def read_yaml(path: str | Path) -> dict:
     if not file.is_file():
         raise ConfigError(f"config file {str(path)!r} not found; give the path of a YAML file "
                           f"such as configs/mnist1d_cnn.yaml")
-    tree = parse(file.read_text(encoding="utf-8"), str(path))
+    if file.stat().st_size > MAX_BYTES:
+        raise ConfigError(f"{path}: {file.stat().st_size} bytes, larger than {MAX_BYTES >> 20} MiB; a config "
+                          f"holds settings, put data in a file and give its path")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8") from None
+    tree = parse(text, str(path))
     if tree is None:
         return {}
     if not isinstance(tree, dict):
@@ -314,8 +381,11 @@ def from_tree(tree: dict, source: str | None = None) -> Config:
     data_name, data = _named(tree.get("data"), "data", DATASETS, "dataset", entry)
     sections = {s: build_section(cls, tree.get(s) or {}, s) for s, cls in
                 (("optimizer", OptimizerConfig), ("train", TrainConfig), ("run", RunConfig), ("mesh", MeshConfig))}
+    for name, section in (("model", model), ("data", data), *sections.items()):
+        check_ranges(section, name, valid_range)
     _check_optimizer(sections["optimizer"])
     _check_train(sections["train"], sections["optimizer"])
+    _check_run(sections["run"])
     cfg = Config(model_name=model_name, model=model, data_name=data_name, data=data, source=source, **sections)
     _check_replicas(cfg)
     return cfg

@@ -2,13 +2,18 @@
 TensorBoard events (tensorboard/) and profiler traces (profile/).
 
 A new run never overwrites an earlier one: if runs/<name> exists the run goes to
-runs/<name>-2, -3, ... Only process 0 writes files in a multi-process run.
+runs/<name>-2, -3, ... (each made with an exclusive mkdir, so concurrent starts never share
+one). A process training a directory holds RUN/.lock. Only process 0 writes files in a
+multi-process run.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -23,34 +28,23 @@ def is_writer() -> bool:
     return jax.process_index() == 0
 
 
-def _fresh(base: Path) -> Path:
-    if not base.exists():
-        return base
-    i = 2
-    while base.with_name(f"{base.name}-{i}").exists():
-        i += 1
-    return base.with_name(f"{base.name}-{i}")
-
-
 def prepare(cfg: Config) -> Path:
-    """The run directory: the existing one when resuming, else a fresh one (created)."""
+    """The run directory: the existing one when resuming, else a fresh one, created atomically
+    (two runs started at once with one name get two directories). ConfigError when it cannot be."""
     base = Path(cfg.run.dir) / cfg.run.name
     if cfg.run.resume:
-        if not (base / "checkpoints").is_dir():
-            raise ConfigError(f"run.resume=true but {base} has no checkpoints; start a new run "
+        if not base.is_dir():
+            raise ConfigError(f"run.resume=true but {base} is not a directory; start a new run "
                               f"without run.resume, or give the directory of an earlier run")
         return base
     if cfg.run.tensorboard:
         _check_tensorboard()
-    path = _fresh(base)
-    if jax.process_count() > 1:  # all processes must agree on the suffix process 0 picked
+    suffix = _make_fresh(base) if is_writer() else 0
+    if jax.process_count() > 1:  # all processes take the suffix process 0 created
         import numpy as np
         from jax.experimental import multihost_utils
-        suffix = multihost_utils.broadcast_one_to_all(np.int32(_suffix(path, base)))
-        path = base if int(suffix) == 1 else base.with_name(f"{base.name}-{int(suffix)}")
-    if is_writer():
-        path.mkdir(parents=True, exist_ok=False)
-    return path
+        suffix = int(multihost_utils.broadcast_one_to_all(np.int32(suffix)))
+    return _numbered(base, suffix)
 
 
 def _check_tensorboard() -> None:
@@ -60,13 +54,86 @@ def _check_tensorboard() -> None:
                           "or set run.tensorboard=false")
 
 
-def _suffix(path: Path, base: Path) -> int:
-    return 1 if path == base else int(path.name.rsplit("-", 1)[1])
+
+def _numbered(base: Path, i: int) -> Path:
+    return base if i == 1 else base.with_name(f"{base.name}-{i}")
+
+
+def _make_fresh(base: Path) -> int:
+    """Create runs/<name>, or the first free runs/<name>-2, -3, ...; returns the number taken."""
+    i = 1
+    while True:
+        try:
+            _numbered(base, i).mkdir(parents=True, exist_ok=False)
+            return i
+        except FileExistsError:
+            if not base.parent.is_dir():
+                raise ConfigError(f"run.dir={str(base.parent)!r} is a file, not a directory; "
+                                  f"choose another run.dir") from None
+            i += 1
+        except OSError as e:
+            raise ConfigError(f"run.dir={str(base.parent)!r}: cannot create {_numbered(base, i).name} there "
+                              f"({e.strerror}); choose a writable run.dir") from None
+
+
+@contextlib.contextmanager
+def lock(run_dir: Path):
+    """Hold RUN/.lock (flock) while training: a second process that would train the same
+    directory gets a ConfigError instead of both crashing. Released on exit, even by SIGKILL."""
+    if not is_writer():
+        yield
+        return
+    import fcntl
+    try:
+        handle = open(run_dir / ".lock", "a+")
+    except OSError as e:
+        raise ConfigError(f"{run_dir}: cannot write in the run directory ({e.strerror}); "
+                          f"make it writable or choose another run.dir") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise ConfigError(f"{run_dir} is being trained by another process (pid {handle.read().strip() or '?'}); "
+                              f"wait for it to finish or stop it, then resume") from None
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+
+
+@contextlib.contextmanager
+def removed_on_failure(run_dir: Path, fresh: bool):
+    """Remove a fresh run directory when setting its run up fails (a user error, a signal):
+    a failed command leaves no half-made run behind. A resumed run's directory is kept."""
+    try:
+        yield
+    except BaseException:
+        if fresh and is_writer():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def truncate_metrics(run_dir: Path, step: int) -> None:
+    """Drop metrics.jsonl records after `step` (logged after the checkpoint a run resumes
+    from, and logged again by the resumed run), and any line a kill cut short."""
+    file = run_dir / "metrics.jsonl"
+    if not is_writer() or not file.is_file():
+        return
+    kept = []
+    for line in file.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):
+            continue
+    atomic_write(file, "".join(f"{line}\n" for line in kept))
 
 
 def write_config(path: Path, cfg: Config) -> None:
+    """config.yaml, as a later plain resume should read it (run.allow_changes not carried on)."""
     if is_writer():
-        atomic_write(path / "config.yaml", dump(cfg))
+        atomic_write(path / "config.yaml", dump(cfg.replace(run=dataclasses.replace(cfg.run, allow_changes=False))))
 
 
 def atomic_write(file: Path, text: str) -> None:
@@ -98,6 +165,7 @@ class MetricsLog:
             self.bar.update(1)
 
     def log(self, record: dict) -> None:
+        shown = record  # the terminal says nan and inf; JSON has no such values: null
         record = {k: _jsonable(v) for k, v in record.items()}
         if self.file:
             self.file.write(json.dumps(record) + "\n")
@@ -107,7 +175,7 @@ class MetricsLog:
         if self.bar is not None:
             self.bar.set_postfix({BAR_KEYS[k]: f"{v:.4g}" for k, v in record.items() if k in BAR_KEYS and v is not None})
         elif is_writer():
-            print(" ".join(_fmt(k, v) for k, v in record.items()), flush=True)
+            print(" ".join(_fmt(k, v) for k, v in shown.items()), flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -182,6 +250,7 @@ def _jsonable(v):
 
 
 def _fmt(k, v) -> str:
+    v = v.item() if hasattr(v, "item") else v
     return f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}"
 
 

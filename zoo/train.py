@@ -7,10 +7,12 @@ state is all a resumed run needs to continue bit for bit where it stopped.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 import signal
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -21,8 +23,9 @@ import optax
 from zoo import checkpoint, replicas, rundir, throughput
 from zoo import experiment as ex
 from zoo import mesh as meshlib
-from zoo.config import Config, is_stacked
+from zoo.config import Config, is_stacked, load_run_config, resume_changes
 from zoo.data import preprocess
+from zoo.errors import ConfigError
 from zoo.experiment import Experiment, Run
 from zoo.selection import Selection
 from zoo.tasks import summarize
@@ -34,6 +37,14 @@ class Interrupted(Exception):
     def __init__(self, message: str, signum: int, run_dir: str):
         super().__init__(message)
         self.signum, self.run_dir = signum, run_dir
+
+
+class Diverged(Exception):
+    """train.max_bad_steps consecutive steps had a non-finite loss or gradient (each skipped)."""
+
+    def __init__(self, message: str, run_dir: str):
+        super().__init__(message)
+        self.run_dir = run_dir
 
 
 # ----------------------------------------------------------------------------- steps
@@ -66,6 +77,12 @@ def global_norm(tree) -> jax.Array:
     return jnp.sqrt(sum(jnp.sum(jnp.square(g.astype(jnp.float32))) for g in jax.tree.leaves(tree)))
 
 
+def skip_unless(finite: jax.Array, new, old):
+    """`new` where the step was finite, else `old`: a non-finite loss, gradient or update is
+    skipped and never reaches the params or the optimizer state."""
+    return jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+
+
 def make_train_step(exp: Experiment, shardings) -> Callable:
     """The jitted `train_step(state, batch) -> (state, metrics)`, state donated."""
     def train_step(state, batch):
@@ -76,6 +93,10 @@ def make_train_step(exp: Experiment, shardings) -> Callable:
         metrics = {"loss": sums["loss"] / sums["count"], "grad_norm": global_norm(grads), **stats}
         if "correct" in sums:
             metrics["accuracy"] = sums["correct"] / sums["count"]
+        finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"]) & jnp.isfinite(global_norm(updates))
+        params, opt_state = skip_unless(finite, (params, opt_state), (state["params"], state["opt_state"]))
+        metrics["bad_step"] = jnp.logical_not(finite).astype(jnp.int32)
+        # the step and the key advance either way: batches and dropout stay a function of the step
         new = {"params": params, "opt_state": opt_state, "step": state["step"] + 1, "key": key}
         return new, metrics
 
@@ -93,18 +114,20 @@ def make_eval_step(exp: Experiment) -> Callable:
 
 def make_windowed_step(exp: Experiment, train_step: Callable):
     """`train_step` that also adds its metrics to float32 sums carried through the loop:
-    `(state, sums, batch) -> (state, sums)`, compiled ahead of time for the abstract state and
-    batch, state and sums donated. Returns (compiled step, zero_sums() -> fresh sums)."""
+    `(state, sums, batch) -> (state, sums, bad_step)`, compiled ahead of time for the abstract
+    state and batch, state and sums donated; bad_step is 1 when the step was skipped as
+    non-finite. Returns (compiled step, zero_sums() -> fresh sums)."""
     def windowed(state, sums, batch):
         state, metrics = train_step(state, batch)
-        return state, jax.tree.map(lambda total, m: total + m.astype(jnp.float32), sums, metrics)
+        sums = jax.tree.map(lambda total, m: total + m.astype(jnp.float32), sums, metrics)
+        return state, sums, metrics["bad_step"]
 
     shapes, shardings = ex.abstract_state(exp)
     batch, replicated = ex.batch_spec(exp), meshlib.replicated(exp.mesh)
     metrics = jax.eval_shape(train_step, shapes, batch)[1]
     zero_sums = jax.jit(lambda: jax.tree.map(lambda m: jnp.zeros(m.shape, jnp.float32), metrics),
                         out_shardings=replicated)
-    step = jax.jit(windowed, donate_argnums=(0, 1), out_shardings=(shardings, replicated),
+    step = jax.jit(windowed, donate_argnums=(0, 1), out_shardings=(shardings, replicated, replicated),
                    in_shardings=(shardings, replicated, meshlib.batch_sharding(exp.mesh, exp.dataset.shardable)))
     return step.lower(shapes, jax.eval_shape(zero_sums), batch).compile(), zero_sums
 
@@ -161,6 +184,12 @@ def restore(exp: Experiment, ckpt: checkpoint.Checkpointer, shardings, selection
 
 
 # ----------------------------------------------------------------------------- the loop
+# Steps dispatched ahead of the host: enough to keep the devices busy while the host makes the
+# next batch, few enough that no backend queues an unbounded chain of collectives (XLA's CPU
+# all-reduce aborts past a few dozen steps in flight on 8 devices).
+IN_FLIGHT = 2
+
+
 class _StopSignals:
     """Turns SIGINT/SIGTERM into a flag the loop checks at each step boundary."""
 
@@ -204,6 +233,9 @@ class Loop:
     zero_sums: Callable | None = None
     rates: throughput.StepRates | None = None
     timed: tuple[int, float] = (0, 0.0)   # (steps, seconds) of the windows logged so far
+    bad_steps: int = 0                   # steps skipped for a non-finite loss or gradient
+    bad_in_a_row: int = 0
+    in_flight: collections.deque = dataclasses.field(default_factory=collections.deque)
 
     def run(self, start: int) -> None:
         t = self.exp.cfg.train
@@ -217,10 +249,31 @@ class Loop:
                 if self.stopped:
                     break
                 profile.before(step + 1)
-                self.state, self.sums = step_fn(self.state, self.sums, ex.train_batch(self.exp, step))
+                self.state, self.sums, bad = step_fn(self.state, self.sums, ex.train_batch(self.exp, step))
                 self.log.advance()
                 profile.after(step + 1, self.state)
+                self.in_flight.append((step + 1, bad))
+                if len(self.in_flight) > IN_FLIGHT:
+                    self.settle(*self.in_flight.popleft())
                 self.after_step(step + 1, stop.received)
+            while self.in_flight:
+                self.settle(*self.in_flight.popleft())
+
+    def settle(self, done: int, bad: jax.Array) -> None:
+        """Wait for step `done`'s outputs (so at most IN_FLIGHT steps are queued on the devices,
+        whatever the logging interval) and count it if it was skipped as non-finite."""
+        if int(to_host(bad)) == 0:
+            self.bad_in_a_row = 0
+            return
+        self.bad_steps += 1
+        self.bad_in_a_row += 1
+        if self.bad_in_a_row >= self.exp.cfg.train.max_bad_steps:
+            last = self.ckpt.latest_step()
+            raise Diverged(f"stopped at step {done}: {self.bad_in_a_row} steps in a row had a non-finite loss or "
+                           f"gradient (each was skipped; the params stayed finite); likely cause: the learning rate "
+                           f"is too high (optimizer.learning_rate={self.exp.cfg.optimizer.learning_rate:g}; lower it, "
+                           f"or set optimizer.clip_norm) or the data holds nan/inf; last checkpoint: "
+                           f"{'none' if last is None else f'step {last}'}", str(self.log.run_dir))
 
     def compile(self) -> Callable:
         """The windowed step (make_windowed_step), its first sums and its rates."""
@@ -304,35 +357,25 @@ def fit(cfg: Config, *, hooks: Sequence[Callable[[Run], None]] = (),
     `hooks` (figures, tools) are called once at the end with the trained Run, whose params are
     those the final metrics were computed with. `on_step(step, state)` (tests) is called after
     every step with the live state. Raises ConfigError for user mistakes (before compiling and
-    before a run directory exists) and Interrupted on SIGINT/SIGTERM.
+    before a run directory exists), Interrupted on SIGINT/SIGTERM and Diverged after
+    train.max_bad_steps non-finite steps in a row.
     """
     if is_stacked(cfg):  # train.seeds / train.sweep: the replicas as one vmapped program
         return replicas.fit(cfg, replicas.Trainer(make_train_step, _StopSignals, Interrupted), hooks=hooks, on_step=on_step)
     timer = rundir.Timer()
     exp = ex.build(cfg)
-    t = exp.cfg.train
-    state, shardings = ex.init_state(exp)
-    if t.init_from is not None and not exp.cfg.run.resume:
-        state = ex.warm_start(exp, state, shardings)  # the last user errors surface here: no run dir yet
-    selection = None if t.select == "last" else Selection(t.select, jax.tree.map(jnp.copy, state["params"]))
+    check_resume(exp.cfg)
+    check_optimizer(exp)
     run_dir = rundir.prepare(exp.cfg)
-    rundir.write_config(run_dir, exp.cfg)
-    if exp.dataset.preprocessing and rundir.is_writer():  # what evaluate, predict and export apply
-        preprocess.save(run_dir, exp.dataset.preprocessing)
-    ckpt = checkpoint.Checkpointer(run_dir / "checkpoints", t.keep_checkpoints)
-    if exp.cfg.run.resume:
-        state, _ = restore(exp, ckpt, shardings, selection)
-    start = int(to_host(state["step"]))
-    log = rundir.MetricsLog(run_dir, t.steps, start, tensorboard=exp.cfg.run.tensorboard)
-    if rundir.is_writer():
-        print(f"run directory: {run_dir}", flush=True)
-    loop = Loop(exp, state, selection, make_train_step(exp, shardings), make_eval_step(exp), ckpt, log, on_step)
-    try:
-        loop.run(start)
-        eval_metrics, final_params = loop.final_metrics()
-    finally:
-        log.close()
-        ckpt.close()
+    with rundir.lock(run_dir):
+        with rundir.removed_on_failure(run_dir, fresh=not exp.cfg.run.resume):
+            loop, start = _start(exp, run_dir, on_step)
+        try:
+            loop.run(start)
+            eval_metrics, final_params = loop.final_metrics()
+        finally:
+            loop.log.close()
+            loop.ckpt.close()
     summary = _summary(exp, loop, eval_metrics, timer.elapsed(), run_dir)
     rundir.write_summary(run_dir, summary)
     if rundir.is_writer():
@@ -342,8 +385,81 @@ def fit(cfg: Config, *, hooks: Sequence[Callable[[Run], None]] = (),
     return summary
 
 
+def check_resume(cfg: Config) -> None:
+    """ConfigError when resuming with `cfg` would change what the run computes: its model,
+    data, data order (batch size, seed, precision) or optimizer; run.allow_changes accepts it."""
+    if not cfg.run.resume or cfg.run.allow_changes:
+        return
+    run_dir = Path(cfg.run.dir) / cfg.run.name
+    changes = resume_changes(load_run_config(run_dir), cfg)
+    if changes:
+        shown = "; ".join(changes[:3]) + (f"; and {len(changes) - 3} more" if len(changes) > 3 else "")
+        raise ConfigError(f"resuming {run_dir} would change {shown}: a resumed run continues exactly only with "
+                          f"the settings it was trained with; drop these overrides, or add --force-resume "
+                          f"(run.allow_changes=true) to continue inexactly")
+
+
+def check_optimizer(exp: Experiment) -> None:
+    """Run the optimizer's init and update on abstract values (jax.eval_shape: nothing is
+    computed or compiled), so that a bad optimizer.kwargs value fails before the run starts."""
+    shapes, _ = ex.abstract_state(exp)
+    try:
+        jax.eval_shape(exp.tx.update, shapes["params"], shapes["opt_state"], shapes["params"])
+    except (TypeError, ValueError) as e:
+        if not exp.cfg.optimizer.kwargs:  # zoo's own arguments: a bug, keep the traceback
+            raise
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        kwargs = ", ".join(f"{k}={v!r}" for k, v in exp.cfg.optimizer.kwargs.items())
+        raise ConfigError(f"optimizer.kwargs: optax.{exp.cfg.optimizer.name}({kwargs}) fails on the "
+                          f"parameters: {message}") from None
+
+
+def _start(exp: Experiment, run_dir: Path, on_step) -> tuple[Loop, int]:
+    """The loop of a fresh or resumed run, ready at its first step. A resumed run restores its
+    newest intact checkpoint (or starts at step 0 when it has none); its config.yaml is
+    rewritten and its later metrics dropped only once that restore succeeded."""
+    t, resume = exp.cfg.train, exp.cfg.run.resume
+    if not resume:  # first thing: a fresh run killed from here on can be resumed
+        rundir.write_config(run_dir, exp.cfg)
+    if exp.dataset.preprocessing and rundir.is_writer():  # what evaluate, predict and export apply
+        preprocess.save(run_dir, exp.dataset.preprocessing)
+    state, shardings = ex.init_state(exp)
+    if t.init_from is not None and not resume:
+        state = ex.warm_start(exp, state, shardings)  # the last user errors surface here
+    selection = None if t.select == "last" else Selection(t.select, jax.tree.map(jnp.copy, state["params"]))
+    ckpt = checkpoint.Checkpointer(run_dir / "checkpoints", t.keep_checkpoints)
+    try:
+        if resume and ckpt.latest_step() is not None:
+            state = _restore_changed(exp, ckpt, shardings, selection)
+    except BaseException:
+        ckpt.close()
+        raise
+    start = int(to_host(state["step"]))
+    if resume:
+        rundir.truncate_metrics(run_dir, start)
+        rundir.write_config(run_dir, exp.cfg)
+    log = rundir.MetricsLog(run_dir, t.steps, start, tensorboard=exp.cfg.run.tensorboard)
+    if rundir.is_writer():
+        print(f"run directory: {run_dir}", flush=True)
+    return Loop(exp, state, selection, make_train_step(exp, shardings), make_eval_step(exp), ckpt, log, on_step), start
+
+
+def _restore_changed(exp: Experiment, ckpt: checkpoint.Checkpointer, shardings, selection) -> dict:
+    """restore(), where a checkpoint that does not fit a config changed with run.allow_changes
+    (another model, another optimizer) is the user's mistake, said in one line."""
+    try:
+        return restore(exp, ckpt, shardings, selection)[0]
+    except (ValueError, TypeError, KeyError) as e:
+        if not exp.cfg.run.allow_changes:
+            raise
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise ConfigError(f"the checkpoint does not fit the changed config ({first}); resume without "
+                          f"changing the model or the optimizer") from None
+
+
 def _summary(exp: Experiment, loop: Loop, eval_metrics: dict, wall_time: float, run_dir) -> dict:
-    stats = {k: v for k, v in loop.metrics.items() if k not in ("loss", "grad_norm", "accuracy")}
+    stats = {k: v for k, v in loop.metrics.items() if k not in ("loss", "grad_norm", "accuracy", "bad_step")}
     return {**eval_metrics, "wall_time_s": wall_time, "steps": int(to_host(loop.state["step"])),
+            "bad_steps": loop.bad_steps,
             "params": ex.count_params(loop.state["params"]), "model": exp.cfg.model_name,
             "data": exp.cfg.data_name, "run_dir": str(run_dir), **stats, **loop.throughput()}

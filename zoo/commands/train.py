@@ -1,13 +1,20 @@
 """`zoo train CONFIG|NAME [key=value ...]` (and `python train.py`): train from a YAML config.
 
 CONFIG is a YAML file, or NAME a shipped config (`zoo list configs`), found inside the installed
-package from any folder. User mistakes print one line and exit 2, before anything compiles;
-SIGINT/SIGTERM checkpoint at the next step boundary and exit 130/143.
+package from any folder. User mistakes print one line and exit 2, before anything compiles, as
+do a run directory that cannot be written (read-only, full, a file in the way); SIGINT/SIGTERM
+checkpoint at the next step boundary and exit 130/143 (before training starts they exit at once,
+leaving no run directory); a run that diverges (train.max_bad_steps non-finite steps in a row)
+stops in one line with exit 3.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
+import math
+import signal
 import sys
 
 from zoo import config
@@ -20,7 +27,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model from a YAML config", description=__doc__.split("\n")[0])
     p.add_argument("config", nargs="?", help=f"YAML file or shipped config name (default: {DEFAULT_CONFIG})")
     p.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.steps=2000")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest checkpoint")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its latest intact checkpoint")
+    p.add_argument("--force-resume", action="store_true", help="with --resume: accept overrides that change the "
+                   "model, data, data order or optimizer (run.allow_changes=true); the run is no longer exact")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("--help-config", metavar="WHAT", help="list the config fields of model=NAME, data=NAME "
                    "or a section (optimizer, train, run, mesh): types, defaults, comments")
@@ -36,7 +45,8 @@ def resolve(args: argparse.Namespace) -> config.Config:
     if args.resume:
         if args.config:
             raise ConfigError("give either a config file or --resume RUN_DIR, not both")
-        return config.load_run_config(args.resume, ["run.resume=true", *args.overrides])
+        forced = ["run.allow_changes=true"] if args.force_resume else []
+        return config.load_run_config(args.resume, ["run.resume=true", *args.overrides, *forced])
     return config.load(config.config_path(args.config or DEFAULT_CONFIG), args.overrides)
 
 
@@ -49,17 +59,59 @@ def help_config(what: str) -> list[str]:
     return fields("section", section)
 
 
+class Stopped(BaseException):
+    """SIGINT/SIGTERM before the training loop took the signals over."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _stop_on_signals():
+    """Turn SIGINT/SIGTERM into Stopped until the loop installs its own handlers (zoo.train)."""
+    def stop(signum, frame):
+        raise Stopped(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+# A run directory the system will not let zoo write: the user's to fix, not a zoo bug.
+DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EISDIR}
+
+
 def run(args: argparse.Namespace) -> int:
     if args.help_config:
         print("\n".join(help_config(args.help_config)))
         return 0
+    try:
+        with _stop_on_signals():
+            return _train(args)
+    except Stopped as e:
+        print(f"interrupted by signal {e.signum} outside the training loop; a run that had not started "
+              f"training leaves no directory",
+              file=sys.stderr)
+        return 128 + e.signum
+    except OSError as e:
+        if e.errno not in DISK_ERRORS:
+            raise
+        raise ConfigError(f"cannot write {e.filename or 'the run directory'}: {e.strerror}; free space or "
+                          f"choose a writable run.dir (earlier checkpoints are intact)") from None
+
+
+def _train(args: argparse.Namespace) -> int:
     cfg = resolve(args)
     if args.print_config:
         print(config.dump(cfg), end="")
         return 0
     from zoo import figures
     from zoo.commands import host
-    from zoo.train import Interrupted, fit
+    from zoo.train import Diverged, Interrupted, fit
 
     host.keep_freed_memory()  # page-fault-free steps on CPU (zoo.commands.host)
     try:
@@ -67,5 +119,9 @@ def run(args: argparse.Namespace) -> int:
     except Interrupted as e:
         print(f"interrupted: {e}; resume with: zoo train --resume {e.run_dir}", file=sys.stderr)
         return 128 + e.signum
-    print(json.dumps(summary, indent=2))
+    except Diverged as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    print(json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in summary.items()},
+                     indent=2))
     return 0

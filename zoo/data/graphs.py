@@ -100,6 +100,34 @@ def _sparse(x: np.ndarray):
     return sparse.BCOO((x[x != 0], indices), shape=x.shape, indices_sorted=True, unique_indices=True)
 
 
+PLANETOID_KEYS = ("features", "num_features", "labels", "labeled", "senders", "receivers",
+                  "train_index", "val_index", "test_index")
+
+
+def _read_planetoid(file: Path, path: str) -> dict[str, np.ndarray]:
+    """The arrays of a Planetoid .npz (shared/data/README.md), checked for what the loader
+    relies on: every key, one row per node, node indices in range. Never unpickles."""
+    try:
+        with np.load(file, allow_pickle=False) as d:
+            arrays = {k: d[k] for k in d.files}
+    except (OSError, ValueError, EOFError) as e:  # empty, not a zip, or object arrays (pickle)
+        raise ConfigError(f"data.path={path!r}: not a Planetoid .npz file ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0] if str(e) else 'unreadable'}); give one in the format of "
+                          f"shared/data/README.md") from None
+    for key in PLANETOID_KEYS:
+        if key not in arrays:
+            raise ConfigError(f"data.path={path!r} has no array {key!r}; a Planetoid file holds "
+                              f"{', '.join(PLANETOID_KEYS)}")
+    n = len(arrays["features"])
+    problems = [k for k in ("labels", "labeled") if arrays[k].shape != (n,)]
+    problems += [k for k in ("senders", "receivers", "train_index", "val_index", "test_index")
+                 if arrays[k].ndim != 1 or (arrays[k].size and not 0 <= arrays[k].min() <= arrays[k].max() < n)]
+    if problems:
+        raise ConfigError(f"data.path={path!r}: {', '.join(problems)} do not fit its {n} nodes "
+                          f"(one label per node, indices in 0..{n - 1})")
+    return arrays
+
+
 def load_planetoid(cfg: PlanetoidConfig) -> NodeDataset:
     """Cora / CiteSeer / PubMed with the public split (Yang et al. 2016): train on
     train_index, evaluate on test_index (or val_index with eval_split=val); val_index is the
@@ -109,8 +137,7 @@ def load_planetoid(cfg: PlanetoidConfig) -> NodeDataset:
     file = Path(cfg.path).expanduser()
     if not file.is_file():
         raise ConfigError(f"data.path={cfg.path!r}: no such file; give a Planetoid .npz file")
-    with np.load(file) as d:
-        arrays = {k: d[k] for k in d.files}
+    arrays = _read_planetoid(file, cfg.path)
     features = np.unpackbits(arrays["features"], axis=1)[:, :int(arrays["num_features"])].astype(np.float32)
     if cfg.normalize_features:
         features /= np.maximum(features.sum(1, keepdims=True), 1.0)

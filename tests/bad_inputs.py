@@ -1,0 +1,221 @@
+"""The bad-input corpus: command lines and files a user might get wrong, each of which must end
+in one line on stderr and exit 2 with no run directory made, or be read as documented.
+
+`CASES` holds (arguments, files, expected text); "{tmp}" in an argument or a file's content is
+the test's scratch folder, `files` maps a name there to its content (str, or bytes). Used by
+tests/test_reliability.py, in-process through zoo.commands.cli.main.
+"""
+import numpy as np
+
+BASE = ["model.name=mlp", "data.name=mnist1d", "train.steps=2", "run.plots=false"]
+GOOD = "model: {name: mlp, width: 8}\ndata: {name: mnist1d}\ntrain: {steps: 2}\nrun: {plots: false}\n"
+
+
+def _npz_bytes(**arrays) -> bytes:
+    import io
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _planetoid(**changes) -> bytes:
+    """A tiny valid Planetoid file (3 nodes, 2 classes) with `changes` (None: drop the key)."""
+    arrays = {"features": np.packbits(np.eye(3, 8, dtype=np.uint8), axis=1), "num_features": np.int32(8),
+              "labels": np.array([0, 1, 0], np.int32), "labeled": np.ones(3, bool),
+              "senders": np.array([0, 1], np.int32), "receivers": np.array([1, 0], np.int32),
+              "train_index": np.array([0, 1], np.int32), "val_index": np.array([2], np.int32),
+              "test_index": np.array([2], np.int32)}
+    arrays.update(changes)
+    return _npz_bytes(**{k: v for k, v in arrays.items() if v is not None})
+
+
+def overrides(*args, expect):
+    return ([*BASE, *args], {}, expect)
+
+
+def with_file(name, content, *args, expect, base=True):
+    return ([*(BASE if base else []), *args], {name: content}, expect)
+
+
+TYPES = [
+    overrides("train.steps=true", expect="train.steps: expected int, got 'true'"),
+    overrides("train.steps=on", expect="train.steps: expected int, got 'on'"),
+    overrides("train.steps=yes", expect="expected int"),
+    overrides("train.seed=010", expect="YAML 1.1 reads '010' as 8"),
+    overrides("train.seed=1:20", expect="YAML 1.1 reads '1:20' as 80"),
+    overrides("train.seed=0x10", expect="YAML 1.1 reads '0x10' as 16"),
+    overrides("train.steps=2.5", expect="train.steps: expected int, got '2.5'"),
+    overrides("train.steps='5'", expect="(a quoted string)"),
+    overrides("train.steps=abc", expect="expected int"),
+    overrides("train.steps=", expect="expected int"),
+    overrides("train.steps=[1]", expect="expected int"),
+    overrides("train.steps={a: 1}", expect="expected int"),
+    overrides("train.steps=1e400", expect="train.steps: expected int"),
+    overrides("optimizer.learning_rate=abc", expect="expected float"),
+    overrides("optimizer.learning_rate=nan", expect="expected float"),
+    overrides("optimizer.learning_rate=true", expect="expected float"),
+    overrides("optimizer.learning_rate=1:20", expect="expected float"),
+    overrides("run.plots=yes", expect="write true or false"),
+    overrides("run.plots=1", expect="run.plots: expected bool"),
+    overrides("run.plots=on", expect="write true or false"),
+    overrides("train.precision=float16", expect="expected 'float32' | 'bfloat16'"),
+    overrides("train.select=best", expect="train.select: expected"),
+    overrides("model.norm=batch", expect="model.norm: expected"),
+    overrides("model.activation=[relu]", expect="model.activation: expected str"),
+    overrides("run.name=!!binary aGVsbG8=", expect="is not a plain value"),
+    overrides("run.name=!!set {a}", expect="is not a plain value"),
+    overrides("run.name=!!python/name:os.system", expect="is not a plain value"),
+    overrides("optimizer.kwargs=[1, 2]", expect="optimizer.kwargs: expected dict"),
+    overrides("mesh.coordinator_address=[1]", expect="expected str or null"),
+]
+
+RANGES = [
+    overrides("optimizer.learning_rate=.inf", expect="optimizer.learning_rate=inf: must be a finite number >= 0"),
+    overrides("optimizer.learning_rate=-.inf", expect="must be a finite number >= 0"),
+    overrides("optimizer.learning_rate=.nan", expect="must be a finite number >= 0"),
+    overrides("optimizer.learning_rate=-0.1", expect="optimizer.learning_rate=-0.1: must be"),
+    overrides("optimizer.end_learning_rate=-1", expect="optimizer.end_learning_rate=-1.0: must be"),
+    overrides("optimizer.clip_norm=-1", expect="optimizer.clip_norm=-1.0: must be a finite number > 0"),
+    overrides("optimizer.clip_norm=0", expect="optimizer.clip_norm=0.0: must be a finite number > 0"),
+    overrides("optimizer.weight_decay=-0.1", expect="optimizer.weight_decay=-0.1: must be"),
+    overrides("optimizer.warmup_steps=-1", expect="optimizer.warmup_steps=-1: must be an integer >= 0"),
+    overrides("optimizer.accumulate_steps=0", expect="optimizer.accumulate_steps=0: must be an integer >= 1"),
+    overrides("optimizer.accumulate_steps=3", expect="must divide train.batch_size=100"),
+    overrides("model.dropout_rate=1.5", expect="model.dropout_rate=1.5: must be a finite number >= 0 and < 1"),
+    overrides("model.dropout_rate=-0.5", expect="model.dropout_rate=-0.5: must be"),
+    overrides("model.dropout_rate=1", expect="model.dropout_rate=1.0: must be"),
+    overrides("model.depth=-1", expect="model.depth=-1: must be an integer >= 0"),
+    overrides("model.width=0", expect="model.width=0: must be an integer >= 1"),
+    overrides("model.num_outputs=0", expect="model.num_outputs=0: must be"),
+    overrides("train.steps=0", expect="train.steps=0: must be an integer >= 1"),
+    overrides("train.steps=-5", expect="train.steps=-5: must be"),
+    overrides("train.batch_size=0", expect="train.batch_size=0: must be"),
+    overrides("train.eval_every=-1", expect="train.eval_every=-1: must be an integer >= 0"),
+    overrides("train.checkpoint_every=-2", expect="train.checkpoint_every=-2: must be"),
+    overrides("train.eval_batches=-1", expect="train.eval_batches=-1: must be"),
+    overrides("train.eval_batch_size=0", expect="train.eval_batch_size=0: must be"),
+    overrides("train.log_every=0", expect="train.log_every=0: must be"),
+    overrides("train.keep_checkpoints=0", expect="train.keep_checkpoints=0: must be"),
+    overrides("train.seed=-1", expect="train.seed=-1: must be an integer >= 0"),
+    overrides("train.patience=-1", expect="train.patience=-1: must be"),
+    overrides("train.max_bad_steps=0", expect="train.max_bad_steps=0: must be"),
+    overrides("train.init_step=-1", "train.init_from=x", expect="train.init_step=-1: must be"),
+    overrides("mesh.data=0", expect="mesh.data=0: must be an integer >= 1 (or -1)"),
+    overrides("mesh.fsdp=0", expect="mesh.fsdp=0: must be"),
+    overrides("mesh.process_id=-1", expect="mesh.process_id=-1: must be"),
+    overrides("data.val_size=-1", expect="data.val_size=-1: must be"),
+    overrides("data.train_size=0", expect="data.train_size=0: must be"),
+    overrides("data.patch_size=0", expect="data.patch_size=0: must be"),
+    overrides("data.label_map=[0, -1]", expect="data.label_map=-1: must be"),
+]
+
+FAMILIES = [  # each family's config through the same rules, and the datasets' generated-data fields
+    overrides("model.name=cnn", "model.channels=[8, 0]", expect="model.channels=0: must be"),
+    overrides("model.name=cnn", "model.kernel_sizes=[-3]", expect="model.kernel_sizes=-3: must be"),
+    overrides("model.name=cnn", "model.padding=-1", expect="model.padding=-1: must be"),
+    overrides("model.name=cnn", "model.pool_size=0", expect="model.pool_size=0: must be"),
+    overrides("model.name=lstm", "model.hidden_size=0", expect="model.hidden_size=0: must be"),
+    overrides("model.name=gru", "model.num_layers=0", expect="model.num_layers=0: must be"),
+    overrides("model.name=rnn", "model.unroll=0", expect="model.unroll=0: must be"),
+    overrides("model.name=lstm", "model.remember_bias=.inf", expect="model.remember_bias=inf: must be a finite number"),
+    overrides("model.name=transformer", "model.num_heads=0", expect="model.num_heads=0: must be"),
+    overrides("model.name=transformer", "model.attention_dropout_rate=2", expect="attention_dropout_rate=2.0: must be"),
+    overrides("model.name=transformer", "model.mlp_ratio=0", expect="model.mlp_ratio=0.0: must be a finite number > 0"),
+    overrides("model.name=transformer", "model.rope_base=-1", expect="model.rope_base=-1.0: must be"),
+    overrides("model.name=gpt", "data.name=text", "model.d_model=-8", expect="model.d_model=-8: must be"),
+    overrides("model.name=gpt", "data.name=text", "model.context_length=0", expect="context_length=0: must be"),
+    overrides("model.name=lstm_lm", "data.name=text", "model.embed_dim=0", expect="model.embed_dim=0: must be"),
+    overrides("model.name=gcn", "data.name=karate", "model.hidden_sizes=[0]", expect="model.hidden_sizes=0: must be"),
+    overrides("model.name=gat", "data.name=karate", "model.num_heads=0", expect="model.num_heads=0: must be"),
+    overrides("model.name=gat", "data.name=karate", "model.negative_slope=.nan", expect="negative_slope=nan: must be"),
+    overrides("model.name=gin", "data.name=karate", "model.mlp_depth=0", expect="model.mlp_depth=0: must be"),
+    overrides("model.name=mpnn", "data.name=karate", "model.dropout_rate=1.1", expect="model.dropout_rate=1.1: must"),
+    overrides("model.name=node", "data.name=spiral", "model.rtol=0", expect="model.rtol=0.0: must be"),
+    overrides("model.name=node", "data.name=spiral", "model.dt0=-0.1", expect="model.dt0=-0.1: must be"),
+    overrides("model.name=node", "data.name=spiral", "model.max_steps=0", expect="model.max_steps=0: must be"),
+    overrides("model.name=odenet", "model.t1=-1", expect="model.t1=-1.0: must be"),
+    overrides("model.name=cnf", "data.name=toy2d", "model.atol=-1e-5", expect="model.atol=-1e-05: must be"),
+    overrides("data.name=text", "data.seq_len=0", expect="data.seq_len=0: must be an integer >= 1"),
+    overrides("data.name=text", "data.val_fraction=0", expect="data.val_fraction=0.0: must be"),
+    overrides("data.name=text", "data.val_fraction=1", expect="data.val_fraction=1.0: must be"),
+    overrides("data.name=digits", "data.test_fraction=1.5", expect="data.test_fraction=1.5: must be"),
+    overrides("data.name=digits", "data.split_seed=-3", expect="data.split_seed=-3: must be"),
+    overrides("data.name=spiral", "data.num_points=0", expect="data.num_points=0: must be"),
+    overrides("data.name=spiral", "data.t1=0", expect="data.t1=0.0: must be"),
+    overrides("data.name=graph_cycles", "data.num_train=0", expect="data.num_train=0: must be"),
+    overrides("data.name=graph_cycles", "data.max_cycles=-1", expect="data.max_cycles=-1: must be"),
+    overrides("data.name=karate", "data.train_nodes=[-1]", expect="data.train_nodes=-1: must be"),
+    overrides("data.name=toy2d", "data.num_test=0", expect="data.num_test=0: must be"),
+]
+
+STRUCTURE = [
+    overrides("run.name=../../x", expect="a run name is one directory name inside run.dir"),
+    overrides("run.name=a/b", expect="a run name is one directory name"),
+    overrides("run.name=..", expect="a run name is one directory name"),
+    overrides("trian.steps=1", expect="unknown section 'trian'; did you mean 'train'?"),
+    overrides("train.stepz=1", expect="did you mean 'train.steps'?"),
+    overrides("train", expect="is not key=value"),
+    overrides("=3", expect="is not key=value"),
+    overrides("train.steps.x=3", expect="steps is not a section"),
+    overrides("optimizer.name=adamm", expect="unknown optax optimizer 'adamm'"),
+    overrides("optimizer.kwargs.b3=0.9", expect="optax.adam takes no argument 'b3'"),
+    overrides("optimizer.kwargs.b1=abc", expect="optimizer.kwargs: optax.adam(b1='abc') fails"),
+    overrides("optimizer.name=sgd", "optimizer.kwargs.momentum=[1, 2]", expect="optimizer.kwargs: optax.sgd(momentum="),
+    overrides("optimizer.schedule=warmup_cosine", expect="needs optimizer.warmup_steps > 0"),
+    overrides("optimizer.freeze=([", expect="not a valid regular expression"),
+    overrides("train.init_exclude=head", expect="need train.init_from"),
+    overrides("train.patience=3", expect="train.patience needs a validation metric"),
+    overrides("model.name=lstmm", expect="unknown model 'lstmm'"),
+    overrides("data.name=mnist2d", expect="unknown dataset 'mnist2d'"),
+    overrides("train.batch_size=5000", expect="larger than the training set"),
+    overrides("train.init_from={tmp}/nothing", expect="not a run directory"),
+    (["--resume", "{tmp}/nothing"], {}, "not a run directory"),
+    (["{tmp}/c.yaml", "--resume", "{tmp}/x"], {"c.yaml": GOOD}, "not both"),
+    (["{tmp}/none.yaml"], {}, "config file '{tmp}/none.yaml' not found"),
+]
+
+FILES = [
+    with_file("c.yaml", GOOD + "train: {steps: 5}\n", "{tmp}/c.yaml", base=False,
+              expect="duplicate key 'train' at lines 3 and 5"),
+    with_file("c.yaml", "model: {name: mlp, width: 8, width: 9}\ndata: {name: mnist1d}\n", "{tmp}/c.yaml",
+              base=False, expect="duplicate key 'width' at lines 1 and 1"),
+    with_file("c.yaml", "model:\n  name: mlp\n  name: cnn\ndata: {name: mnist1d}\n", "{tmp}/c.yaml", base=False,
+              expect="duplicate key 'name' at lines 2 and 3"),
+    with_file("c.yaml", "model: [", "{tmp}/c.yaml", base=False, expect="not valid YAML"),
+    with_file("c.yaml", "- 1\n- 2\n", "{tmp}/c.yaml", base=False, expect="expected a mapping with sections"),
+    with_file("c.yaml", "model: 3\ndata: {name: mnist1d}\n", "{tmp}/c.yaml", base=False, expect="model.name is required"),
+    with_file("c.yaml", GOOD + "train: 5\n", "{tmp}/c.yaml", base=False, expect="duplicate key 'train'"),
+    with_file("c.yaml", "model: {name: mlp}\ndata: {name: mnist1d}\ntrain: 5\n", "{tmp}/c.yaml", base=False,
+              expect="train: expected a mapping"),
+    with_file("c.yaml", b"\xff\xfe\x00garbage", "{tmp}/c.yaml", base=False, expect="not UTF-8 text"),
+    with_file("c.yaml", "a: " + "[" * 100 + "]" * 100, "{tmp}/c.yaml", base=False, expect="nested deeper than"),
+    with_file("c.yaml", "a: &a [1]\n" + "".join(f"b{i}: *a\n" for i in range(100)), "{tmp}/c.yaml", base=False,
+              expect="more than 64 aliases"),
+    with_file("c.yaml", "x: " + "1" * (2 << 20) + "\n", "{tmp}/c.yaml", base=False, expect="larger than 1 MiB"),
+    with_file("c.yaml", GOOD + "optimizer: !!python/object/apply:os.system ['true']\n", "{tmp}/c.yaml", base=False,
+              expect="is not a plain value"),
+    with_file("t.txt", "", "data.name=text", "data.path={tmp}/t.txt", expect="the text (0 characters) is too short"),
+    with_file("t.txt", b"\xff\xfe\xfd", "data.name=text", "data.path={tmp}/t.txt", expect="not UTF-8 text"),
+    with_file("t.txt", "short text", "data.name=text", "data.path={tmp}/t.txt", expect="is too short for data.seq_len"),
+    with_file("t.txt", "x", "data.name=text", "data.path={tmp}", expect="no such file"),
+    with_file("g.npz", b"", "model.name=gcn", "data.name=planetoid", "data.path={tmp}/g.npz",
+              expect="not a Planetoid .npz file"),
+    with_file("g.npz", "plain text, not an archive", "model.name=gcn", "data.name=planetoid",
+              "data.path={tmp}/g.npz", expect="not a Planetoid .npz file"),
+    with_file("g.npz", _npz_bytes(x=np.zeros(3)), "model.name=gcn", "data.name=planetoid", "data.path={tmp}/g.npz",
+              expect="has no array 'features'"),
+    with_file("g.npz", _npz_bytes(features=np.array([object()], dtype=object)), "model.name=gcn",
+              "data.name=planetoid", "data.path={tmp}/g.npz", expect="not a Planetoid .npz file"),
+    with_file("g.npz", _planetoid(senders=np.array([0, 7], np.int32)), "model.name=gcn", "data.name=planetoid",
+              "data.path={tmp}/g.npz", expect="senders"),
+    with_file("g.npz", _planetoid(test_index=np.array([3], np.int32)), "model.name=gcn", "data.name=planetoid",
+              "data.path={tmp}/g.npz", expect="test_index"),
+    with_file("g.npz", _planetoid(labels=np.array([0, 1], np.int32)), "model.name=gcn", "data.name=planetoid",
+              "data.path={tmp}/g.npz", expect="labels"),
+    with_file("g.npz", _planetoid(train_index=None), "model.name=gcn", "data.name=planetoid",
+              "data.path={tmp}/g.npz", expect="has no array 'train_index'"),
+    with_file("runs", "a file where run.dir should be", "run.dir={tmp}/runs",
+              expect="cannot create mnist1d_cnn there (Not a directory)"),
+]
+
+CASES = TYPES + RANGES + FAMILIES + STRUCTURE + FILES
