@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIG = """
 model: {name: mlp, width: 32, dropout_rate: 0.1}
 data: {name: mnist1d, val_size: 500}
-train: {batch_size: 50, eval_batch_size: 500, eval_batches: 1, steps: 400, checkpoint_every: 40,
-        log_every: 20, eval_every: 40, select: val_accuracy, keep_checkpoints: 2}
+train: {batch_size: 50, eval_batch_size: 500, eval_batches: 1, steps: 1500, checkpoint_every: 100,
+        log_every: 50, eval_every: 100, select: val_accuracy, keep_checkpoints: 2}
 run: {plots: false}
 """
 
@@ -50,19 +50,42 @@ def final_state(run_dir: Path) -> list[np.ndarray]:
     return [np.asarray(x) for x in jax.tree.leaves({**restored, "best": best.tree(), "position": position})]
 
 
+def committed(run_dir: Path) -> bool:
+    ckpts = run_dir / "checkpoints"
+    return ckpts.is_dir() and any(p.name.isdigit() for p in ckpts.iterdir())
+
+
 def kill_when(proc: subprocess.Popen, run_dir: Path, mode: str, delay: float) -> str:
-    """SIGKILL `proc` during a save (mode "save") or after `delay` s; returns what it was doing."""
-    start = time.time()
+    """SIGKILL `proc` during a save (mode "save"), `delay` s after its start ("start") or
+    `delay` s after its first checkpoint committed ("train"); returns what it was doing."""
+    start, first = time.time(), None
     while proc.poll() is None:
         ckpts = run_dir / "checkpoints"
         saving = ckpts.is_dir() and any("tmp" in p.name for p in ckpts.iterdir())
-        if (mode == "save" and saving) or (mode == "time" and time.time() - start >= delay):
+        if first is None and committed(run_dir):
+            first = time.time()
+        due = {"save": saving, "start": time.time() - start >= delay,
+               "train": first is not None and time.time() - first >= delay}[mode]
+        if due:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-            committed = ckpts.is_dir() and any(p.name.isdigit() for p in ckpts.iterdir())
-            return "during a save" if saving else ("before the first checkpoint" if not committed else "between saves")
-        time.sleep(0.005)
+            return "during a save" if saving else ("between saves" if committed(run_dir)
+                                                    else "before the first checkpoint")
+        time.sleep(0.002)
     return "finished before the kill"
+
+
+def timings(base: Path) -> tuple[float, float]:
+    """(seconds to the first committed checkpoint, seconds of training after it) of an
+    uninterrupted run, the reference."""
+    t0, first = time.time(), None
+    proc = train(str(base / "c.yaml"), f"run.dir={base}", "run.name=ref")
+    while proc.poll() is None:
+        if first is None and committed(base / "ref"):
+            first = time.time()
+        time.sleep(0.002)
+    assert proc.returncode == 0 and first is not None
+    return first - t0, time.time() - first
 
 
 def main() -> int:
@@ -75,16 +98,14 @@ def main() -> int:
     shutil.rmtree(base, ignore_errors=True)
     base.mkdir(parents=True)
     (base / "c.yaml").write_text(CONFIG)
-    t0 = time.time()
-    assert train(str(base / "c.yaml"), f"run.dir={base}", "run.name=ref").wait() == 0
-    duration = time.time() - t0
+    startup, training = timings(base)
     reference = final_state(base / "ref")
     rng, same = random.Random(a.seed), 0
     for i in range(a.kills):
         run_dir = base / f"k{i}"
-        mode = "save" if i % 4 == 3 else "time"
+        mode = ("start", "save", "train")[i % 3]
         proc = train(str(base / "c.yaml"), f"run.dir={base}", f"run.name=k{i}")
-        when = kill_when(proc, run_dir, mode, rng.uniform(0.0, duration))
+        when = kill_when(proc, run_dir, mode, rng.uniform(0.0, startup if mode == "start" else 0.9 * training))
         if not (run_dir / "config.yaml").is_file():  # killed before it wrote anything: start it again
             shutil.rmtree(run_dir, ignore_errors=True)
             when += " (nothing written)"
