@@ -197,7 +197,7 @@ FILES = [
     with_file("t.txt", "", "data.name=text", "data.path={tmp}/t.txt", expect="the text (0 characters) is too short"),
     with_file("t.txt", b"\xff\xfe\xfd", "data.name=text", "data.path={tmp}/t.txt", expect="not UTF-8 text"),
     with_file("t.txt", "short text", "data.name=text", "data.path={tmp}/t.txt", expect="is too short for data.seq_len"),
-    with_file("t.txt", "x", "data.name=text", "data.path={tmp}", expect="no such file"),
+    with_file("t.txt", "x", "data.name=text", "data.path={tmp}/nothing.txt", expect="no such file"),
     with_file("g.npz", b"", "model.name=gcn", "data.name=planetoid", "data.path={tmp}/g.npz",
               expect="not a Planetoid .npz file"),
     with_file("g.npz", "plain text, not an archive", "model.name=gcn", "data.name=planetoid",

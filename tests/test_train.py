@@ -197,7 +197,7 @@ def _final_state(run_dir: Path):
 def _wait_for_checkpoint(proc, run_dir: Path, timeout=120):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if (run_dir / "checkpoints" / "100").is_dir():
+        if (run_dir / "checkpoints" / "100" / "zoo_manifest.json").is_file():  # committed and sealed
             return
         assert proc.poll() is None, _finish(proc)
         time.sleep(0.02)

@@ -103,10 +103,10 @@ class Checkpointer:
     def save(self, step: int, state: Any, position: dict) -> None:
         if step in self.manager.all_steps():
             return
-        self.seal()
         self.manager.save(step, args=ocp.args.Composite(
             state=ocp.args.StandardSave(state), position=ocp.args.JsonSave(position)))
         self.unsealed.append(step)
+        self.seal()  # a committed checkpoint gets its manifest at once: resume can trust it
 
     def seal(self) -> None:
         """Wait for the saves in flight, then write their manifests."""
