@@ -366,6 +366,8 @@ def fit(cfg: Config, *, hooks: Sequence[Callable[[Run], None]] = (),
     exp = ex.build(cfg)
     check_resume(exp.cfg)
     check_optimizer(exp)
+    if exp.cfg.train.init_from is not None and not exp.cfg.run.resume:
+        load_run_config(exp.cfg.train.init_from)  # a missing source run: one line, before a run dir exists
     run_dir = rundir.prepare(exp.cfg)
     with rundir.lock(run_dir):
         with rundir.removed_on_failure(run_dir, fresh=not exp.cfg.run.resume):
