@@ -40,7 +40,7 @@ def table_csv(file: Path, loader) -> None:
 
 
 def mnist1d_npz(file: Path) -> None:
-    from zoo.data import mnist1d
+    import zoo.data.mnist1d as mnist1d
 
     file.parent.mkdir(parents=True, exist_ok=True)
     np.savez(file, **mnist1d.generate())

@@ -23,7 +23,7 @@ import dataclasses
 
 import numpy as np
 
-from zoo.data import tables
+import zoo.data.tables as tables
 from zoo.data.base import held_out
 from zoo.data.graphs import GraphBatchDataset
 from zoo.errors import ConfigError

@@ -29,7 +29,8 @@ from typing import Literal
 
 import numpy as np
 
-from zoo.data import preprocess, tables
+import zoo.data.preprocess as preprocess
+import zoo.data.tables as tables
 from zoo.data.base import ArrayDataset, Rows, held_out
 from zoo.errors import ConfigError
 

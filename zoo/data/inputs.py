@@ -6,7 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.data import images, preprocess, tables
+import zoo.data.images as images
+import zoo.data.preprocess as preprocess
+import zoo.data.tables as tables
 from zoo.errors import ConfigError
 
 

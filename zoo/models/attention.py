@@ -36,8 +36,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+import zoo.models.layers as L
 from zoo.errors import ConfigError
-from zoo.models import layers as L
 
 Params = dict
 

@@ -23,7 +23,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from zoo.models import node as N
+import zoo.models.node as N
 from zoo.models.core import Model, ModelEntry
 
 

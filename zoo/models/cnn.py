@@ -26,8 +26,8 @@ from typing import Literal
 
 import jax
 
+import zoo.models.layers as L
 from zoo.errors import ConfigError
-from zoo.models import layers as L
 from zoo.models.core import Model, ModelEntry
 
 

@@ -38,9 +38,9 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import sparse
 
+import zoo.models.layers as L
 from zoo.errors import ConfigError
 from zoo.graphs import GraphsTuple
-from zoo.models import layers as L
 from zoo.models.core import Model, ModelEntry
 from zoo.models.segments import SEGMENT_REDUCERS, edge_graph_index, node_graph_index, readout, segment_softmax, segment_sum
 

@@ -51,8 +51,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import zoo.models.layers as L
 from zoo.errors import ConfigError
-from zoo.models import layers as L
 from zoo.models.core import Model, ModelEntry
 
 Field = Callable[[dict, jax.Array, jax.Array], jax.Array]   # f(params, t, y) -> dy/dt

@@ -49,9 +49,9 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
+import zoo.models.layers as L
+import zoo.models.recurrent_scan as recurrent_scan
 from zoo.errors import ConfigError
-from zoo.models import layers as L
-from zoo.models import recurrent_scan
 from zoo.models.core import Model, ModelEntry
 
 # ----------------------------------------------------------------------------- cells

@@ -18,9 +18,9 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
+import zoo.models.layers as L
+import zoo.models.recurrent as R
 from zoo.errors import ConfigError
-from zoo.models import layers as L
-from zoo.models import recurrent as R
 from zoo.models.core import Model, ModelEntry
 
 

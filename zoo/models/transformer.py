@@ -50,9 +50,9 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
+import zoo.models.attention as A
+import zoo.models.layers as L
 from zoo.errors import ConfigError
-from zoo.models import attention as A
-from zoo.models import layers as L
 from zoo.models.core import Model, ModelEntry
 
 SIZES: dict[str, tuple[int, int, int]] = {   # name: (num_layers, num_heads, d_model)
