@@ -232,6 +232,11 @@ class Run:
         return self.exp.model
 
 
+def reported_params(cfg: Config) -> Literal["last", "best"]:
+    """The params a run's summary reports: the selected ones when it selected (train.select)."""
+    return "last" if cfg.train.select == "last" else "best"
+
+
 def load_run(run_dir: str | Path, step: int | None = None, params: Literal["last", "best"] = "last",
              *, devices: list | None = None, overrides: list[str] = (), replica: int | None = None) -> Run:
     """A run directory's experiment and parameters, laid out on the mesh.

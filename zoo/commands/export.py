@@ -28,11 +28,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from zoo import config, export
-    from zoo.experiment import load_run
+    from zoo.experiment import load_run, reported_params
     from zoo.rundir import is_writer
 
     cfg = config.load_run_config(args.run_dir)
-    params = args.params or ("last" if cfg.train.select == "last" else "best")
+    params = args.params or reported_params(cfg)
     trained = load_run(args.run_dir, args.step, params)
     if not is_writer():
         return 0

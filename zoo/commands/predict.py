@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from zoo.data import inputs, preprocess
 
     cfg = config.load_run_config(args.run_dir)
-    trained = ex.load_run(args.run_dir, args.step, args.params or ("last" if cfg.train.select == "last" else "best"))
+    trained = ex.load_run(args.run_dir, args.step, args.params or ex.reported_params(cfg))
     if not trained.exp.dataset.shardable:
         raise ConfigError(f"{trained.run_dir} is a graph model: predict reads arrays; call zoo.predict "
                           f"with a GraphsTuple from Python")
