@@ -165,6 +165,7 @@ def test_replicas_spread_over_a_seeds_mesh_axis_match_one_device(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.split("RESULT ", 1)[1])
     one = result.pop("mesh.data=1")
+    assert len(one) == 4
     for rows in result.values():
-        for mine, ref in zip(rows, one):
+        for mine, ref in zip(rows, one, strict=True):  # every replica reported, each device's share
             assert mine["eval_loss"] == pytest.approx(ref["eval_loss"], abs=1e-4)

@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 
 from zoo import checkpoint, config, rundir
 from zoo import experiment as ex
@@ -79,7 +80,13 @@ def replica_exp(stack: Stack, hyper: dict) -> Experiment:
 
 
 def _to_host(tree):
-    return jax.tree.map(lambda a: np.asarray(a.addressable_data(0)), tree)
+    """Device values as numpy, whole: a replicated value from this process's first copy, a
+    stacked one (split over the "seeds" axis, perhaps over several processes) gathered."""
+    def one(a):
+        if a.is_fully_replicated:
+            return np.asarray(a.addressable_data(0))
+        return np.asarray(a) if a.is_fully_addressable else multihost_utils.process_allgather(a, tiled=True)
+    return jax.tree.map(one, tree)
 
 
 def _stacked(tree):
@@ -210,7 +217,7 @@ class Selections:
 
     def update(self, step: int, params, val: list[dict], active: np.ndarray) -> None:
         """Score each active replica's validation metrics; a stopped replica's selection stays."""
-        saved = np.array([bool(a) and s.update(step, None, v) for s, v, a in zip(self.each, val, active)])
+        saved = np.array([bool(a) and s.update(step, None, v) for s, v, a in zip(self.each, val, active, strict=True)])
         if saved.any():
             self.params = _keep(jnp.asarray(saved), params, self.params)
 
@@ -330,7 +337,7 @@ class StackedLoop:
             return self.eval_metrics or evaluate(self.stack, self.eval_step, params), params
         params = self.selection.params
         tested = evaluate(self.stack, self.eval_step, params)
-        return [{**m, **s} for m, s in zip(tested, self.selection.summaries())], params
+        return [{**m, **s} for m, s in zip(tested, self.selection.summaries(), strict=True)], params
 
 
 # ----------------------------------------------------------------------------- runs
@@ -429,7 +436,7 @@ def _loop(stack: Stack, trainer: Trainer, on_step) -> StackedLoop:
 def _summary(stack: Stack, loop: StackedLoop, per_replica: list[dict], wall_time: float, run_dir: Path) -> dict:
     steps = _to_host(loop.state["step"])
     rows = [{"seed": r.cfg.train.seed, **{k: float(v[i]) for k, v in stack.hyper.items()}, **m, "steps": int(s)}
-            for i, (r, m, s) in enumerate(zip(stack.replicas, per_replica, steps))]
+            for i, (r, m, s) in enumerate(zip(stack.replicas, per_replica, steps, strict=True))]
     out = {}
     for key in rows[0]:
         values = [row[key] for row in rows]
