@@ -24,16 +24,21 @@ def cfg(tmp_path, *overrides, name="t"):
     return config.load(None, [*SMALL, f"run.dir={tmp_path}", f"run.name={name}", *overrides])
 
 
-def test_init_and_batches_are_each_seeds_own_bit_for_bit(tmp_path):
-    stack = replicas.build(cfg(tmp_path, "train.seeds=[0,3]"))
+@pytest.mark.parametrize("shipped", [None, "mnist1d_cnn", "mnist1d_gru", "karate_gcn"])
+def test_init_and_batches_are_each_seeds_own_bit_for_bit(tmp_path, shipped):
+    def load(*overrides):
+        if shipped is None:
+            return cfg(tmp_path, *overrides)
+        return config.load(ROOT / "configs" / f"{shipped}.yaml", [f"run.dir={tmp_path}", *overrides])
+    stack = replicas.build(load("train.seeds=[0,3]"))
     state, _ = replicas.init_state(stack)
     shared, batch = replicas.host_batches(stack, 7)
-    assert not shared
+    assert shared == (shipped == "karate_gcn")  # a whole graph is every replica's batch
     for i, seed in enumerate([0, 3]):
-        one = ex.build(cfg(tmp_path, f"train.seed={seed}"))
+        one = ex.build(load(f"train.seed={seed}"))
         alone, _ = ex.init_state(one)
         jax.tree.map(lambda a, b, i=i: np.testing.assert_array_equal(np.asarray(a)[i], np.asarray(b)), state, alone)
-        jax.tree.map(lambda a, b, i=i: np.testing.assert_array_equal(a[i], b), batch, ex.host_batch(one, 7))
+        jax.tree.map(lambda a, b, i=i: np.testing.assert_array_equal(a if shared else a[i], b), batch, ex.host_batch(one, 7))
 
 
 @pytest.fixture(scope="module")

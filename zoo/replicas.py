@@ -24,6 +24,7 @@ their mean (the usual keys) and standard deviation (KEY_std).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import os
 import statistics
@@ -103,12 +104,13 @@ def abstract_state(stack: Stack) -> tuple[Any, Any]:
 
 def init_state(stack: Stack) -> tuple[dict, Any]:
     """The R fresh states, each the one a run with that replica's seed starts from, in one
-    vmapped call."""
+    call: a loop over the replicas (lax.map), which XLA compiles in less than half the time of
+    the vmapped initialisers (0.6 s against 1.4 s for 10 GCNs) and runs once."""
     _, shardings = abstract_state(stack)
     x = jax.tree.map(jnp.asarray, ex.host_batch(stack.exp, 0)["x"])
     seeds = jnp.asarray([r.cfg.train.seed for r in stack.replicas], jnp.int32)
-    make = jax.vmap(lambda seed, hyper: ex.fresh_state(replica_exp(stack, hyper), seed, x))
-    return jax.jit(make, out_shardings=shardings)(seeds, stack.hyper), shardings
+    make = functools.partial(jax.lax.map, lambda a: ex.fresh_state(replica_exp(stack, a[1]), a[0], x))
+    return jax.jit(lambda *a: make(a), out_shardings=shardings)(seeds, stack.hyper), shardings
 
 
 def check_memory(stack: Stack, compiled) -> None:
