@@ -18,6 +18,11 @@ from zoo.config import MeshConfig
 from zoo.errors import ConfigError
 
 BATCH_AXES = ("data", "fsdp")
+# Steps dispatched ahead of the host, by the single and the stacked training loop alike: enough
+# to keep the devices busy while the host makes the next batch, few enough that no backend
+# queues an unbounded chain of collectives (XLA's CPU all-reduce and all-gather abort past a few
+# dozen steps in flight on 2 to 8 host devices: "Termination timeout for all gather").
+IN_FLIGHT = 2
 REPLICA_AXIS = "seeds"
 FSDP_MIN_SIZE = 2**14  # leaves smaller than this stay replicated: gathering them costs more than it saves
 

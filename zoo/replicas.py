@@ -23,6 +23,7 @@ their mean (the usual keys) and standard deviation (KEY_std).
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import itertools
@@ -285,12 +286,16 @@ class StackedLoop:
 
     def run(self, start: int) -> None:
         self.window_start = start
+        in_flight = collections.deque()
         with self.trainer.stop_signals() as stop:
             for step in range(start, self.stack.exp.cfg.train.steps):
                 if not self.active.any():
                     break
                 shared, batch = train_batch(self.stack, step)
                 self.state, self.metrics = self.step_fn(shared)(self.state, batch, self.stack.hyper, self.active)
+                in_flight.append(self.metrics)
+                if len(in_flight) > meshlib.IN_FLIGHT:  # as zoo.train.Loop: a bounded queue of steps
+                    jax.block_until_ready(in_flight.popleft())
                 self.after_step(step + 1, stop.received)
 
     def after_step(self, done: int, signum: int | None) -> None:

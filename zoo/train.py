@@ -184,10 +184,7 @@ def restore(exp: Experiment, ckpt: checkpoint.Checkpointer, shardings, selection
 
 
 # ----------------------------------------------------------------------------- the loop
-# Steps dispatched ahead of the host: enough to keep the devices busy while the host makes the
-# next batch, few enough that no backend queues an unbounded chain of collectives (XLA's CPU
-# all-reduce aborts past a few dozen steps in flight on 8 devices).
-IN_FLIGHT = 2
+IN_FLIGHT = meshlib.IN_FLIGHT
 
 
 class _StopSignals:
