@@ -6,8 +6,12 @@ vmapped program) against one seed, per shipped config, each in a fresh child pro
     python -m bench.bench_seeds --spread 2      # the N seeds over 2 host devices (mesh.seeds=2)
 
 Wall time is fit()'s (data, compile, training, evaluation, checkpoints); peak RSS is the child's
-(ru_maxrss). The figures to reach: 10 cora_gcn seeds within 2x one seed's time (10 separate
-runs take 10x), 8 mnist1d_mlp seeds within 3x. The machine may be shared: the ratios come from
+(ru_maxrss). steps/s is the training loop's rate (with its evaluations), and the replica-steps
+gain N x rate(N) / rate(1) says how much more training per second one program does than one
+seed: where it is near N the device idled between a single run's kernels; where it is near 1
+the step was already compute-bound and only the fixed costs (start-up, data, compile) are
+shared. The figures to reach: 10 cora_gcn seeds within 2x one seed's time (10 separate runs take
+10x), 8 mnist1d_mlp seeds within 3x. The machine may be shared: the ratios come from
 runs made back to back, one seed first. --spread K runs the N seeds on K simulated host devices
 (XLA_FLAGS=--xla_force_host_platform_device_count=K, mesh.seeds=K): on a CPU with several cores
 the replicas then run on several threads, while one seed has nothing to split.
@@ -40,6 +44,7 @@ def child(name: str, seeds: int, overrides: list[str], run_dir: str) -> None:
     summary = fit(cfg)
     metric = "eval_accuracy" if "eval_accuracy" in summary else "eval_loss"
     print("RESULT " + json.dumps({"wall_time_s": summary["wall_time_s"], "metric": metric,
+                                  "steps_per_s": summary.get("steps_per_s", float("nan")),
                                   "mean": summary[metric], "std": summary.get(f"{metric}_std", 0.0),
                                   "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
@@ -73,12 +78,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     counts = args.seeds or [DEFAULT.get(n, 8) for n in args.configs]
     print(f"N seeds on {args.spread} host device(s)" if args.spread > 1 else "N seeds on one device")
-    print("config        replicas  one seed (s)  N seeds (s)  ratio  N separate (s)  RSS one (MiB)  RSS N (MiB)  "
-          "metric mean +- std")
+    print("config        replicas  one seed (s)  N seeds (s)  ratio  N separate (s)  steps/s one  steps/s N  "
+          "replica-steps gain  RSS one (MiB)  RSS N (MiB)  metric mean +- std")
     for name, n in zip(args.configs, counts):
         one, many = measure(name, 1, args.set), measure(name, n, args.set, args.spread)
         print(f"{name:<13} {n:>8}  {one['wall_time_s']:>12.2f}  {many['wall_time_s']:>11.2f}  "
               f"{many['wall_time_s'] / one['wall_time_s']:>5.2f}  {n * one['wall_time_s']:>14.1f}  "
+              f"{one['steps_per_s']:>11.1f}  {many['steps_per_s']:>9.1f}  "
+              f"{n * many['steps_per_s'] / one['steps_per_s']:>18.2f}  "
               f"{one['peak_rss_mib']:>13.0f}  {many['peak_rss_mib']:>11.0f}  "
               f"{many['metric']} {many['mean']:.4f} +- {many['std']:.4f}", flush=True)
     return 0

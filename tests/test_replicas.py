@@ -58,6 +58,7 @@ def test_each_replica_ends_where_its_separate_run_ends(stacked):
                  ex.load_run(root / "stacked", replica=1).params, ex.load_run(root / "seed3").params)
     values = [r["eval_loss"] for r in summary["replicas"]]
     assert summary["eval_loss"] == pytest.approx(np.mean(values)) and summary["eval_loss_std"] == pytest.approx(np.std(values))
+    assert summary["steps_per_s"] > 0 and "steps_per_s" not in summary["replicas"][0]  # the loop's rate, once
 
 
 def test_patience_stops_each_replica_as_its_separate_run_and_freezes_it(tmp_path):

@@ -272,6 +272,7 @@ class StackedLoop:
     eval_metrics: list = dataclasses.field(default_factory=list)
     window: rundir.Timer = dataclasses.field(default_factory=rundir.Timer)
     window_start: int = 0
+    timed: tuple[int, float] = (0, 0.0)   # (steps, seconds) of the windows logged so far
 
     def __post_init__(self):
         self.eval_step = make_eval_step(self.stack)
@@ -285,7 +286,7 @@ class StackedLoop:
         return self.steps[shared]
 
     def run(self, start: int) -> None:
-        self.window_start = start
+        self.window, self.window_start = rundir.Timer(), start
         in_flight = collections.deque()
         with self.trainer.stop_signals() as stop:
             for step in range(start, self.stack.exp.cfg.train.steps):
@@ -326,7 +327,9 @@ class StackedLoop:
     def record(self, done: int) -> dict:
         """The replicas' mean metrics, their values by replica, and the loop's rate."""
         per = {k: [float(x) for x in v] for k, v in _to_host(self.metrics).items()}
-        rate = (done - self.window_start) / max(self.window.elapsed(), 1e-9)
+        seconds = self.window.elapsed()
+        rate = (done - self.window_start) / max(seconds, 1e-9)
+        self.timed = (self.timed[0] + done - self.window_start, self.timed[1] + seconds)
         self.window, self.window_start = rundir.Timer(), done
         return {"step": done, **{k: statistics.fmean(v) for k, v in per.items()},
                 "learning_rate": statistics.fmean(float(r.lr(done - 1)) for r in self.stack.replicas),
@@ -450,6 +453,9 @@ def _summary(stack: Stack, loop: StackedLoop, per_replica: list[dict], wall_time
         if key != "seed" and all(isinstance(v, (int, float)) for v in values):
             out[key] = statistics.fmean(values)
             out[f"{key}_std"] = statistics.pstdev(values)
+    timed_steps, seconds = loop.timed
+    if timed_steps:  # the loop's rate (every replica steps at once), as a single run reports it
+        out["steps_per_s"] = timed_steps / seconds
     return {**out, "steps": int(steps.max()), "wall_time_s": wall_time, "replicas": rows,
             "seeds": sorted({r.cfg.train.seed for r in stack.replicas}),
             "params": ex.count_params(loop.state["params"]) // stack.count,
