@@ -113,6 +113,35 @@ def test_learning_rate_sweep_replicas_match_separate_runs(tmp_path):
     assert summary["replicas"][0]["eval_loss"] != pytest.approx(alone["eval_loss"], rel=1e-2)
 
 
+def test_a_swept_dropout_rate_draws_the_bits_of_the_python_rate():
+    from zoo.models import gnn
+    from zoo.models import layers as L
+    rates = [0.0, 0.1, 0.5, 0.6, 0.9]
+    x, key = jax.random.normal(jax.random.PRNGKey(0), (64, 33)), jax.random.PRNGKey(1)
+    for drop in (L.dropout, gnn.dropout):
+        swept = jax.jit(jax.vmap(lambda r, drop=drop: drop(key, x, r, True)))(L.SweptRate.of(rates))
+        for i, rate in enumerate(rates):
+            np.testing.assert_array_equal(swept[i], drop(key, x, rate, True))
+
+
+@pytest.mark.parametrize("shipped", [None, "karate_gcn"])
+def test_dropout_rate_sweep_is_one_program_whose_replicas_match_separate_runs(tmp_path, shipped):
+    """0.6 is a rate whose keep probability rounds apart when computed in float32 on the device."""
+    def load(*overrides):
+        if shipped is None:
+            return cfg(tmp_path, "train.steps=20", *overrides)
+        return config.load(ROOT / "configs" / f"{shipped}.yaml", [f"run.dir={tmp_path}", "train.steps=20",
+                                                                 "run.plots=false", *overrides])
+    summary = train.fit(load("train.sweep={model.dropout_rate: [0.0, 0.6]}", "run.name=sweep"))
+    assert "programs" not in summary and [r["model.dropout_rate"] for r in summary["replicas"]] == [0.0, 0.6]
+    for i, rate in enumerate([0.0, 0.6]):
+        alone = train.fit(load(f"model.dropout_rate={rate}", f"run.name=rate{i}"))
+        assert summary["replicas"][i]["eval_accuracy"] == alone["eval_accuracy"]
+        assert summary["replicas"][i]["eval_loss"] == pytest.approx(alone["eval_loss"], rel=1e-5)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5),
+                     ex.load_run(tmp_path / "sweep", replica=i).params, ex.load_run(tmp_path / f"rate{i}").params)
+
+
 def test_a_sweep_over_shapes_trains_one_program_per_value_in_one_table(tmp_path):
     summary = train.fit(cfg(tmp_path, "train.seeds=2", "train.steps=5", "train.sweep={model.width: [8, 16]}"))
     assert [p["program"] for p in summary["programs"]] == ["width=8", "width=16"]

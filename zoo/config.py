@@ -205,8 +205,9 @@ def _check_profile_steps(train: TrainConfig) -> None:
 
 # ----------------------------------------------------------------------------- replicas
 # Swept keys whose values a stacked program takes as traced numbers (zoo.replicas); any other
-# key changes the program (shapes, or constants in a model's closure such as a dropout rate).
-TRACED_SWEEP_KEYS = ("optimizer.learning_rate", "optimizer.end_learning_rate", "optimizer.weight_decay")
+# key changes the program (shapes, or constants in a model's closure such as a kernel size).
+TRACED_SWEEP_KEYS = ("optimizer.learning_rate", "optimizer.end_learning_rate", "optimizer.weight_decay",
+                     "model.dropout_rate")
 
 
 def seed_list(train: TrainConfig) -> tuple[int, ...]:

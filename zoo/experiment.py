@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+import zoo.models.layers as L
 from zoo import checkpoint, optim
 from zoo import mesh as meshlib
 from zoo.config import TRACED_SWEEP_KEYS, Config, is_stacked, load_run_config, replica_configs
@@ -185,25 +186,49 @@ def count_params(params) -> int:
 
 
 # ----------------------------------------------------------------------------- replicas
+def swept_value(cfg: Config, key: str) -> Any:
+    """The value of a swept key ("optimizer.learning_rate", "model.dropout_rate") in `cfg`."""
+    section, field = key.split(".", 1)
+    return getattr(getattr(cfg, section), field)
+
+
+def traced_values(key: str, values) -> Any:
+    """What a stacked program takes for the swept `values` of `key` (one per replica, or one):
+    float32 numbers, or for a dropout rate the exact keep probabilities (layers.SweptRate)."""
+    return L.SweptRate.of(values) if key == "model.dropout_rate" else np.asarray(values, np.float32)
+
+
 def with_hyperparameters(exp: Experiment, values: dict[str, Any]) -> Experiment:
-    """`exp` with its optimizer rebuilt for {"optimizer.learning_rate": v, ...}; a value may be
-    an array or traced (one per replica of a stacked run), and the optimizer then keeps every
-    stage a nonzero value needs, so its state has one structure for all the values."""
-    opt = dataclasses.replace(exp.cfg.optimizer, **{key.split(".", 1)[1]: v for key, v in values.items()})
-    tx, lr = optim.build(opt, exp.cfg.train.steps)
-    return dataclasses.replace(exp, tx=tx, lr=lr)
+    """`exp` with its optimizer rebuilt for {"optimizer.learning_rate": v, ...} and its model for
+    {"model.dropout_rate": SweptRate}; a value may be an array or traced (one per replica of a
+    stacked run), and the optimizer then keeps every stage a nonzero value needs, so its state
+    has one structure for all the values."""
+    by_section = {"optimizer": {}, "model": {}}
+    for key, v in values.items():
+        section, field = key.split(".", 1)
+        by_section[section][field] = v
+    if by_section["optimizer"]:
+        tx, lr = optim.build(dataclasses.replace(exp.cfg.optimizer, **by_section["optimizer"]), exp.cfg.train.steps)
+        exp = dataclasses.replace(exp, tx=tx, lr=lr)
+    if by_section["model"]:
+        model = build_model(exp.cfg.model_name, dataclasses.replace(exp.cfg.model, **by_section["model"]), exp.mesh)
+        exp = dataclasses.replace(exp, model=model)
+    return exp
 
 
 def replica_experiments(exp: Experiment) -> list[Experiment]:
     """The experiment of each replica of a stacked run (train.seeds, train.sweep): the same
-    data, model and mesh, with the replica's seed and swept optimizer values (as arrays: the
+    data, model and mesh, with the replica's seed and swept values (traced_values: the
     optimizer state's structure is the stacked program's)."""
     swept = [key for key in exp.cfg.train.sweep if key in TRACED_SWEEP_KEYS]
     out = []
     for cfg in replica_configs(exp.cfg):
-        values = {key: jnp.float32(getattr(cfg.optimizer, key.split(".", 1)[1])) for key in swept}
+        values = {key: traced_values(key, swept_value(cfg, key)) for key in swept}
         replica = with_hyperparameters(exp, values) if values else exp
-        out.append(dataclasses.replace(replica, cfg=exp.cfg.replace(train=cfg.train, optimizer=cfg.optimizer)))
+        model = dataclasses.replace(exp.cfg.model, **{k.split(".", 1)[1]: swept_value(cfg, k) for k in swept
+                                                      if k.startswith("model.")})
+        out.append(dataclasses.replace(replica, cfg=exp.cfg.replace(train=cfg.train, optimizer=cfg.optimizer,
+                                                                    model=model)))
     return out
 
 

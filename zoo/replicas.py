@@ -10,11 +10,12 @@ with its own seed would see, so replica r computes what that separate run comput
 data order and dropout masks are the same bits. What may differ is float rounding: XLA may
 order the sums of a batched matmul differently from the unbatched one.
 
-Swept keys of config.TRACED_SWEEP_KEYS (learning rate, its end value, weight decay) are traced
-numbers, one per replica: the optimizer is rebuilt inside the vmapped step from them. Any other
-swept key changes the program (a width, a depth, or a dropout rate, a Python constant in the
-model's closure), so each of its values trains as a stacked program of its own, in a
-sub-directory of the run, and RUN/sweep.md tabulates them all.
+Swept keys of config.TRACED_SWEEP_KEYS (learning rate, its end value, weight decay, dropout
+rate) are traced numbers, one per replica: the optimizer, or the model, is rebuilt inside the
+vmapped step from them (a dropout rate as the exact keep probability of layers.SweptRate). Any
+other swept key changes the program (a width, a depth, a kernel size: a shape or a Python
+constant in the model's closure), so each of its values trains as a stacked program of its own,
+in a sub-directory of the run, and RUN/sweep.md tabulates them all.
 
 Selection (train.select) is per replica; with train.patience a replica that stops keeps its
 selected params and its state is frozen (its updates are masked) while the others train on.
@@ -71,7 +72,7 @@ class Stack:
 def build(cfg: Config) -> Stack:
     exp = ex.build(cfg)
     replicas = ex.replica_experiments(exp)
-    hyper = {key: np.array([getattr(r.cfg.optimizer, key.split(".", 1)[1]) for r in replicas], np.float32)
+    hyper = {key: ex.traced_values(key, [ex.swept_value(r.cfg, key) for r in replicas])
              for key in cfg.train.sweep if key in TRACED_SWEEP_KEYS}
     return Stack(exp, replicas, hyper)
 
@@ -445,7 +446,7 @@ def _loop(stack: Stack, trainer: Trainer, on_step) -> StackedLoop:
 
 def _summary(stack: Stack, loop: StackedLoop, per_replica: list[dict], wall_time: float, run_dir: Path) -> dict:
     steps = _to_host(loop.state["step"])
-    rows = [{"seed": r.cfg.train.seed, **{k: float(v[i]) for k, v in stack.hyper.items()}, **m, "steps": int(s)}
+    rows = [{"seed": r.cfg.train.seed, **{k: float(ex.swept_value(r.cfg, k)) for k in stack.hyper}, **m, "steps": int(s)}
             for i, (r, m, s) in enumerate(zip(stack.replicas, per_replica, steps, strict=True))]
     out = {}
     for key in rows[0]:

@@ -105,21 +105,27 @@ def keep_mask(key: jax.Array, threshold: int, shape: tuple[int, ...]) -> jax.Arr
     return masks.reshape(-1)[:size].reshape(shape)
 
 
-def dropout(key: jax.Array | None, x, rate: float, train: bool):
+def dropout(key: jax.Array | None, x, rate: float | L.SweptRate, train: bool):
     """Inverted dropout (as layers.dropout) on x, dense or sparse (BCOO), with P(keep) =
     round((1 - rate) 2^16) / 2^16, within 8e-6 of 1 - rate (see keep_mask: the random numbers
     are most of a dense Cora epoch). Sparse x draws only its stored entries (the sparse dropout
     of Kipf & Welling's code): the same distribution, since dropping a zero changes nothing."""
-    if not train or rate == 0.0:
+    swept = isinstance(rate, L.SweptRate)  # one traced rate per replica of a stacked run
+    if not train or (not swept and rate == 0.0):
         return x
     if key is None:
         raise ValueError("dropout with train=True needs a PRNG key: call apply(..., key=key)")
     if isinstance(x, sparse.BCOO):
         return sparse.BCOO((dropout(key, x.data, rate, train), x.indices), shape=x.shape,
                            indices_sorted=x.indices_sorted, unique_indices=x.unique_indices)
-    threshold = round((1.0 - rate) * 2**16)
+    if swept:
+        threshold = rate.keep16
+        scale = (2.0**16 / jnp.maximum(threshold, 1).astype(jnp.float32)).astype(x.dtype)
+    else:
+        threshold = round((1.0 - rate) * 2**16)
+        scale = 2**16 / max(threshold, 1)
     keep = keep_mask(key, threshold, x.shape)
-    return jnp.where(keep, x * (2**16 / max(threshold, 1)), jnp.zeros_like(x))
+    return jnp.where(keep, x * scale, jnp.zeros_like(x))
 
 
 def dense_features(x) -> jax.Array:

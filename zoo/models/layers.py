@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from zoo.errors import ConfigError
 
@@ -150,17 +152,36 @@ def groupnorm(params: Params, x: jax.Array, *, num_groups: int, eps: float = 1e-
 
 
 # ----------------------------------------------------------------------------- dropout
-def dropout(key: jax.Array | None, x: jax.Array, rate: float, train: bool) -> jax.Array:
+class SweptRate(NamedTuple):
+    """A dropout rate that is a traced number, one per replica of a stacked run sweeping
+    model.dropout_rate (zoo.replicas). It holds what a Python rate r gives, computed on the host
+    in float64: the float32 keep probability 1 - r and the 16-bit keep threshold
+    round((1 - r) 2^16) (zoo.models.gnn). Deriving them from a float32 r on the device would
+    round apart for r = 0.6, 0.9 and most other rates, and the masks would differ from a
+    separate run's. A SweptRate of 0 keeps every element (x / 1): the values of a skipped dropout."""
+    keep: jax.Array      # float32, 1 - r
+    keep16: jax.Array    # uint32, round((1 - r) 2^16)
+
+    @classmethod
+    def of(cls, rates) -> SweptRate:
+        keep = 1.0 - np.asarray(rates, np.float64)
+        return cls(jnp.asarray(keep.astype(np.float32)), jnp.asarray(np.round(keep * 2**16).astype(np.uint32)))
+
+
+def dropout(key: jax.Array | None, x: jax.Array, rate: float | SweptRate, train: bool) -> jax.Array:
     """Inverted dropout: zero each element with probability `rate`, scale the rest by 1/(1-rate).
 
-    Identity when not training or rate == 0; otherwise `key` is required.
+    Identity when not training or rate == 0; otherwise `key` is required. `rate` may be a
+    SweptRate (one traced rate per replica of a stacked run).
     """
-    if not train or rate == 0.0:
+    swept = isinstance(rate, SweptRate)
+    if not train or (not swept and rate == 0.0):
         return x
     if key is None:
         raise ValueError("dropout with train=True needs a PRNG key: call apply(..., key=key)")
-    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
-    return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
+    keep = jax.random.bernoulli(key, rate.keep if swept else 1.0 - rate, x.shape)
+    scale = rate.keep.astype(x.dtype) if swept else 1.0 - rate
+    return jnp.where(keep, x / scale, jnp.zeros_like(x))
 
 
 def sample_token(key: jax.Array, logits: jax.Array, temperature: float = 1.0,
