@@ -110,3 +110,27 @@ def test_bfloat16_computes_in_bf16_and_keeps_float32_params(tmp_path):
     final, _ = restored.restore(checkpoint.abstract(state, shardings))
     restored.close()
     assert all(p.dtype == np.float32 for p in jax.tree.leaves(final["params"]))
+
+
+def test_replicas_spread_over_two_processes_match_one_process(tmp_path):
+    """mesh.seeds=2 over 2 processes: each holds 2 of the 4 replicas and every row of their
+    batches (the processes split replicas, not rows), and the summary gathers all 4."""
+    args = [str(ROOT / "train.py"), str(ROOT / "configs" / "mnist1d_mlp.yaml"), *SHORT, "train.seeds=4",
+            "model.width=64", f"run.dir={tmp_path}", "run.plots=false"]
+    port = _free_port()
+    procs = [subprocess.Popen([sys.executable, *args, "run.name=multi", "mesh.seeds=2",
+                               f"mesh.coordinator_address=127.0.0.1:{port}", "mesh.num_processes=2",
+                               f"mesh.process_id={i}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(1), cwd=ROOT)
+             for i in range(2)]
+    single = subprocess.run([sys.executable, *args, "run.name=single"], capture_output=True, text=True,
+                            env=_env(1), cwd=ROOT, timeout=600)
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    assert single.returncode == 0, single.stderr[-3000:]
+    multi = json.loads((tmp_path / "multi" / "summary.json").read_text())["replicas"]
+    one = json.loads((tmp_path / "single" / "summary.json").read_text())["replicas"]
+    assert [r["seed"] for r in multi] == [r["seed"] for r in one] == [0, 1, 2, 3]
+    for mine, ref in zip(multi, one, strict=True):
+        assert mine["eval_loss"] == pytest.approx(ref["eval_loss"], abs=1e-5)

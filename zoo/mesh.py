@@ -97,10 +97,15 @@ def state_shardings(mesh: Mesh, state):
 
 
 def process_shard(mesh: Mesh) -> tuple[int, int]:
-    """(this process's index among the mesh's processes, their count): its share of a batch."""
-    owners = processes(mesh.devices.flat)
-    here = jax.process_index()
-    return (owners.index(here) if here in owners else 0), len(owners)
+    """(index, count): this process's share of a batch. The processes split a batch's rows as
+    the data x fsdp axes lay them out; processes that differ only along "seeds" (a stacked run's
+    replicas spread over hosts) hold the same rows."""
+    blocks: dict[int, set[int]] = {}
+    for (_, block), device in np.ndenumerate(mesh.devices.reshape(mesh.devices.shape[0], -1)):
+        blocks.setdefault(device.process_index, set()).add(block)
+    shares = sorted({tuple(sorted(b)) for b in blocks.values()})
+    here = blocks.get(jax.process_index())
+    return (shares.index(tuple(sorted(here))) if here else 0), len(shares)
 
 
 def check_batch(mesh: Mesh, batch_size: int, what: str) -> None:
@@ -115,3 +120,12 @@ def global_batch(local: dict, sharding: NamedSharding):
     if jax.process_count() == 1:
         return jax.device_put(local, sharding)
     return jax.tree.map(lambda a: jax.make_array_from_process_local_data(sharding, a), local)
+
+
+def place_whole(whole: dict, sharding: NamedSharding):
+    """One global array per leaf from the whole batch, which every process holds: each device
+    takes its block. A stacked run's batch [R, B, ...] needs it when the "seeds" axis splits
+    the replicas over processes, a layout make_array_from_process_local_data cannot place."""
+    if jax.process_count() == 1:
+        return jax.device_put(whole, sharding)
+    return jax.tree.map(lambda a: jax.make_array_from_callback(a.shape, sharding, lambda index: a[index]), whole)

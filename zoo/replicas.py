@@ -164,13 +164,16 @@ def _batch_sharding(stack: Stack, shared: bool):
     return sharding if shared else meshlib.stacked(sharding)
 
 
-def host_batches(stack: Stack, step: int) -> tuple[bool, dict]:
+def host_batches(stack: Stack, step: int, whole: bool = False) -> tuple[bool, dict]:
     """(shared, batch): the one batch every replica sees at `step` (all replicas share a seed,
-    or the data ignores it: a whole graph), else each replica's batch stacked [R, B, ...]."""
+    or the data ignores it: a whole graph), else each replica's batch stacked [R, B, ...]; this
+    process's rows of it, or with `whole` all of them."""
     by_seed = {}
     for r in stack.replicas:
-        if r.cfg.train.seed not in by_seed:
-            by_seed[r.cfg.train.seed] = ex.host_batch(r, step)
+        t = r.cfg.train
+        if t.seed not in by_seed:
+            by_seed[t.seed] = (r.dataset.train_batch(t.seed, step, t.batch_size, (0, 1)) if whole
+                               else ex.host_batch(r, step))
     batches = list(by_seed.values())
     first = jax.tree.leaves(batches[0])
     if all(all(a is b for a, b in zip(first, jax.tree.leaves(other))) for other in batches[1:]):
@@ -179,8 +182,12 @@ def host_batches(stack: Stack, step: int) -> tuple[bool, dict]:
 
 
 def train_batch(stack: Stack, step: int) -> tuple[bool, dict]:
-    shared, batch = host_batches(stack, step)
-    return shared, meshlib.global_batch(batch, _batch_sharding(stack, shared))
+    """(shared, the batch of `step` on the mesh). Over several processes every process reads the
+    whole batch and its devices take their blocks: the "seeds" axis may split the replicas over
+    processes as the data axes split the rows."""
+    whole = jax.process_count() > 1
+    shared, batch = host_batches(stack, step, whole)
+    return shared, meshlib.place_whole(batch, _batch_sharding(stack, shared))
 
 
 def make_eval_step(stack: Stack):
