@@ -134,6 +134,7 @@ def test_dropout_rate_sweep_is_one_program_whose_replicas_match_separate_runs(tm
                                                                  "run.plots=false", *overrides])
     summary = train.fit(load("train.sweep={model.dropout_rate: [0.0, 0.6]}", "run.name=sweep"))
     assert "programs" not in summary and [r["model.dropout_rate"] for r in summary["replicas"]] == [0.0, 0.6]
+    assert "| dropout_rate=0.6 |" in (tmp_path / "sweep" / "sweep.md").read_text()  # one program, one row per value
     for i, rate in enumerate([0.0, 0.6]):
         alone = train.fit(load(f"model.dropout_rate={rate}", f"run.name=rate{i}"))
         assert summary["replicas"][i]["eval_accuracy"] == alone["eval_accuracy"]
@@ -143,12 +144,16 @@ def test_dropout_rate_sweep_is_one_program_whose_replicas_match_separate_runs(tm
 
 
 def test_a_sweep_over_shapes_trains_one_program_per_value_in_one_table(tmp_path):
-    summary = train.fit(cfg(tmp_path, "train.seeds=2", "train.steps=5", "train.sweep={model.width: [8, 16]}"))
+    summary = train.fit(cfg(tmp_path, "train.seeds=2", "train.steps=5",
+                            "train.sweep={model.width: [8, 16], optimizer.learning_rate: [0.01, 0.02]}"))
     assert [p["program"] for p in summary["programs"]] == ["width=8", "width=16"]
     loaded = [ex.load_run(tmp_path / "t" / name, replica=0) for name in ("width=8", "width=16")]
     assert [p["params"] for p in summary["programs"]] == [ex.count_params(r.params) for r in loaded]
-    table = (tmp_path / "t" / "sweep.md").read_text()
-    assert "| width=8 |" in table and "| width=16 |" in table
+    rows = (tmp_path / "t" / "sweep.md").read_text().splitlines()[2:]   # one per point, over its 2 seeds
+    assert [r.split(" | ")[0] for r in rows] == [f"| width={w}, learning_rate={lr}" for w in (8, 16) for lr in (0.01, 0.02)]
+    program = summary["programs"][1]["replicas"]
+    accuracy = [r["eval_accuracy"] for r in program if r["optimizer.learning_rate"] == pytest.approx(0.02)]
+    assert rows[3].endswith(" | 2 |") and f"{np.mean(accuracy):.4f} ± {np.std(accuracy):.4f}" in rows[3]
 
 
 @pytest.mark.parametrize("override, message", [

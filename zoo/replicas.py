@@ -15,7 +15,8 @@ rate) are traced numbers, one per replica: the optimizer, or the model, is rebui
 vmapped step from them (a dropout rate as the exact keep probability of layers.SweptRate). Any
 other swept key changes the program (a width, a depth, a kernel size: a shape or a Python
 constant in the model's closure), so each of its values trains as a stacked program of its own,
-in a sub-directory of the run, and RUN/sweep.md tabulates them all.
+in a sub-directory of the run. RUN/sweep.md has a row per point of any sweep (mean and std over
+its seeds).
 
 Selection (train.select) is per replica; with train.patience a replica that stops keeps its
 selected params and its state is frozen (its updates are masked) while the others train on.
@@ -366,7 +367,10 @@ def fit(cfg: Config, trainer: Trainer, *, hooks: Sequence[Callable[[Run], None]]
     and tabulates them (RUN/sweep.md). Returns the summary (per program: "programs")."""
     programs = program_configs(cfg)
     if len(programs) == 1:
-        return fit_program(cfg, trainer, hooks=hooks, on_step=on_step)
+        summary = fit_program(cfg, trainer, hooks=hooks, on_step=on_step)
+        if cfg.train.sweep and rundir.is_writer():
+            rundir.atomic_write(Path(summary["run_dir"]) / "sweep.md", sweep_table([{"program": "", **summary}]))
+        return summary
     parent = rundir.prepare(cfg)
     rundir.write_config(parent, cfg)
     rows = []
@@ -471,10 +475,17 @@ def _summary(stack: Stack, loop: StackedLoop, per_replica: list[dict], wall_time
 
 
 def sweep_table(rows: list[dict]) -> str:
-    """A Markdown table of a sweep's programs: each one's mean and std of its eval metrics."""
-    keys = sorted({k for row in rows for k in row if k.startswith("eval_") and not k.endswith("_std")})
-    lines = ["| program | " + " | ".join(keys) + " | replicas |", "|---" * (len(keys) + 2) + "|"]
+    """A Markdown table of a sweep: one row per point (a program, and within it each combination
+    of the traced values), the mean and std over its seeds of every eval metric."""
+    points = {}
     for row in rows:
-        cells = [f"{row[k]:.4f} ± {row.get(f'{k}_std', 0.0):.4f}" if k in row else "" for k in keys]
-        lines.append(f"| {row['program']} | " + " | ".join(cells) + f" | {len(row['replicas'])} |")
+        for replica in row["replicas"]:
+            traced = [f"{k.split('.')[-1]}={replica[k]:g}" for k in TRACED_SWEEP_KEYS if k in replica]
+            points.setdefault(", ".join(p for p in [row["program"], *traced] if p), []).append(replica)
+    keys = sorted({k for group in points.values() for r in group for k in r if k.startswith("eval_")})
+    lines = ["| point | " + " | ".join(keys) + " | seeds |", "|---" * (len(keys) + 2) + "|"]
+    for label, group in points.items():
+        values = {k: [r[k] for r in group if k in r] for k in keys}
+        cells = [f"{statistics.fmean(v):.4f} ± {statistics.pstdev(v):.4f}" if v else "" for v in values.values()]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {len(group)} |")
     return "\n".join(lines) + "\n"
