@@ -16,6 +16,7 @@ from test_contract import CASES, experiment
 
 from zoo import config, figures, throughput, train
 from zoo import experiment as ex
+from zoo import mesh as meshlib
 from zoo.commands import cli
 from zoo.figures import curves
 from zoo.summary import summarize
@@ -58,7 +59,7 @@ def test_logged_loss_and_accuracy_are_means_over_each_window(trained):
     per_step = []
     for s in range(10):
         state, metrics = step(state, ex.train_batch(exp, s))
-        per_step.append(jax.tree.map(float, train.to_host(metrics)))
+        per_step.append(jax.tree.map(float, meshlib.to_host(metrics)))
     records = curves.read_records(run_dir)
     assert [r["step"] for r in records] == [5, 10]
     for record, window in zip(records, (per_step[:5], per_step[5:])):

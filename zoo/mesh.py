@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -120,6 +121,17 @@ def global_batch(local: dict, sharding: NamedSharding):
     if jax.process_count() == 1:
         return jax.device_put(local, sharding)
     return jax.tree.map(lambda a: jax.make_array_from_process_local_data(sharding, a), local)
+
+
+def to_host(tree):
+    """Device values as numpy, whole, on every process: a replicated value from this process's
+    first copy, a split one (a stacked run's values over the "seeds" axis) gathered, across
+    processes with process_allgather."""
+    def one(a):
+        if a.is_fully_replicated:
+            return np.asarray(a.addressable_data(0))
+        return np.asarray(a) if a.is_fully_addressable else multihost_utils.process_allgather(a, tiled=True)
+    return jax.tree.map(one, tree)
 
 
 def place_whole(whole: dict, sharding: NamedSharding):

@@ -38,7 +38,6 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import multihost_utils
 
 from zoo import checkpoint, config, rundir
 from zoo import experiment as ex
@@ -81,16 +80,6 @@ def build(cfg: Config) -> Stack:
 def replica_exp(stack: Stack, hyper: dict) -> Experiment:
     """The experiment a replica's step runs: the first replica's, with `hyper` (traced) swept."""
     return ex.with_hyperparameters(stack.exp, hyper) if hyper else stack.replicas[0]
-
-
-def _to_host(tree):
-    """Device values as numpy, whole: a replicated value from this process's first copy, a
-    stacked one (split over the "seeds" axis, perhaps over several processes) gathered."""
-    def one(a):
-        if a.is_fully_replicated:
-            return np.asarray(a.addressable_data(0))
-        return np.asarray(a) if a.is_fully_addressable else multihost_utils.process_allgather(a, tiled=True)
-    return jax.tree.map(one, tree)
 
 
 def _stacked(tree):
@@ -208,7 +197,7 @@ def evaluate(stack: Stack, eval_step, params, split: str = "eval") -> list[dict[
         out = eval_step(params, meshlib.global_batch(local, sharding))
         totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
         n += 1
-    sums, stats = _to_host(totals)
+    sums, stats = meshlib.to_host(totals)
     return [{**summarize(exp.dataset.task, {k: v[r] for k, v in sums.items()}, split),
              **{f"{split}_{k}": float(v[r]) / n for k, v in stats.items()}} for r in range(stack.count)]
 
@@ -335,7 +324,7 @@ class StackedLoop:
 
     def record(self, done: int) -> dict:
         """The replicas' mean metrics, their values by replica, and the loop's rate."""
-        per = {k: [float(x) for x in v] for k, v in _to_host(self.metrics).items()}
+        per = {k: [float(x) for x in v] for k, v in meshlib.to_host(self.metrics).items()}
         seconds = self.window.elapsed()
         rate = (done - self.window_start) / max(seconds, 1e-9)
         self.timed = (self.timed[0] + done - self.window_start, self.timed[1] + seconds)
@@ -456,7 +445,7 @@ def _loop(stack: Stack, trainer: Trainer, on_step) -> StackedLoop:
 
 
 def _summary(stack: Stack, loop: StackedLoop, per_replica: list[dict], wall_time: float, run_dir: Path) -> dict:
-    steps = _to_host(loop.state["step"])
+    steps = meshlib.to_host(loop.state["step"])
     rows = [{"seed": r.cfg.train.seed, **{k: float(ex.swept_value(r.cfg, k)) for k in stack.hyper}, **m, "steps": int(s)}
             for i, (r, m, s) in enumerate(zip(stack.replicas, per_replica, steps, strict=True))]
     out = {}

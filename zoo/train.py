@@ -143,11 +143,6 @@ def step_rates(exp: Experiment, compiled) -> throughput.StepRates:
                                 tokens=tokens, peak=peak * devices if peak else None)
 
 
-def to_host(tree):
-    """Replicated device values as numpy, also when other processes hold other devices."""
-    return jax.tree.map(lambda a: np.asarray(a.addressable_data(0)), tree)
-
-
 def evaluate(exp: Experiment, eval_step: Callable, params, split: str = "eval") -> dict[str, float]:
     """Metrics over the evaluation set (split="eval", keys eval_*) or the validation set
     (split="val", keys val_*)."""
@@ -160,8 +155,8 @@ def evaluate(exp: Experiment, eval_step: Callable, params, split: str = "eval") 
         total = sums if total is None else jax.tree.map(jnp.add, total, sums)
         stats = s if stats is None else jax.tree.map(jnp.add, stats, s)
         n += 1
-    out = summarize(exp.dataset.task, to_host(total), split)
-    out.update({f"{split}_{k}": float(v) / n for k, v in to_host(stats).items()})
+    out = summarize(exp.dataset.task, meshlib.to_host(total), split)
+    out.update({f"{split}_{k}": float(v) / n for k, v in meshlib.to_host(stats).items()})
     return out
 
 
@@ -259,7 +254,7 @@ class Loop:
     def settle(self, done: int, bad: jax.Array) -> None:
         """Wait for step `done`'s outputs (so at most IN_FLIGHT steps are queued on the devices,
         whatever the logging interval) and count it if it was skipped as non-finite."""
-        if int(to_host(bad)) == 0:
+        if int(meshlib.to_host(bad)) == 0:
             self.bad_in_a_row = 0
             return
         self.bad_steps += 1
@@ -317,7 +312,7 @@ class Loop:
     def window_means(self, done: int) -> dict[str, float]:
         """The step metrics averaged over the window's steps (its sums, read from the device)."""
         steps = done - self.window_start
-        return {k: float(v) / steps for k, v in to_host(self.sums).items()}
+        return {k: float(v) / steps for k, v in meshlib.to_host(self.sums).items()}
 
     def record(self, step: int, steps_per_s: float, elapsed: float) -> dict:
         record = {"step": step, **self.metrics}
@@ -433,7 +428,7 @@ def _start(exp: Experiment, run_dir: Path, on_step) -> tuple[Loop, int]:
     except BaseException:
         ckpt.close()
         raise
-    start = int(to_host(state["step"]))
+    start = int(meshlib.to_host(state["step"]))
     if resume:
         rundir.truncate_metrics(run_dir, start)
         rundir.write_config(run_dir, exp.cfg)
@@ -458,7 +453,7 @@ def _restore_changed(exp: Experiment, ckpt: checkpoint.Checkpointer, shardings, 
 
 def _summary(exp: Experiment, loop: Loop, eval_metrics: dict, wall_time: float, run_dir) -> dict:
     stats = {k: v for k, v in loop.metrics.items() if k not in ("loss", "grad_norm", "accuracy", "bad_step")}
-    return {**eval_metrics, "wall_time_s": wall_time, "steps": int(to_host(loop.state["step"])),
+    return {**eval_metrics, "wall_time_s": wall_time, "steps": int(meshlib.to_host(loop.state["step"])),
             "bad_steps": loop.bad_steps,
             "params": ex.count_params(loop.state["params"]), "model": exp.cfg.model_name,
             "data": exp.cfg.data_name, "run_dir": str(run_dir), **stats, **loop.throughput()}
