@@ -14,7 +14,7 @@ TIERS = [
     ["zoo.errors", "zoo.graphs", "zoo.typed_yaml"],
     ["zoo.models", "zoo.data", "zoo.tasks"],
     ["zoo.config"],
-    ["zoo.optim", "zoo.mesh", "zoo.checkpoint", "zoo.rundir", "zoo.selection", "zoo.throughput"],
+    ["zoo.optim", "zoo.mesh", "zoo.checkpoint", "zoo.rundir", "zoo.selection", "zoo.throughput", "zoo.sweeps"],
     ["zoo.experiment"],
     ["zoo.train", "zoo.replicas", "zoo.inference", "zoo.export", "zoo.interop", "zoo.probes", "zoo.targets", "zoo.summary"],
     ["zoo.figures"],

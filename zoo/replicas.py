@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zoo import checkpoint, config, rundir
+from zoo import checkpoint, rundir, sweeps
 from zoo import experiment as ex
 from zoo import mesh as meshlib
 from zoo.config import TRACED_SWEEP_KEYS, Config
@@ -354,11 +354,11 @@ def fit(cfg: Config, trainer: Trainer, *, hooks: Sequence[Callable[[Run], None]]
     """Train the replicas of `cfg` (train.seeds, train.sweep) and write the run directory; a
     sweep over keys that change the program trains one stacked run per value in sub-directories
     and tabulates them (RUN/sweep.md). Returns the summary (per program: "programs")."""
-    programs = program_configs(cfg)
+    programs = sweeps.program_configs(cfg)
     if len(programs) == 1:
         summary = fit_program(cfg, trainer, hooks=hooks, on_step=on_step)
         if cfg.train.sweep and rundir.is_writer():
-            rundir.atomic_write(Path(summary["run_dir"]) / "sweep.md", sweep_table([{"program": "", **summary}]))
+            rundir.atomic_write(Path(summary["run_dir"]) / "sweep.md", sweeps.sweep_table([{"program": "", **summary}]))
         return summary
     parent = rundir.prepare(cfg)
     rundir.write_config(parent, cfg)
@@ -369,30 +369,8 @@ def fit(cfg: Config, trainer: Trainer, *, hooks: Sequence[Callable[[Run], None]]
     summary = {"run_dir": str(parent), "programs": rows}
     rundir.write_summary(parent, summary)
     if rundir.is_writer():
-        rundir.atomic_write(parent / "sweep.md", sweep_table(rows))
+        rundir.atomic_write(parent / "sweep.md", sweeps.sweep_table(rows))
     return summary
-
-
-def program_configs(cfg: Config) -> list[tuple[str, Config]]:
-    """[(label, config)]: one stacked program per combination of the swept keys that change the
-    program, each sweeping only the traced keys (config.TRACED_SWEEP_KEYS)."""
-    other = {k: v for k, v in cfg.train.sweep.items() if k not in TRACED_SWEEP_KEYS}
-    if not other:
-        return [("", cfg)]
-    traced = {k: v for k, v in cfg.train.sweep.items() if k in TRACED_SWEEP_KEYS}
-    out = []
-    for point in itertools.product(*other.values()):
-        tree = cfg.to_dict()
-        tree["train"]["sweep"] = traced
-        for key, value in zip(other, point):
-            section, *path = key.split(".")
-            node = tree[section]
-            for part in path[:-1]:
-                node = node.setdefault(part, {})
-            node[path[-1]] = value
-        label = ",".join(f"{k.split('.')[-1]}={v}" for k, v in zip(other, point))
-        out.append((label, config.from_tree(tree, cfg.source)))
-    return out
 
 
 def fit_program(cfg: Config, trainer: Trainer, *, hooks: Sequence[Callable[[Run], None]] = (),
@@ -461,20 +439,3 @@ def _summary(stack: Stack, loop: StackedLoop, per_replica: list[dict], wall_time
             "seeds": sorted({r.cfg.train.seed for r in stack.replicas}),
             "params": ex.count_params(loop.state["params"]) // stack.count,
             "model": stack.exp.cfg.model_name, "data": stack.exp.cfg.data_name, "run_dir": str(run_dir)}
-
-
-def sweep_table(rows: list[dict]) -> str:
-    """A Markdown table of a sweep: one row per point (a program, and within it each combination
-    of the traced values), the mean and std over its seeds of every eval metric."""
-    points = {}
-    for row in rows:
-        for replica in row["replicas"]:
-            traced = [f"{k.split('.')[-1]}={replica[k]:g}" for k in TRACED_SWEEP_KEYS if k in replica]
-            points.setdefault(", ".join(p for p in [row["program"], *traced] if p), []).append(replica)
-    keys = sorted({k for group in points.values() for r in group for k in r if k.startswith("eval_")})
-    lines = ["| point | " + " | ".join(keys) + " | seeds |", "|---" * (len(keys) + 2) + "|"]
-    for label, group in points.items():
-        values = {k: [r[k] for r in group if k in r] for k in keys}
-        cells = [f"{statistics.fmean(v):.4f} ± {statistics.pstdev(v):.4f}" if v else "" for v in values.values()]
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {len(group)} |")
-    return "\n".join(lines) + "\n"
