@@ -55,12 +55,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_over_loopback_match_one_process(tmp_path):
-    args = [str(ROOT / "train.py"), str(ROOT / "configs" / "mnist1d_cnn.yaml"), *SHORT,
-            f"run.dir={tmp_path}", "run.plots=false"]
+def _two_processes_and_one(tmp_path, args: list[str], multi_only: list[str] = ()) -> tuple[dict, dict]:
+    """Train `args` as 2 processes over loopback (RUN "multi", plus `multi_only`) and as one
+    (RUN "single"); both summaries, after asserting every process succeeded."""
     port = _free_port()
-    procs = [subprocess.Popen([sys.executable, *args, "run.name=multi", f"mesh.coordinator_address=127.0.0.1:{port}",
-                               "mesh.num_processes=2", f"mesh.process_id={i}"],
+    procs = [subprocess.Popen([sys.executable, *args, "run.name=multi", *multi_only,
+                               f"mesh.coordinator_address=127.0.0.1:{port}", "mesh.num_processes=2",
+                               f"mesh.process_id={i}"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(1), cwd=ROOT)
              for i in range(2)]
     single = subprocess.run([sys.executable, *args, "run.name=single"], capture_output=True, text=True,
@@ -69,8 +70,13 @@ def test_two_processes_over_loopback_match_one_process(tmp_path):
     for p, (_, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]
     assert single.returncode == 0, single.stderr[-3000:]
-    multi = json.loads((tmp_path / "multi" / "summary.json").read_text())
-    one = json.loads((tmp_path / "single" / "summary.json").read_text())
+    return tuple(json.loads((tmp_path / name / "summary.json").read_text()) for name in ("multi", "single"))
+
+
+def test_two_processes_over_loopback_match_one_process(tmp_path):
+    args = [str(ROOT / "train.py"), str(ROOT / "configs" / "mnist1d_cnn.yaml"), *SHORT,
+            f"run.dir={tmp_path}", "run.plots=false"]
+    multi, one = _two_processes_and_one(tmp_path, args)
     assert abs(multi["eval_loss"] - one["eval_loss"]) < 1e-3
     assert multi["eval_accuracy"] == pytest.approx(one["eval_accuracy"], abs=2e-3)
     assert not (tmp_path / "multi-2").exists()          # both processes wrote into one run directory
@@ -117,20 +123,8 @@ def test_replicas_spread_over_two_processes_match_one_process(tmp_path):
     batches (the processes split replicas, not rows), and the summary gathers all 4."""
     args = [str(ROOT / "train.py"), str(ROOT / "configs" / "mnist1d_mlp.yaml"), *SHORT, "train.seeds=4",
             "model.width=64", f"run.dir={tmp_path}", "run.plots=false"]
-    port = _free_port()
-    procs = [subprocess.Popen([sys.executable, *args, "run.name=multi", "mesh.seeds=2",
-                               f"mesh.coordinator_address=127.0.0.1:{port}", "mesh.num_processes=2",
-                               f"mesh.process_id={i}"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(1), cwd=ROOT)
-             for i in range(2)]
-    single = subprocess.run([sys.executable, *args, "run.name=single"], capture_output=True, text=True,
-                            env=_env(1), cwd=ROOT, timeout=600)
-    outs = [p.communicate(timeout=600) for p in procs]
-    for p, (_, err) in zip(procs, outs):
-        assert p.returncode == 0, err[-3000:]
-    assert single.returncode == 0, single.stderr[-3000:]
-    multi = json.loads((tmp_path / "multi" / "summary.json").read_text())["replicas"]
-    one = json.loads((tmp_path / "single" / "summary.json").read_text())["replicas"]
+    multi, one = _two_processes_and_one(tmp_path, args, multi_only=["mesh.seeds=2"])
+    multi, one = multi["replicas"], one["replicas"]
     assert [r["seed"] for r in multi] == [r["seed"] for r in one] == [0, 1, 2, 3]
     for mine, ref in zip(multi, one, strict=True):
         assert mine["eval_loss"] == pytest.approx(ref["eval_loss"], abs=1e-5)
