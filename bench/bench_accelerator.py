@@ -5,7 +5,7 @@
     python -m bench.bench_accelerator --steps 50 --batch 32
     python -m bench.bench_accelerator --size tiny --seq-len 64 --batch 2 --steps 2   # CPU smoke
 
-The step is the trainer's own (zoo.train.make_train_step: AdamW, clipping, bf16 compute with
+The step is the trainer's own (zoo.steps.make_train_step: AdamW, clipping, bf16 compute with
 float32 params) on the text dataset, with vocabulary 50304 as nanoGPT pads GPT-2's. Attention
 is cuDNN's fused kernel on GPUs, XLA's fused path on TPUs, the explicit one on CPUs. FLOPs per
 step come from XLA's cost analysis of the compiled program (6N per token plus attention by
@@ -73,7 +73,7 @@ def measure(args) -> dict:
     from zoo import targets
     from zoo.commands.compile import experiment
     from zoo.experiment import init_state, train_batch
-    from zoo.train import make_train_step
+    from zoo.steps import make_train_step
 
     local = targets.local()
     exp = experiment(config(args, local.platform), local)

@@ -56,10 +56,10 @@ def train_steps(name_or_path: str | Path | None, overrides: Sequence[str] = ()) 
     """The trainer's own pieces for a config (a shipped config's name or a YAML path; None: the
     defaults) with `overrides`: (experiment, state, jitted step (state, batch) -> (state,
     metrics), batch(step) -> that step's global batch on the devices)."""
-    from zoo import experiment, train
+    from zoo import experiment, steps
     exp = experiment.build(load_config(name_or_path, overrides))
     state, shardings = experiment.init_state(exp)
-    return exp, state, train.make_train_step(exp, shardings), functools.partial(experiment.train_batch, exp)
+    return exp, state, steps.make_train_step(exp, shardings), functools.partial(experiment.train_batch, exp)
 
 
 def load_config(name_or_path: str | Path | None, overrides: Sequence[str] = ()) -> Any:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from bad_inputs import CASES
 
-from zoo import checkpoint, config, rundir, train
+from zoo import checkpoint, config, rundir, steps, train
 from zoo import experiment as ex
 from zoo.commands import cli
 
@@ -207,7 +207,7 @@ def test_a_diverging_run_skips_its_bad_steps_stops_and_writes_only_finite_checkp
 def test_non_finite_steps_never_reach_the_params(tmp_path):
     exp = ex.build(small_cfg(tmp_path, "x", "optimizer.name=sgd", "optimizer.learning_rate=1e30"))
     state, shardings = ex.init_state(exp)
-    step = train.make_train_step(exp, shardings)
+    step = steps.make_train_step(exp, shardings)
     for s in range(6):
         state, metrics = step(state, ex.train_batch(exp, s))
         assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state["params"]))

@@ -30,9 +30,9 @@ def test_init_and_batches_are_each_seeds_own_bit_for_bit(tmp_path, shipped):
         if shipped is None:
             return cfg(tmp_path, *overrides)
         return config.load(ROOT / "configs" / f"{shipped}.yaml", [f"run.dir={tmp_path}", *overrides])
-    stack = replicas.build(load("train.seeds=[0,3]"))
-    state, _ = replicas.init_state(stack)
-    shared, batch = replicas.host_batches(stack, 7)
+    stack = train.build(load("train.seeds=[0,3]"))
+    state = stack.init_state()
+    shared, batch = replicas.host_batches(stack.replicas, 7)
     assert shared == (shipped == "karate_gcn")  # a whole graph is every replica's batch
     for i, seed in enumerate([0, 3]):
         one = ex.build(load(f"train.seed={seed}"))
@@ -178,8 +178,8 @@ def test_replicas_that_do_not_fit_fail_in_one_line_before_anything_is_allocated(
 def test_cora_seeds_share_the_graph_and_match_separate_runs(tmp_path):
     path = ROOT / "configs" / "cora_gcn.yaml"
     common = ["train.steps=20", f"run.dir={tmp_path}", "run.plots=false", f"data.path={SHARED_DATA / 'planetoid' / 'cora.npz'}"]
-    stack = replicas.build(config.load(path, ["train.seeds=2", *common]))
-    assert replicas.host_batches(stack, 0)[0]   # one whole graph for every replica
+    stack = train.build(config.load(path, ["train.seeds=2", *common]))
+    assert stack.shared and replicas.host_batches(stack.replicas, 0)[0]   # one whole graph for every replica
     stacked = train.fit(config.load(path, ["train.seeds=2", *common, "run.name=stacked"]))
     alone = train.fit(config.load(path, ["train.seed=1", *common, "run.name=seed1"]))
     assert stacked["replicas"][1]["eval_accuracy"] == alone["eval_accuracy"]

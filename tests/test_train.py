@@ -13,7 +13,7 @@ import jax
 import numpy as np
 import pytest
 
-from zoo import checkpoint, config, figures, train
+from zoo import checkpoint, config, figures, steps, train
 from zoo import experiment as ex
 from zoo.selection import Selection
 
@@ -33,11 +33,11 @@ def test_train_step_compiles_once_and_partial_eval_batch_does_not_retrace(tmp_pa
     traced = chex.assert_max_traces(exp.model.apply_with_stats, n=3)
     exp = dataclasses.replace(exp, model=exp.model._replace(apply_with_stats=traced))
     state, shardings = ex.init_state(exp)
-    step, eval_step = train.make_train_step(exp, shardings), train.make_eval_step(exp)
+    step, eval_step = steps.make_train_step(exp, shardings), steps.make_eval_step(exp)
     for s in range(5):
         state, _ = step(state, ex.train_batch(exp, s))
     assert step._cache_size() == 1
-    result = train.evaluate(exp, eval_step, state["params"])  # 1000 test rows: 300, 300, 300, 100 + padding
+    result = steps.evaluate(exp, eval_step, state["params"])  # 1000 test rows: 300, 300, 300, 100 + padding
     assert eval_step._cache_size() == 1
     assert 0.0 <= result["eval_accuracy"] <= 1.0
 
@@ -45,10 +45,10 @@ def test_train_step_compiles_once_and_partial_eval_batch_does_not_retrace(tmp_pa
 def test_padded_eval_counts_each_example_once(tmp_path):
     exp = ex.build(small_cfg(tmp_path))
     state, _ = ex.init_state(exp)
-    eval_step = train.make_eval_step(exp)
-    full = train.evaluate(exp, eval_step, state["params"])
+    eval_step = steps.make_eval_step(exp)
+    full = steps.evaluate(exp, eval_step, state["params"])
     exp_one = ex.build(small_cfg(tmp_path, "train.eval_batch_size=1000"))
-    one = train.evaluate(exp_one, train.make_eval_step(exp_one), state["params"])
+    one = steps.evaluate(exp_one, steps.make_eval_step(exp_one), state["params"])
     np.testing.assert_allclose(full["eval_loss"], one["eval_loss"], rtol=1e-5)
     assert full["eval_accuracy"] == one["eval_accuracy"]
 
@@ -56,7 +56,7 @@ def test_padded_eval_counts_each_example_once(tmp_path):
 def test_eval_batches_evaluates_only_the_first_batches(tmp_path):
     exp = ex.build(small_cfg(tmp_path, "train.eval_batches=1"))
     state, _ = ex.init_state(exp)
-    capped = train.evaluate(exp, train.make_eval_step(exp), state["params"])
+    capped = steps.evaluate(exp, steps.make_eval_step(exp), state["params"])
     first = next(exp.dataset.eval_batches(300))
     sums, _ = ex.loss_sums(exp, state["params"], first, None, train=False)
     np.testing.assert_allclose(capped["eval_loss"], float(sums["loss"] / sums["count"]), rtol=1e-5)
@@ -73,7 +73,7 @@ def test_select_keeps_the_best_validation_params_and_reports_their_test_metrics(
     best = min(val, key=val.get)
     assert summary["selected_step"] == best < 12 and summary["selected_val_loss"] == pytest.approx(val[best])
     exp = ex.build(cfg)
-    expected = train.evaluate(exp, train.make_eval_step(exp), seen[best])
+    expected = steps.evaluate(exp, steps.make_eval_step(exp), seen[best])
     assert summary["eval_loss"] == pytest.approx(expected["eval_loss"], rel=1e-6)
     assert summary["eval_accuracy"] == expected["eval_accuracy"]
 
@@ -149,7 +149,7 @@ def test_gradient_accumulation_equals_full_batch(tmp_path):
         exp = ex.build(small_cfg(tmp_path, f"optimizer.accumulate_steps={a}"))
         state, _ = ex.init_state(exp)
         batch = ex.train_batch(exp, 0)
-        g, _ = jax.jit(lambda p, b, exp=exp: train._grads(exp, p, b, jax.random.PRNGKey(0)))(state["params"], batch)
+        g, _ = jax.jit(lambda p, b, exp=exp: steps._grads(exp, p, b, jax.random.PRNGKey(0)))(state["params"], batch)
         grads.append(g)
     for a, b in zip(jax.tree.leaves(grads[0]), jax.tree.leaves(grads[1])):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
@@ -185,11 +185,10 @@ def resume_config(tmp_path):
 
 def _final_state(run_dir: Path):
     """The last checkpoint's train state plus the selected parameters and their scores."""
-    exp = ex.build(config.load(run_dir / "config.yaml"))
-    state, shardings = ex.init_state(exp)
-    best = Selection(exp.cfg.train.select, state["params"])
+    program = train.build(config.load(run_dir / "config.yaml"))
+    best = program.selection(program.init_state()["params"])
     ckpt = checkpoint.Checkpointer(run_dir / "checkpoints", 3)
-    restored, position = train.restore(exp, ckpt, shardings, best)
+    restored, position = train.restore(program, ckpt, best)
     ckpt.close()
     return {**restored, "best": best.tree()}, position
 

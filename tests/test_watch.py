@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from test_contract import CASES, experiment
 
-from zoo import config, figures, throughput, train
+from zoo import config, figures, steps, throughput, train
 from zoo import experiment as ex
 from zoo import mesh as meshlib
 from zoo.commands import cli
@@ -55,7 +55,7 @@ def test_logged_loss_and_accuracy_are_means_over_each_window(trained):
     run_dir, _ = trained
     exp = ex.build(config.load(run_dir / "config.yaml"))
     state, shardings = ex.init_state(exp)
-    step = train.make_train_step(exp, shardings)
+    step = steps.make_train_step(exp, shardings)
     per_step = []
     for s in range(10):
         state, metrics = step(state, ex.train_batch(exp, s))

@@ -161,9 +161,10 @@ def init_key(exp: Experiment) -> jax.Array:
     return jax.random.split(jax.random.PRNGKey(exp.cfg.train.seed))[0]
 
 
-def abstract_state(exp: Experiment) -> tuple[Any, Any]:
-    """(ShapeDtypeStructs with shardings, shardings) of the train state; touches no device."""
-    x = batch_spec(exp)["x"]
+def abstract_state(exp: Experiment, batch: Any = None) -> tuple[Any, Any]:
+    """(ShapeDtypeStructs with shardings, shardings) of the train state; touches no device.
+    batch: batch_spec(exp), when the caller has it."""
+    x = (batch_spec(exp) if batch is None else batch)["x"]
     try:
         shapes = jax.eval_shape(_state_fn(exp), jax.ShapeDtypeStruct((2,), jnp.uint32), x)
     except ConfigError as e:  # a model's own check of its input shapes
@@ -174,9 +175,10 @@ def abstract_state(exp: Experiment) -> tuple[Any, Any]:
     return checkpoint.abstract(shapes, shardings), shardings
 
 
-def init_state(exp: Experiment) -> tuple[dict, Any]:
-    """The fresh train state of `exp` on its mesh, and its shardings."""
-    _, shardings = abstract_state(exp)
+def init_state(exp: Experiment, shardings: Any = None) -> tuple[dict, Any]:
+    """The fresh train state of `exp` on its mesh, and its shardings (abstract_state's, unless
+    the caller has them)."""
+    shardings = abstract_state(exp)[1] if shardings is None else shardings
     make = functools.partial(_state_fn(exp), x=jax.tree.map(jnp.asarray, host_batch(exp, 0)["x"]))
     return jax.jit(make, out_shardings=shardings)(init_key(exp)), shardings
 
@@ -317,42 +319,52 @@ def _by_path(params) -> dict[str, Any]:
     return {path_name(p): leaf for p, leaf in jax.tree_util.tree_leaves_with_path(params)}
 
 
-def _transfer_plan(source: dict, target: dict, exclude: str | None) -> tuple[dict, list[str]]:
-    """({target path: source path to copy}, mismatches) for copying `source` into `target`."""
+def _transfer_plan(source: dict, target: dict, exclude: str | None) -> tuple[set[str], list[str]]:
+    """(target paths to copy from the source, mismatches) for shapes {path: shape} of one replica."""
     import re
     skip = re.compile(exclude).search if exclude else (lambda path: False)
-    copy, problems = {}, []
-    for path, leaf in target.items():
+    copy, problems = set(), []
+    for path, shape in target.items():
         if skip(path):
             continue
         if path not in source:
             problems.append(f"{path} is not in the source run")
-        elif source[path].shape != leaf.shape:
-            problems.append(f"{path} is {list(source[path].shape)} there, {list(leaf.shape)} here")
+        elif source[path] != shape:
+            problems.append(f"{path} is {list(source[path])} there, {list(shape)} here")
         else:
-            copy[path] = path
+            copy.add(path)
     problems += [f"{path} of the source run has no place here" for path in source
                  if path not in target and not skip(path)]
     return copy, problems
 
 
-def warm_start(exp: Experiment, state: dict, shardings) -> dict:
-    """`state` with the params of train.init_from copied in (paths matching train.init_exclude
-    keep their fresh init) and the optimizer state made anew for them. Mismatched paths or shapes
-    raise ConfigError before anything trains."""
+def warm_params(exp: Experiment, params, shardings, replicas: int | None = None):
+    """`params` with those of train.init_from copied in; paths matching train.init_exclude keep
+    their fresh init. replicas=R: `params` are R stacked replicas', and the source is one run
+    (every replica starts from it) or a run of R replicas (each from its own). Mismatched paths,
+    shapes or replica counts raise ConfigError before anything trains."""
     t = exp.cfg.train
-    source = _by_path(load_run(t.init_from, t.init_step, devices=list(exp.mesh.devices.flat)).params)
-    target = _by_path(state["params"])
-    copy, problems = _transfer_plan(source, target, t.init_exclude)
+    sources = [_by_path(r.params) for r in load_runs(t.init_from, t.init_step, devices=list(exp.mesh.devices.flat))]
+    if len(sources) > 1 and len(sources) != replicas:
+        raise ConfigError(f"train.init_from={t.init_from} holds {len(sources)} replicas (train.seeds) and this run "
+                          f"trains {replicas or 1}: start from a single run, or train as many seeds as it has")
+    target = _by_path(params)
+    shapes = {path: tuple(leaf.shape[1:] if replicas else leaf.shape) for path, leaf in target.items()}
+    copy, problems = _transfer_plan({path: tuple(a.shape) for path, a in sources[0].items()}, shapes, t.init_exclude)
     if problems:
         shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
         raise ConfigError(f"train.init_from={t.init_from}: {shown}; exclude them with train.init_exclude=REGEX "
                           f"(e.g. '^head/') or start from a run of the same model")
-    flat = [jax.device_put(source[copy[path]], sharding) if path in copy else leaf
-            for (path, leaf), sharding in zip(target.items(), jax.tree.leaves(shardings["params"]))]
-    params = jax.tree.unflatten(jax.tree.structure(state["params"]), flat)
-    opt_state = jax.jit(exp.tx.init, out_shardings=shardings["opt_state"])(params)
-    return {**state, "params": params, "opt_state": opt_state}
+
+    def source(path):
+        if replicas is None:
+            return sources[0][path]
+        if len(sources) == 1:
+            return jnp.broadcast_to(sources[0][path], (replicas, *shapes[path]))
+        return jnp.stack([s[path] for s in sources])
+    flat = [jax.device_put(source(path), sharding) if path in copy else leaf
+            for (path, leaf), sharding in zip(target.items(), jax.tree.leaves(shardings))]
+    return jax.tree.unflatten(jax.tree.structure(params), flat)
 
 
 def _saved(state, selection) -> Any:

@@ -18,7 +18,7 @@ import numpy as np
 
 from zoo import experiment as ex
 from zoo import mesh as meshlib
-from zoo import train
+from zoo import steps
 from zoo.errors import ConfigError
 from zoo.experiment import Run
 
@@ -32,7 +32,7 @@ def evaluate(run: Run, split: Literal["test", "val"] = "test") -> dict[str, floa
         raise ConfigError(f"split {split!r} is not one of: {', '.join(SPLITS)}")
     if split == "val" and not run.exp.dataset.has_validation():
         raise ConfigError(f"data {run.cfg.data_name!r} of {run.run_dir} has no validation split; use split=test")
-    return train.evaluate(run.exp, train.make_eval_step(run.exp), run.params, SPLITS[split])
+    return steps.evaluate(run.exp, steps.make_eval_step(run.exp), run.params, SPLITS[split])
 
 
 def _forward(run: Run):

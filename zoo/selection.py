@@ -89,3 +89,45 @@ class Selection:
         if np.isfinite(v["selected_accuracy"]):
             out["selected_val_accuracy"] = float(v["selected_accuracy"])
         return out
+
+
+@jax.jit
+def _keep(saved, new, old):
+    """`new` for the replicas where saved [R] is True, else `old` (a fresh buffer either way)."""
+    return jax.tree.map(lambda n, o: jnp.where(saved.reshape(-1, *[1] * (n.ndim - 1)), n, o), new, old)
+
+
+class Selections:
+    """One Selection per replica of a run, the same rules bit for bit; the selected params are
+    kept whole, stacked on a leading replica axis when the run is (zoo.replicas), and a single
+    run's checkpoint layout is Selection.tree()'s."""
+
+    def __init__(self, select: str, params, count: int = 1, stacked: bool = False):
+        self.each = [Selection(select, None) for _ in range(count)]
+        self.stacked = stacked
+        self.params = jax.tree.map(jnp.copy, params)
+
+    def update(self, step: int, params, val: list[dict], active: np.ndarray) -> None:
+        """Score each active replica's validation metrics; a stopped replica's selection stays."""
+        saved = np.array([bool(a) and s.update(step, None, v) for s, v, a in zip(self.each, val, active, strict=True)])
+        if not saved.any():
+            return
+        # the live params are donated by the next step: keep copies
+        self.params = _keep(jnp.asarray(saved), params, self.params) if self.stacked else jax.tree.map(jnp.copy, params)
+
+    def exhausted(self, patience: int) -> np.ndarray:
+        """[R] bool: the replicas whose patience ran out."""
+        return np.array([s.exhausted(patience) for s in self.each])
+
+    def tree(self) -> dict:
+        values = {k: [s.values[k] for s in self.each] for k in self.each[0].values}
+        return {"params": self.params, **{k: np.stack(v) if self.stacked else np.asarray(v[0]) for k, v in values.items()}}
+
+    def load(self, tree: dict) -> None:
+        self.params = tree["params"]
+        host = {k: np.asarray(jax.device_get(v)) for k, v in tree.items() if k != "params"}
+        for i, s in enumerate(self.each):
+            s.load({"params": None, **{k: v[i] if self.stacked else v for k, v in host.items()}})
+
+    def summaries(self) -> list[dict]:
+        return [s.summary() for s in self.each]

@@ -19,7 +19,7 @@ from zoo import experiment as ex
 from zoo import throughput
 from zoo.experiment import Experiment
 from zoo.optim import path_name
-from zoo.train import make_train_step
+from zoo.steps import make_train_step
 
 # The analyses are of XLA's optimised HLO and its buffer assignment; LLVM's optimisation of the
 # CPU code they never run changes neither (same FLOPs and bytes), and takes a third of compiling.

@@ -148,7 +148,7 @@ def compile_steps(cfg, target, steps=("train", "eval")) -> list[StepReport]:
     """Compile the train and/or eval steps of `cfg` for `target`: their reports, or DoesNotFit."""
     from zoo import experiment as ex
     from zoo import mesh as meshlib
-    from zoo.train import make_eval_step, make_train_step
+    from zoo.steps import make_eval_step, make_train_step
 
     exp = experiment(cfg, target)
     t, data = exp.cfg.train, exp.dataset

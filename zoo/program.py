@@ -1,0 +1,166 @@
+"""What a run trains, set up once: the program of a single run, which zoo.replicas extends to
+R replicas stacked on a leading axis. The trainer (zoo.train) drives either through one loop.
+
+    program = Program.build(cfg)      # experiment, abstract state and batch: traced once
+    state = program.init_state()      # the fresh state on the mesh
+    step = program.train_step()       # jitted (state, batch, *program.step_args(active)) -> (state, metrics)
+    program.evaluate(eval_step, params)   # [metrics of each replica]: one for a single run
+
+A single run is the one-replica case: its metrics are lists of one, its state unstacked, and
+its checkpoints, metrics and program are what they always were.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from zoo import experiment as ex
+from zoo import mesh as meshlib
+from zoo import steps
+from zoo.config import Config
+from zoo.errors import ConfigError
+from zoo.experiment import Experiment, Run
+from zoo.selection import Selection, Selections
+
+
+@dataclasses.dataclass(frozen=True)
+class Program:
+    """A single run: its experiment, the abstract state (shapes with shardings) and the
+    abstract global training batch, each computed once per run."""
+    exp: Experiment
+    shapes: Any
+    shardings: Any
+    batch: Any
+
+    stacked = False
+
+    @classmethod
+    def build(cls, cfg: Config) -> Program:
+        exp = ex.build(cfg)
+        batch = ex.batch_spec(exp)
+        shapes, shardings = ex.abstract_state(exp, batch)
+        return cls(exp, shapes, shardings, batch)
+
+    @property
+    def count(self) -> int:
+        """How many replicas the program trains."""
+        return 1
+
+    # ------------------------------------------------------------------------- state
+    def init_state(self) -> dict:
+        return ex.init_state(self.exp, self.shardings)[0]
+
+    def warm_start(self, state: dict) -> dict:
+        """`state` with train.init_from's params copied in and the optimizer state made anew."""
+        params = ex.warm_params(self.exp, state["params"], self.shardings["params"])
+        opt_state = jax.jit(self.exp.tx.init, out_shardings=self.shardings["opt_state"])(params)
+        return {**state, "params": params, "opt_state": opt_state}
+
+    def selection(self, params) -> Selections | None:
+        """The model selection of train.select, starting from `params` (None: train.select=last)."""
+        select = self.exp.cfg.train.select
+        return None if select == "last" else Selections(select, params, self.count, self.stacked)
+
+    def checkpoint_target(self) -> Any:
+        """The abstract tree a checkpoint holds: the state, and the selection when selecting."""
+        if self.exp.cfg.train.select == "last":
+            return self.shapes
+        return {**self.shapes, "best": Selection.abstract(self.shapes["params"], self.exp.mesh)}
+
+    # ------------------------------------------------------------------------- steps
+    def train_step(self) -> Callable:
+        """The jitted `(state, batch, *step_args) -> (state, metrics)`, state donated."""
+        return steps.make_train_step(self.exp, self.shardings)
+
+    def step_args(self, active: np.ndarray) -> tuple:
+        """The step's arguments after the batch (a stacked run's swept values and active mask)."""
+        return ()
+
+    def train_batch(self, step: int) -> dict:
+        return ex.train_batch(self.exp, step)
+
+    def eval_step(self) -> Callable:
+        return steps.make_eval_step(self.exp)
+
+    def evaluate(self, eval_step: Callable, params, split: str = "eval") -> list[dict[str, float]]:
+        """Each replica's metrics over the evaluation ("eval") or validation ("val") split."""
+        return [steps.evaluate(self.exp, eval_step, params, split)]
+
+    def learning_rate(self, step: int) -> float:
+        return float(self.exp.lr(step))
+
+    # ------------------------------------------------------------------------- reports
+    def combine(self, rows: list[dict], active: np.ndarray) -> dict:
+        """One record of the replicas' metrics rows (a single run's row as it is)."""
+        return rows[0]
+
+    def summarize(self, rows: list[dict]) -> dict:
+        """summary.json's metrics from each replica's final row (a single run's row as it is)."""
+        return rows[0]
+
+    def first_run(self, run_dir: Path, params, step: int) -> Run:
+        """The trained Run that hooks (figures) draw: the first replica's."""
+        return Run(run_dir, self.exp, params, step)
+
+    def param_count(self, params) -> int:
+        return ex.count_params(params)
+
+    def tokens_per_step(self) -> int:
+        """Target tokens one step trains on, over every replica (what tokens_per_s counts)."""
+        return int(np.prod(self.batch["y"].shape))
+
+
+def check_memory(program: Program, compiled) -> None:
+    """ConfigError, in one line, when the compiled train step (arguments, outputs and
+    temporaries, plus the selected params) needs more memory than the devices have free."""
+    m = compiled.memory_analysis()
+    if m is None:
+        return
+    devices = list(program.exp.mesh.devices.flat)
+    need = m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes
+    if program.exp.cfg.train.select != "last":
+        need += sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(program.shapes["params"])) // len(devices)
+    stats = devices[0].memory_stats() if devices[0].platform != "cpu" else None
+    if stats and "bytes_limit" in stats:
+        free, where = stats["bytes_limit"] - stats.get("bytes_in_use", 0), f"{devices[0].device_kind} memory"
+    else:  # simulated CPU devices share the host's memory
+        need *= len(devices)
+        free, where = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "free host memory"
+    if need <= free:
+        return
+    if program.count == 1:
+        raise ConfigError(f"the train step needs about {need / 2**30:.2f} GiB per device but {where} has "
+                          f"{free / 2**30:.2f} GiB; lower train.batch_size, or spread the batch over more devices")
+    raise ConfigError(f"{program.count} replicas need about {need / 2**30:.2f} GiB per device for the step "
+                      f"({need / program.count / 2**30:.3f} GiB each) but {where} has {free / 2**30:.2f} GiB; "
+                      f"train fewer at once (train.seeds), or spread them with mesh.seeds")
+
+
+def windowed_step(program: Program) -> tuple[Callable, Callable]:
+    """The train step that also adds its metrics to float32 sums carried through the loop:
+    `(state, sums, batch, *step_args) -> (state, sums, bad_step)`, compiled ahead of time for the
+    abstract state and batch, state and sums donated; bad_step is 1 where the step was skipped
+    as non-finite. Returns (compiled step, zero_sums() -> fresh sums)."""
+    train_step = program.train_step()
+
+    def windowed(state, sums, batch, *args):
+        state, metrics = train_step(state, batch, *args)
+        sums = jax.tree.map(lambda total, m: total + m.astype(jnp.float32), sums, metrics)
+        return state, sums, metrics["bad_step"]
+
+    args = program.step_args(np.ones(program.count, bool))
+    metrics = jax.eval_shape(train_step, program.shapes, program.batch, *args)[1]
+    replicated = meshlib.replicated(program.exp.mesh)
+    zero_sums = jax.jit(lambda: jax.tree.map(lambda m: jnp.zeros(m.shape, jnp.float32), metrics),
+                        out_shardings=replicated)
+    batch_shardings = jax.tree.map(lambda a: a.sharding, program.batch)
+    step = jax.jit(windowed, donate_argnums=(0, 1), out_shardings=(program.shardings, replicated, replicated),
+                   in_shardings=(program.shardings, replicated, batch_shardings, *[None] * len(args)))
+    return step.lower(program.shapes, jax.eval_shape(zero_sums), program.batch, *args).compile(), zero_sums
