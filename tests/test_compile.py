@@ -22,6 +22,14 @@ def test_steps_compile_for_given_devices_without_placing_data():
     assert train.arguments > 0 and train.peak >= train.arguments and train.flops > evaluate.flops > 0
 
 
+def test_a_config_of_many_seeds_compiles_its_stacked_step():
+    overrides = ["train.batch_size=8", "train.eval_batch_size=8"]
+    one, = C.compile_steps(config.load(C.config_path("mnist1d_mlp"), overrides), cpu_target(), ("train",))
+    four, = C.compile_steps(config.load(C.config_path("mnist1d_mlp"), [*overrides, "train.seeds=4"]), cpu_target(),
+                            ("train",))
+    assert four.arguments > 3.5 * one.arguments and four.flops > 3.5 * one.flops   # four replicas' state and work
+
+
 def test_a_step_that_does_not_fit_is_one_line():
     cfg = config.load(C.config_path("mnist1d_mlp"), ["train.batch_size=8", "train.eval_batch_size=8"])
     with pytest.raises(C.DoesNotFit) as e:

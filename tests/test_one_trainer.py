@@ -176,3 +176,55 @@ def test_standardized_data_writes_its_preprocessing_for_every_run(tmp_path, seed
     train.fit(run)
     stored = json.loads((tmp_path / "csv" / "preprocessing.json").read_text())["standardize"]
     assert len(stored["mean"]) == 3 and stored["mean"][0] == pytest.approx(50, abs=3)
+
+
+# ----------------------------------------------------------------------------- every command reads a run of many
+def _eval_batch(run):
+    return next(iter(run.exp.dataset.eval_batches(run.cfg.train.eval_batch_size)))
+
+
+def test_evaluate_reports_the_deep_ensemble_beside_each_replica(watched, capsys):
+    from zoo import inference
+    root, summaries = watched
+    run = root / "seeds2"
+    assert cli.main(["evaluate", str(run)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["replicas"]) == 2 and out["eval_accuracy"] == pytest.approx(summaries[2]["eval_accuracy"])
+    runs = ex.load_runs(run, params="best")
+    batch = _eval_batch(runs[0])
+    logits = np.stack([inference.outputs(r, batch["x"]) for r in runs])
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    mean = (probs / probs.sum(-1, keepdims=True)).mean(0)          # the ensemble by hand
+    y = batch["y"]
+    assert out["ensemble"]["eval_loss"] == pytest.approx(-np.log(mean[np.arange(len(y)), y]).mean(), rel=1e-4)
+    assert out["ensemble"]["eval_accuracy"] == pytest.approx((mean.argmax(-1) == y).mean())
+
+
+def test_export_takes_one_replica_or_the_ensemble(watched, tmp_path):
+    from zoo import inference
+    root, _ = watched
+    run = root / "seeds2"
+    assert cli.main(["export", str(run), "--replica", "1", "--output", str(tmp_path / "one.jaxexport")]) == 0
+    assert cli.main(["export", str(run), "--ensemble", "--output", str(tmp_path / "all.jaxexport")]) == 0
+    runs = ex.load_runs(run, params="best")
+    x = _eval_batch(runs[0])["x"][:7]
+    one = jax.export.deserialize(bytearray((tmp_path / "one.jaxexport").read_bytes())).call(x)
+    np.testing.assert_allclose(one, inference.outputs(runs[1], x), rtol=1e-5, atol=1e-6)
+    both = jax.export.deserialize(bytearray((tmp_path / "all.jaxexport").read_bytes())).call(x)
+    expected = np.mean([jax.nn.softmax(inference.outputs(r, x)) for r in runs], axis=0)
+    np.testing.assert_allclose(jax.nn.softmax(both), expected, rtol=1e-5, atol=1e-6)
+    assert cli.main(["export", str(root / "seeds1"), "--ensemble"]) == 2    # a single run has none
+
+
+def test_generate_and_probe_take_a_replica(watched, tmp_path, capsys):
+    lm = ["model.name=rnn_lm", "model.embed_dim=8", "model.hidden_size=16", "data.name=text", "data.seq_len=16",
+          "train.batch_size=8", "train.eval_batch_size=8", "train.eval_batches=1", "train.steps=3", "run.plots=false",
+          f"run.dir={tmp_path}", "run.name=lm", "train.seeds=2"]
+    train.fit(config.load(None, lm))
+    for replica in ("0", "1"):
+        assert cli.main(["generate", str(tmp_path / "lm"), "--prompt", "The", "--length", "5",
+                         "--replica", replica]) == 0
+    assert capsys.readouterr().out.count("The") == 2
+    root, _ = watched
+    assert cli.main(["probe", str(root / "seeds2"), "calibration", "--replica", "1", "--params", "best"]) == 0
+    assert '"ece"' in capsys.readouterr().out

@@ -284,6 +284,15 @@ def load_run(run_dir: str | Path, step: int | None = None, params: Literal["last
     return runs[replica or 0]
 
 
+def load_one(run_dir: str | Path, step: int | None = None, params: Literal["last", "best"] = "last",
+             replica: int | None = None) -> Run:
+    """The one model a command uses (generate, probe, export): the single run, or replica
+    `replica` of a run of many (default: the first)."""
+    if replica is None and is_stacked(load_run_config(Path(run_dir))):
+        replica = 0
+    return load_run(run_dir, step, params, replica=replica)
+
+
 def load_runs(run_dir: str | Path, step: int | None = None, params: Literal["last", "best"] = "last",
               *, devices: list | None = None, overrides: list[str] = ()) -> list[Run]:
     """Every replica of a run directory as a Run (one for a single run), read from one restore;

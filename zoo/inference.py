@@ -69,3 +69,15 @@ def predict(run: Run, x: Any) -> dict[str, np.ndarray]:
     if task == "density":
         return {"log_density": y}
     return {"output": y}
+
+
+def predict_ensemble(runs: list[Run], x: Any) -> dict[str, np.ndarray]:
+    """Predictions of a run's replicas (load_runs) as a deep ensemble (zoo.ensemble): the class
+    and the mean of the replicas' probabilities for classifiers, the mean output for regression,
+    each with the replicas' standard deviation beside it (KEY_std)."""
+    from zoo import ensemble
+    out = predict(ensemble.of_runs(runs), x)   # softmax of log(mean probability): the mean probability
+    each = np.stack([outputs(r, x) for r in runs])
+    key = "probabilities" if "probabilities" in out else "output"
+    out[f"{key}_std"] = ensemble.spread(each, runs[0].exp.dataset.task).astype(np.float32)
+    return out

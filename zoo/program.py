@@ -42,8 +42,9 @@ class Program:
     stacked = False
 
     @classmethod
-    def build(cls, cfg: Config) -> Program:
-        exp = ex.build(cfg)
+    def build(cls, cfg: Config, devices: list | None = None) -> Program:
+        """The program of `cfg` on `devices` (default: every device of every process)."""
+        exp = ex.build(cfg, devices=devices)
         batch = ex.batch_spec(exp)
         shapes, shardings = ex.abstract_state(exp, batch)
         return cls(exp, shapes, shardings, batch)

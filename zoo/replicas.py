@@ -57,8 +57,8 @@ class Stacked(Program):
     stacked = True
 
     @classmethod
-    def build(cls, cfg: Config) -> Stacked:
-        exp = ex.build(cfg)
+    def build(cls, cfg: Config, devices: list | None = None) -> Stacked:
+        exp = ex.build(cfg, devices=devices)
         replicas = tuple(ex.replica_experiments(exp))
         hyper = {key: ex.traced_values(key, [ex.swept_value(r.cfg, key) for r in replicas])
                  for key in cfg.train.sweep if key in TRACED_SWEEP_KEYS}

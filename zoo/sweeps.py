@@ -6,9 +6,8 @@ combination of the other keys (shapes, Python constants of the model) is a progr
 from __future__ import annotations
 
 import itertools
-import statistics
 
-from zoo import config
+from zoo import config, ensemble
 from zoo.config import TRACED_SWEEP_KEYS, Config
 
 
@@ -46,6 +45,6 @@ def sweep_table(rows: list[dict]) -> str:
     lines = ["| point | " + " | ".join(keys) + " | seeds |", "|---" * (len(keys) + 2) + "|"]
     for label, group in points.items():
         values = {k: [r[k] for r in group if k in r] for k in keys}
-        cells = [f"{statistics.fmean(v):.4f} ± {statistics.pstdev(v):.4f}" if v else "" for v in values.values()]
+        cells = ["{:.4f} ± {:.4f}".format(*ensemble.mean_std(v)) if v else "" for v in values.values()]
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {len(group)} |")
     return "\n".join(lines) + "\n"

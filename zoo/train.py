@@ -254,9 +254,10 @@ def _fit_sweep(cfg: Config, programs: list[tuple[str, Config]], hooks, on_step) 
     return summary
 
 
-def build(cfg: Config) -> Program:
-    """The program `cfg` trains: one replica, or the stacked replicas of train.seeds/sweep."""
-    return (Stacked if is_stacked(cfg) else Program).build(cfg)
+def build(cfg: Config, devices: list | None = None) -> Program:
+    """The program `cfg` trains: one replica, or the stacked replicas of train.seeds/sweep; on
+    `devices` (default: every device of every process)."""
+    return (Stacked if is_stacked(cfg) else Program).build(cfg, devices)
 
 
 def fit_program(cfg: Config, *, hooks: Sequence[Callable[[Run], None]] = (),

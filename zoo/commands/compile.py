@@ -145,18 +145,20 @@ def _hint(exp, step: str) -> str:
 
 
 def compile_steps(cfg, target, steps=("train", "eval")) -> list[StepReport]:
-    """Compile the train and/or eval steps of `cfg` for `target`: their reports, or DoesNotFit."""
-    from zoo import experiment as ex
-    from zoo import mesh as meshlib
-    from zoo.steps import make_eval_step, make_train_step
+    """Compile the train and/or eval steps of `cfg` for `target`: their reports, or DoesNotFit.
+    A config of many replicas (train.seeds, train.sweep) compiles its stacked steps."""
+    import numpy as np
 
-    exp = experiment(cfg, target)
-    t, data = exp.cfg.train, exp.dataset
-    state, shardings = ex.abstract_state(exp)
-    batch_sharding = meshlib.batch_sharding(exp.mesh, data.shardable)
-    eval_batch = next(iter(data.eval_batches(t.eval_batch_size)))
-    args = {"train": (make_train_step(exp, shardings), (state, ex.batch_spec(exp))),
-            "eval": (make_eval_step(exp), (state["params"], abstract(eval_batch, batch_sharding)))}
+    from zoo import mesh as meshlib
+    from zoo import train
+
+    program = train.build(cfg, devices=target.devices)
+    exp = program.exp
+    batch_sharding = meshlib.batch_sharding(exp.mesh, exp.dataset.shardable)
+    eval_batch = next(iter(exp.dataset.eval_batches(exp.cfg.train.eval_batch_size)))
+    step_args = program.step_args(np.ones(program.count, bool))
+    args = {"train": (program.train_step(), (program.shapes, program.batch, *step_args)),
+            "eval": (program.eval_step(), (program.shapes["params"], abstract(eval_batch, batch_sharding)))}
     return [compile_step(step, *args[step], target, _hint(exp, step)) for step in steps]
 
 

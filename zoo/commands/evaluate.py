@@ -3,8 +3,9 @@ metrics of a trained run, printed and written to RUN/evaluation/<split>-step<N>.
 
 On a finished run the test metrics equal those in its summary.json: a run that selected its
 parameters (train.select) is evaluated with the selected ones by default, as its summary was.
-A run of many replicas (train.seeds, train.sweep) reports each replica ("replicas") and their
-mean and standard deviation (KEY_std), or the one replica --replica names.
+A run of many replicas (train.seeds, train.sweep) reports each replica ("replicas"), their
+mean and standard deviation (KEY_std) and their deep ensemble's metrics ("ensemble": the mean
+of their probabilities, or outputs, scored; zoo.ensemble), or the one replica --replica names.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from zoo import config, inference
+    from zoo import config, ensemble, inference
     from zoo.experiment import load_run, load_runs, reported_params
     from zoo.rundir import atomic_write, is_writer
 
@@ -38,7 +39,10 @@ def run(args: argparse.Namespace) -> int:
         metrics = inference.evaluate(trained, args.split)
     else:
         runs = load_runs(args.run_dir, args.step, params)
-        trained, metrics = runs[0], mean_and_std([inference.evaluate(r, args.split) for r in runs])
+        each = [inference.evaluate(r, args.split) for r in runs]
+        trained, metrics = runs[0], {**ensemble.mean_and_std(each), "replicas": each}
+        if runs[0].exp.dataset.task in ensemble.COMBINED:
+            metrics["ensemble"] = inference.evaluate(ensemble.of_runs(runs), args.split)
     metrics = {**metrics, "step": trained.step, "params": params}
     if args.replica is not None:
         metrics["replica"] = args.replica
@@ -49,14 +53,3 @@ def run(args: argparse.Namespace) -> int:
         atomic_write(out, json.dumps(metrics, indent=2) + "\n")
     print(json.dumps(metrics, indent=2))
     return 0
-
-
-def mean_and_std(each: list[dict[str, float]]) -> dict:
-    """The replicas' metrics: their mean (the usual keys), standard deviation (KEY_std), and
-    each replica's ("replicas")."""
-    import statistics
-    out = {}
-    for key in each[0]:
-        values = [m[key] for m in each]
-        out[key], out[f"{key}_std"] = statistics.fmean(values), statistics.pstdev(values)
-    return {**out, "replicas": each}

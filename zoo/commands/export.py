@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from zoo.errors import ConfigError
+
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a trained run as a jax.export artifact (StableHLO)",
@@ -22,18 +24,27 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="take params as an input (saved beside as FILE.npz, keys by path) instead of embedding them")
     p.add_argument("--fixed-batch", action="store_true",
                    help="export at the evaluation batch's fixed shape instead of a symbolic batch size")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--replica", type=int, default=None,
+                       help="of a run of many replicas (train.seeds/sweep), this one (default: the first)")
+    which.add_argument("--ensemble", action="store_true",
+                       help="of a run of many replicas, their deep ensemble: the mean of their probabilities "
+                            "(the artifact outputs its log) or of their outputs")
     p.set_defaults(run=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from zoo import config, export
-    from zoo.experiment import load_run, reported_params
+    from zoo import config, ensemble, export
+    from zoo.experiment import load_one, reported_params
     from zoo.rundir import is_writer
 
     cfg = config.load_run_config(args.run_dir)
     params = args.params or reported_params(cfg)
-    trained = load_run(args.run_dir, args.step, params)
+    if args.ensemble and not config.is_stacked(cfg):
+        raise ConfigError(f"--ensemble: {args.run_dir} is a single run; train it with train.seeds=N for an ensemble")
+    trained = (ensemble.load(args.run_dir, args.step, params) if args.ensemble
+               else load_one(args.run_dir, args.step, params, args.replica))
     if not is_writer():
         return 0
     paths = export.write(trained, args.output, params_as_inputs=args.params_as_inputs,

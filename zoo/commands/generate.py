@@ -24,6 +24,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
+    p.add_argument("--replica", type=int, default=None,
+                   help="of a run of many replicas (train.seeds/sweep), this one (default: the first)")
     p.set_defaults(run=run)
     return p
 
@@ -34,10 +36,10 @@ def run(args: argparse.Namespace) -> int:
     import jax
     import jax.numpy as jnp
 
-    from zoo.experiment import load_run
+    from zoo.experiment import load_one
     from zoo.models import REGISTRY
 
-    trained = load_run(args.run_dir, args.step)
+    trained = load_one(args.run_dir, args.step, replica=args.replica)
     sample = REGISTRY[trained.cfg.model_name].sample
     dataset = trained.exp.dataset
     if sample is None or not hasattr(dataset, "encode"):

@@ -28,6 +28,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
     p.add_argument("--params", choices=("last", "best"), default="last",
                    help="the checkpoint's last parameters, or those train.select kept")
+    p.add_argument("--replica", type=int, default=None,
+                   help="of a run of many replicas (train.seeds/sweep), this one (default: the first)")
     p.set_defaults(run=run)
     return p
 
@@ -68,14 +70,14 @@ def summary(numbers: dict, prefix: str = "") -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from zoo import probes
-    from zoo.experiment import load_run
+    from zoo.experiment import load_one
 
     runs, probe, options = split_words(args.words)
     kwargs = parse_options(options)
     probes.check_options(probe, kwargs)   # before any run is loaded
     rows = {}
     for run_dir in runs:
-        numbers = probes.run(probe, load_run(run_dir, args.step, args.params), **kwargs)
+        numbers = probes.run(probe, load_one(run_dir, args.step, args.params, args.replica), **kwargs)
         rows[run_dir] = numbers
         print(json.dumps({"run": run_dir, **summary(numbers), "files": numbers["files"]}, indent=1))
     if probe == "symmetry" and len(rows) > 1:

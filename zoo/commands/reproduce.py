@@ -16,11 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
 from pathlib import Path
 
-from zoo import config
+from zoo import config, ensemble
 from zoo.commands import host
 from zoo.commands.readme import machine, markers, replace_block
 from zoo.train import fit
@@ -65,8 +64,8 @@ def run_config(path: Path, seeds: int, out: Path, overrides: list[str]) -> dict:
     metric = metric if metric in rows[0] else "eval_loss"  # e.g. a density model: no accuracy
     values = [r[metric] for r in rows]
     steps = [r["steps"] for r in rows]  # fewer than configured where early stopping ended a run
-    return {"config": name, "metric": metric, "mean": statistics.fmean(values),
-            "std": statistics.pstdev(values) if len(values) > 1 else 0.0, "seeds": len(values),
+    mean, std = ensemble.mean_std(values)
+    return {"config": name, "metric": metric, "mean": mean, "std": std, "seeds": len(values),
             "values": values, "published": published, "source": source,
             "wall_time_s": summary["wall_time_s"],
             "steps": steps[0] if min(steps) == max(steps) else f"{min(steps)}-{max(steps)}",
