@@ -128,3 +128,28 @@ def test_replicas_spread_over_two_processes_match_one_process(tmp_path):
     assert [r["seed"] for r in multi] == [r["seed"] for r in one] == [0, 1, 2, 3]
     for mine, ref in zip(multi, one, strict=True):
         assert mine["eval_loss"] == pytest.approx(ref["eval_loss"], abs=1e-5)
+
+
+def test_a_signal_to_one_process_stops_every_process_at_one_step_with_a_checkpoint(tmp_path):
+    """SIGTERM reaches one process of two (a preempted host): the processes agree on the stop
+    step, save the collective checkpoint there together, and both exit 128+15 naming it."""
+    import re
+    import signal
+    import time
+    port = _free_port()
+    args = [sys.executable, str(ROOT / "train.py"), str(ROOT / "configs" / "mnist1d_mlp.yaml"), "train.steps=100000",
+            "train.log_every=10", "train.eval_every=0", "train.checkpoint_every=0", f"run.dir={tmp_path}",
+            "run.name=multi", "run.plots=false", f"mesh.coordinator_address=127.0.0.1:{port}", "mesh.num_processes=2"]
+    procs = [subprocess.Popen([*args, f"mesh.process_id={i}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=_env(1), cwd=ROOT) for i in range(2)]
+    metrics = tmp_path / "multi" / "metrics.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
+        time.sleep(0.5)
+    procs[1].send_signal(signal.SIGTERM)
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [128 + signal.SIGTERM] * 2, outs[0][1][-2000:] + outs[1][1][-2000:]
+    stops = [re.search(r"stopped by signal 15 at step (\d+)", err).group(1) for _, err in outs]
+    assert stops[0] == stops[1]
+    saved = sorted(int(p.name) for p in (tmp_path / "multi" / "checkpoints").iterdir() if p.name.isdigit())
+    assert saved == [int(stops[0])]

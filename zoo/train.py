@@ -53,7 +53,10 @@ IN_FLIGHT = meshlib.IN_FLIGHT
 
 
 class _StopSignals:
-    """Turns SIGINT/SIGTERM into a flag the loop checks at each step boundary."""
+    """Turns SIGINT/SIGTERM into a flag the loop checks at each step boundary. Over several
+    processes the flag is agreed on at every boundary (any process's signal stops them all at
+    the same step), because the checkpoint saved then is collective; MaxText's
+    reached_preemption makes the same agreement."""
 
     def __init__(self):
         self.received: int | None = None
@@ -69,6 +72,14 @@ class _StopSignals:
 
     def _handle(self, signum, frame):
         self.received = signum
+
+    def agreed(self) -> int | None:
+        """The signal this process, or any other, received (the same answer on every process)."""
+        if jax.process_count() == 1:
+            return self.received
+        from jax.experimental import multihost_utils
+        every = multihost_utils.process_allgather(np.int32(self.received or 0))
+        return int(np.max(every)) or None
 
     def __exit__(self, *exc):
         for sig, handler in self.previous.items():
@@ -128,7 +139,7 @@ class Loop:
                 self.in_flight.append((step + 1, bad))
                 if len(self.in_flight) > IN_FLIGHT:
                     self.settle(*self.in_flight.popleft())
-                self.after_step(step + 1, stop.received)
+                self.after_step(step + 1, stop.agreed())
             while self.in_flight:
                 self.settle(*self.in_flight.popleft())
 
