@@ -100,6 +100,25 @@ def test_discovery_lists_what_exists(capsys):
     assert main(["train", "--help-config", "model=gtp"]) == 2
 
 
+def test_text_commands_do_not_import_jax(tmp_path):
+    """`zoo --help` and `zoo list models|datasets|configs` only print text: they answer without
+    importing jax (seconds of a 2-core machine's time)."""
+    import subprocess
+    import sys
+    script = ("import contextlib, io, sys\n"
+              "from zoo.commands.cli import main\n"
+              "for argv in (['--help'], ['list', 'models'], ['list', 'datasets'], ['list', 'configs']):\n"
+              "    with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+              "        try:\n"
+              "            main(argv)\n"
+              "        except SystemExit:\n"
+              "            pass\n"
+              "    assert out.getvalue().strip(), argv\n"
+              "    assert 'jax' not in sys.modules, (argv, 'imported jax')\n")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
 def test_shipped_configs_resolve_by_name_from_any_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["train", "mnist1d_mlp", "--print-config"]) == 0

@@ -21,9 +21,6 @@ import sys
 from pathlib import Path
 
 from zoo import config
-from zoo.commands import host
-from zoo.commands.readme import machine, markers, replace_block
-from zoo.train import fit
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: results/ and README.md live there
 
@@ -54,6 +51,7 @@ LOWER_IS_BETTER = ("eval_loss", "eval_mse")
 def run_config(path: Path, seeds: int, out: Path, overrides: list[str]) -> dict:
     """Train config `path` over seeds 0..N-1, N = max(seeds, its published count): several
     seeds as one stacked program (train.seeds, zoo.replicas); its row of the table."""
+    from zoo.train import fit
     name = path.stem
     metric, published, source, default_seeds = PUBLISHED.get(name, ("eval_accuracy", None, "", 1))
     count = max(seeds, default_seeds)
@@ -86,6 +84,7 @@ def _fmt(value: float, metric: str) -> str:
 
 
 def table(rows: list[dict]) -> str:
+    from zoo.commands.readme import machine
     lines = ["| config | metric | zoo | published | seeds | steps | params | train time, all seeds (s) | source |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -102,6 +101,7 @@ def table(rows: list[dict]) -> str:
 
 
 def update_readme(readme: Path, text: str) -> None:
+    from zoo.commands.readme import markers, replace_block
     content = readme.read_text()
     if all(marker in content for marker in markers("results")):
         readme.write_text(replace_block(content, "results", text))
@@ -121,6 +121,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from zoo.commands import host
     host.keep_freed_memory()  # as zoo train does (zoo.commands.host)
     out = Path(args.out).absolute()
     out.mkdir(parents=True, exist_ok=True)
