@@ -160,17 +160,25 @@ def test_summary_command_prints_the_parameter_table(capsys):
     assert "blocks/0/conv/kernel  3x1x4" in out and "head/kernel" in out and "train_step:" in out
 
 
-def test_cpu_peak_is_measured_once_and_cached(tmp_path, monkeypatch):
+def test_cpu_peak_is_the_best_of_samples_from_several_runs_and_rises_with_a_faster_run(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    device = jax.devices()[0]
-    measured = throughput.peak_flops(device)
-    assert measured > 1e8
-    file = tmp_path / "zoo" / "matmul_peak.json"
-    cached = json.loads(file.read_text())
-    file.write_text(json.dumps({k: 123.0 for k in cached}))
-    assert throughput.peak_flops(device) == 123.0
+    monkeypatch.setattr(throughput, "measure_matmul_peak", lambda device: 1e9)  # the sample a run takes now
+    device, file = jax.devices()[0], tmp_path / "zoo" / "matmul_peak.json"
+    assert throughput.peak_flops(device) == 1e9
+    key, = json.loads(file.read_text())
+    file.write_text(json.dumps({key: 36e6}))  # an older cache: one sample, taken on a busy machine
+    assert throughput.peak_flops(device) == 1e9  # is not trusted alone: a new sample beats it
+    assert json.loads(file.read_text())[key]["samples"] == 2
+    file.write_text(json.dumps({key: {"flops_per_s": 5e9, "samples": 1}}))
+    assert throughput.peak_flops(device) == 5e9  # the best sample so far stays
+    file.write_text(json.dumps({key: {"flops_per_s": 123.0, "samples": throughput.SAMPLES}}))
+    assert throughput.peak_flops(device) == 123.0  # enough samples: no more measuring
     rates = throughput.StepRates(flops=10.0, examples=4, tokens=64, peak=100.0).at(2.0)
     assert rates == {"examples_per_s": 8.0, "tokens_per_s": 128.0, "flops_per_s": 20.0, "mfu": 0.2}
+    faster = throughput.StepRates(flops=10.0, peak=200.0, cpu_devices=2).at(30.0)  # 300 FLOP/s on 2 devices
+    assert faster["mfu"] == 1.0 and json.loads(file.read_text())[key]["flops_per_s"] == 150.0
+    assert throughput.peak_flops(device) == 150.0
+    assert "a rate a training run reached" in throughput.peak_source(device)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -140,7 +140,8 @@ def step_rates(exp: Experiment, compiled) -> throughput.StepRates:
     tokens = int(np.prod(ex.batch_spec(exp)["y"].shape)) if exp.dataset.task == "language_model" else None
     return throughput.StepRates(flops=throughput.program_costs(compiled)["flops"] * devices,
                                 examples=exp.cfg.train.batch_size if exp.dataset.shardable else None,
-                                tokens=tokens, peak=peak * devices if peak else None)
+                                tokens=tokens, peak=peak * devices if peak else None,
+                                cpu_devices=devices if exp.mesh.devices.flat[0].platform == "cpu" else 0)
 
 
 def evaluate(exp: Experiment, eval_step: Callable, params, split: str = "eval") -> dict[str, float]:
