@@ -109,6 +109,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(config.dump(cfg), end="")
         return 0
+    config.check_init_from(cfg)
     from zoo import figures
     from zoo.commands import host
     from zoo.train import Diverged, Interrupted, fit
