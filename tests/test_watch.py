@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from test_contract import CASES, experiment
 
-from zoo import config, figures, throughput, train
+from zoo import config, figures, rundir, throughput, train
 from zoo import experiment as ex
 from zoo import mesh as meshlib
 from zoo.commands import cli
@@ -140,6 +140,50 @@ def test_curves_log_x_for_long_runs_and_markers_for_few_points():
     assert [ax.get_ylabel() for ax in fig.axes] == ["loss", "learning rate"]
     assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_yscale() == "log"
     assert fig.axes[0].get_lines()[0].get_marker() in (None, "None", "")
+
+
+def test_a_run_ends_with_one_sentence_and_json_only_when_asked(tmp_path, capsys):
+    args = ["train", *SMALL, f"run.dir={tmp_path}", "run.plots=false"]
+    assert cli.main([*args, "run.name=a"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert last == (f"test accuracy {100 * summary['eval_accuracy']:.1f}% (loss {summary['eval_loss']:.4g}) after 10 "
+                    f"steps in {summary['wall_time_s']:.1f} s; run directory {tmp_path / 'a'}")
+    assert cli.main([*args, "run.name=b", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out[out.rindex("\n{") + 1:])["steps"] == 10
+
+
+def test_a_multi_seed_log_line_and_the_bar_stay_readable():
+    record = {"step": 10, "loss": 0.5, "per_replica": {"loss": [0.4, 0.6, float("nan")], "accuracy": [0.1, 0.2]},
+              "accuracy": 0.15, "replicas_active": 3}
+    assert rundir.line(record) == "step=10 loss=0.5 [0.4..0.6] accuracy=0.15 [0.1..0.2] replicas_active=3"
+    before = rundir.bar_postfix({"loss": 2.3026, "acc": 0.1, "lr": 1e-3, "eval_loss": 2.31})
+    after = rundir.bar_postfix({"loss": 0.05, "acc": 1.0, "lr": 1.2345e-05, "eval_loss": 0.1})
+    assert len(before) == len(after)
+
+
+def _tick_label_overlaps(fig) -> int:
+    """Pairs of neighbouring step-axis tick labels drawn over each other, over every panel."""
+    fig.canvas.draw()
+    renderer, count = fig.canvas.get_renderer(), 0
+    for ax in fig.axes:
+        low, high = sorted(ax.get_xlim())
+        boxes = sorted((t.get_window_extent(renderer) for t in ax.xaxis.get_ticklabels(which="both")
+                        if t.get_visible() and t.get_text() and low <= t.get_position()[0] <= high), key=lambda b: b.x0)
+        count += sum(a.x1 > b.x0 for a, b in zip(boxes, boxes[1:]))
+    return count
+
+
+def test_long_run_step_labels_do_not_overlap_and_several_runs_share_one_legend_outside_the_panels():
+    every_500 = [{"step": s, "loss": 30.0 / s ** 0.5, "learning_rate": 1e-3} for s in range(500, 6001, 500)]
+    fig = curves.figure({"run": every_500}, "run")  # the default labels crowd 2x10^3 .. 6x10^3 here
+    assert fig.axes[0].get_xscale() == "log" and _tick_label_overlaps(fig) == 0
+    assert "1k" in [t.get_text() for t in fig.axes[0].xaxis.get_ticklabels()]
+    fig = curves.figure({"a": every_500, "b": every_500}, "a vs b")
+    assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
+    legend = fig.legends[0].get_window_extent(fig.canvas.get_renderer())
+    assert all(legend.y1 <= ax.get_window_extent().y0 for ax in fig.axes)  # below every panel
 
 
 def test_compare_prints_a_table_and_overlays_the_curves(trained, tmp_path, capsys):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -172,7 +173,6 @@ def _check_optimizer(opt: OptimizerConfig) -> None:
 
 
 def _check_regex(key: str, pattern: str | None) -> None:
-    import re
     if pattern is not None:
         try:
             re.compile(pattern)
@@ -436,8 +436,21 @@ def load(path: str | Path | None, overrides: list[str] = ()) -> Config:
         apply_override(tree, override)
     cfg = from_tree(tree, str(path) if path is not None else None)
     if cfg.run.name is None:
-        cfg = cfg.replace(run=dataclasses.replace(cfg.run, name=Path(path).stem if path else cfg.model_name))
+        cfg = cfg.replace(run=dataclasses.replace(cfg.run, name=default_run_name(cfg, path, "data.path" in names)))
     return cfg
+
+
+def default_run_name(cfg: Config, path: str | Path | None, own_data: bool) -> str:
+    """run.name when none is set: the config file's stem, or, for a run on a file the user gave
+    on the command line (data.path=iris.csv), that file's name and the model: iris_mlp."""
+    data_path = getattr(cfg.data, "path", None)
+    if own_data and isinstance(data_path, str):
+        file = Path(data_path.rstrip("/\\"))
+        stem = file.parent.name if any(c in file.name for c in "*?[") else file.stem  # books/*.txt: books
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._")
+        if stem:
+            return f"{stem}_{cfg.model_name}"
+    return Path(path).stem if path else cfg.model_name
 
 
 SHIPPED = Path(__file__).resolve().parent / "configs"  # package data: found from any folder
