@@ -475,6 +475,31 @@ def config_path(name_or_path: str) -> Path:
                       f"shipped: {', '.join(shipped)}")
 
 
+def example_command(path: Path) -> list[str] | None:
+    """The `python -m zoo.data.examples KIND OUT` arguments [KIND, OUT] a config's header comment
+    says to run before it (a shipped config that shows reading your own file), or None."""
+    for line in Path(path).read_text().splitlines():
+        if not line.startswith("#"):
+            return None
+        if "python -m zoo.data.examples " in line:
+            return line.split("python -m zoo.data.examples ", 1)[1].split()[:2]
+    return None
+
+
+def check_example_file(cfg: Config) -> None:
+    """A shipped config that reads an example file the user makes first (wine_csv_mlp reads
+    data/wine.csv): if the file is not there, one line with the command that writes it."""
+    source = Path(cfg.source) if cfg.source else None
+    if source is None or source.resolve().parent != SHIPPED:
+        return
+    command = example_command(source)
+    path = getattr(cfg.data, "path", None)
+    if command and path == command[1] and not Path(path).exists():
+        raise ConfigError(f"data.path={path}: no such file or folder here; {source.stem} trains on an example "
+                          f"file you make first: python -m zoo.data.examples {' '.join(command)} (or set "
+                          f"data.path to your own file)")
+
+
 def check_init_from(cfg: Config) -> None:
     """A fine-tuning run's source (train.init_from) must be a trained run: if it is not, say what
     to train first, in one line, before anything is built."""

@@ -112,6 +112,7 @@ def _train(args: argparse.Namespace) -> int:
         print(config.dump(cfg), end="")
         return 0
     config.check_init_from(cfg)
+    config.check_example_file(cfg)
     from zoo import figures
     from zoo.commands import host
     from zoo.train import Diverged, Interrupted, fit
