@@ -91,7 +91,7 @@ def test_missing_file():
     (["model.name=cnn", "model.dims=2"], "cannot take mnist1d inputs of shape [100, 40]"),
     (["model.num_groups=4", "model.norm=group"], "num_groups=4 must divide every channel count"),
     (["train.batch_size=5000"], "larger than the training set"),
-    (["--resume", "runs/nothing"], "config file 'runs/nothing/config.yaml' not found"),
+    (["--resume", "runs/nothing"], "runs/nothing is not a run directory (it has no config.yaml)"),
 ])
 def test_cli_errors_are_one_line_exit_2(run_cli, args, message):
     proc = run_cli(*args)
