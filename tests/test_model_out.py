@@ -99,13 +99,14 @@ def test_discovery_lists_what_exists(capsys):
 
 
 def test_text_commands_do_not_import_jax(tmp_path):
-    """`zoo --help` and `zoo list models|datasets|configs` only print text: they answer without
-    importing jax (seconds of a 2-core machine's time)."""
+    """`zoo --help`, `zoo list models|datasets|configs` and `--help-config` of a section or a
+    dataset only print text: they answer without importing jax (seconds of a 2-core machine)."""
     import subprocess
     import sys
     script = ("import contextlib, io, sys\n"
               "from zoo.commands.cli import main\n"
-              "for argv in (['--help'], ['list', 'models'], ['list', 'datasets'], ['list', 'configs']):\n"
+              "for argv in (['--help'], ['list', 'models'], ['list', 'datasets'], ['list', 'configs'],\n"
+              "             ['train', '--help-config', 'train'], ['train', '--help-config', 'data=text']):\n"
               "    with contextlib.redirect_stdout(io.StringIO()) as out:\n"
               "        try:\n"
               "            main(argv)\n"
