@@ -8,8 +8,9 @@
 Writes results/results.json and results/results.md, and replaces the table between the
 `<!-- results:start -->` / `<!-- results:end -->` markers of README.md: the README's numbers
 are never typed by hand. Rows of configs not run this time are kept from results.json, so one
-config can be re-run alone. A config whose data file is absent is listed as skipped. Paths in
-configs are relative to the repository root, where this runs.
+config can be re-run alone. A config whose data file is absent is listed as skipped (the
+example-file configs, until `python -m zoo.data.examples` has written their files under the
+folder this runs in; the shipped data of the others is found inside the package).
 """
 from __future__ import annotations
 
