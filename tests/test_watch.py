@@ -202,6 +202,7 @@ def test_summary_command_prints_the_parameter_table(capsys):
                      "model.strides=[2]", "mesh.data=1"]) == 0
     out = capsys.readouterr().out
     assert "blocks/0/conv/kernel  3x1x4" in out and "head/kernel" in out and "train_step:" in out
+    assert "peak: this CPU's" in out and "short samples taken so far" in out  # where the bound's peak came from
 
 
 def test_cpu_peak_is_the_best_of_samples_from_several_runs_and_rises_with_a_faster_run(tmp_path, monkeypatch):
