@@ -2,7 +2,7 @@
 
 Both sides run the papers' models and optimizers, each with sparse and with dense features;
 speedup = torch_geometric time / zoo time. What is compared and how: bench/README.md. Needs
-../shared/data/planetoid/cora.npz and `pip install torch torch-geometric`.
+`pip install torch torch-geometric` (Cora ships with zoo: zoo/data/files/planetoid/cora.npz).
 
     python -m bench.bench_gnn                  # wall time, every library on all its default threads
     python -m bench.bench_gnn --threads 1      # one thread each, CPU time: fair on a busy machine
@@ -32,7 +32,7 @@ from bench.common import (
     write_readme_block,
 )
 
-CORA = ROOT.parent / "shared" / "data" / "planetoid" / "cora.npz"
+CORA = ROOT / "zoo" / "data" / "files" / "planetoid" / "cora.npz"  # shipped with zoo
 
 
 # ----------------------------------------------------------------------------- zoo

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = ROOT.parent / "shared" / "data"
+SHARED_DATA = ROOT / "zoo" / "data" / "files"  # the data files zoo ships (tiny Shakespeare, Planetoid)
 
 
 @pytest.fixture

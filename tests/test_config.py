@@ -91,7 +91,7 @@ def test_missing_file():
     (["model.name=cnn", "model.dims=2"], "cannot take mnist1d inputs of shape [100, 40]"),
     (["model.num_groups=4", "model.norm=group"], "num_groups=4 must divide every channel count"),
     (["train.batch_size=5000"], "larger than the training set"),
-    (["--resume", "runs/nothing"], "config file 'runs/nothing/config.yaml' not found"),
+    (["--resume", "runs/nothing"], "runs/nothing is not a run directory (it has no config.yaml)"),
 ])
 def test_cli_errors_are_one_line_exit_2(run_cli, args, message):
     proc = run_cli(*args)
@@ -104,3 +104,26 @@ def test_print_config(run_cli):
     proc = run_cli("--print-config", "train.steps=17")
     assert proc.returncode == 0
     assert "steps: 17" in proc.stdout and "name: cnn" in proc.stdout
+
+
+def test_shipped_configs_name_their_shipped_data_from_any_folder_and_a_typo_gets_a_suggestion(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    shakespeare = C.load(C.config_path("shakespeare_char"))
+    assert shakespeare.data.path == str(C.PACKAGE / "data" / "files" / "tinyshakespeare.txt")
+    assert C.load(C.config_path("cora_gcn")).data.path == str(C.PACKAGE / "data" / "files" / "planetoid" / "cora.npz")
+    assert C.load(C.config_path("wine_csv_mlp")).data.path == "data/wine.csv"  # the user's file: from where zoo runs
+    mine = tmp_path / "c.yaml"
+    mine.write_text("model: {name: gpt}\ndata: {name: text, path: ../data/files/tinyshakespeare.txt}\n")
+    assert C.load(mine).data.path == "../data/files/tinyshakespeare.txt"  # not a shipped file from there
+    with pytest.raises(C.ConfigError, match=r"did you mean 'shakespeare_char'\?"):
+        C.config_path("shakespear_char")
+
+
+def test_logging_defaults_to_fifty_records_a_run_and_user_files_name_the_run():
+    assert load("train.steps=6000").train.log_every == 120
+    assert load("train.steps=20").train.log_every == 1 and load("train.log_every=7").train.log_every == 7
+    mlp = C.config_path("mnist1d_mlp")
+    assert C.load(mlp).run.name == "mnist1d_mlp"
+    assert C.load(mlp, ["data.name=array", "data.path=data/iris.csv"]).run.name == "iris_mlp"
+    assert C.load(mlp, ["data.name=text", "data.path=books/*.txt"]).run.name == "books_mlp"
+    assert C.load(mlp, ["data.name=array", "data.path=iris.csv", "run.name=mine"]).run.name == "mine"

@@ -5,11 +5,10 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 from conftest import ROOT
 
 from zoo import config
-from zoo.commands.cli import alias
+from zoo.commands.cli import main
 
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 
@@ -31,30 +30,47 @@ def test_header_says_what_command_expected_and_time(path):
     assert re.search(r"Expected:.*\d", text) and re.search(r"\d+ (s|min|seconds|minutes)\b", text)
 
 
-def _data_path(path: Path) -> Path | None:
-    value = (yaml.safe_load(path.read_text()).get("data") or {}).get("path")
-    return (ROOT / value) if value else None
+QUICK = ["train.steps=2", "train.log_every=1", "train.eval_batches=1", "train.checkpoint_every=0", "run.plots=false"]
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
-def test_config_smoke_runs_through_the_cli(path, tmp_path, capsys):
-    """`zoo train` in this process (a subprocess per config would add an interpreter
-    start and imports to each of them)."""
-    data = _data_path(path)
-    if data is not None and not data.exists():
-        pytest.skip(f"{data} is not on this machine")
-    cfg = config.load(path)
-    overrides = [f"data.path={data}"] if data is not None else []
-    quick = ["train.steps=3", "train.log_every=1", "train.eval_batches=1", "train.checkpoint_every=0",
-             f"run.dir={tmp_path / 'runs'}", "run.plots=false"]
-    if cfg.train.init_from is not None:  # fine-tuning: train the run it starts from first
+def test_config_first_steps_run_by_name_from_a_folder_outside_the_checkout(path, tmp_path, monkeypatch, capsys):
+    """`zoo train NAME` as a user types it after `pip install`, in an empty folder far from the
+    checkout (no ../shared beside it): shipped data is found inside the package, example files
+    are made as the config's header says, a fine-tuning config's source run is trained first.
+    In this process: a subprocess per config would add an interpreter start and imports to each."""
+    from zoo.data import examples
+    monkeypatch.chdir(tmp_path)
+    command = config.example_command(path)
+    if command is not None:  # a config that shows reading your own file: one line names the command first
+        assert main(["train", path.stem, *QUICK]) == 2
+        assert f"python -m zoo.data.examples {' '.join(command)}" in capsys.readouterr().err
+        assert examples.main(command) == 0
+    cfg = config.load(config.config_path(path.stem))
+    if cfg.train.init_from is not None:  # fine-tuning: one line says what to train first; train it
         source = Path(cfg.train.init_from).name
-        assert alias("train", [str(ROOT / "configs" / f"{source}.yaml"), *quick]) == 0
-        overrides.append(f"train.init_from={tmp_path / 'runs' / source}")
-    code = alias("train", [str(path), *overrides, *quick])
+        assert main(["train", path.stem, *QUICK]) == 2
+        assert f"train it first (zoo train {source}" in capsys.readouterr().err
+        assert main(["train", source, *QUICK]) == 0
+    code = main(["train", path.stem, *QUICK])
     out = capsys.readouterr().out
     assert code == 0, out[-3000:]
     summary = json.loads((tmp_path / "runs" / cfg.run.name / "summary.json").read_text())
-    assert summary["steps"] == 3 and summary["params"] > 0
+    assert summary["steps"] == 2 and summary["params"] > 0
     assert summary["eval_loss"] == summary["eval_loss"]  # not NaN
-    assert "step=3" in out
+    assert "step=2" in out
+
+
+def test_the_zoo_command_trains_shakespeare_from_an_empty_folder(tmp_path):
+    """The console script itself, as the README's `zoo summary shakespeare_char` and `zoo train
+    shakespeare_char` are typed: the text ships with zoo, so no data.path is needed anywhere."""
+    import os
+    import subprocess
+    import sys
+    zoo = Path(sys.executable).parent / "zoo"
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    proc = subprocess.run([str(zoo), "train", "shakespeare_char", *QUICK, "data.seq_len=16"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "runs" / "shakespeare_char" / "summary.json").read_text())
+    assert summary["steps"] == 2 and summary["eval_loss"] < 5  # 65 characters: ln 65 = 4.17 at chance

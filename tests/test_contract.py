@@ -42,6 +42,22 @@ CASES = {
 BATCH = 8
 
 
+
+def test_registry_names_each_family_module_entry_and_no_other():
+    """NAMES (what `zoo list models` shows without importing a family) and the family modules'
+    MODELS agree: every module of zoo.models that defines MODELS has each name listed there."""
+    import importlib
+    import pkgutil
+
+    import zoo.models
+    from zoo.models import NAMES
+    found = {}
+    for info in pkgutil.iter_modules(zoo.models.__path__):
+        module = importlib.import_module(f"zoo.models.{info.name}")
+        found.update({name: info.name for name in getattr(module, "MODELS", {})})
+    assert found == {name: module for name, (module, _) in NAMES.items()}
+
+
 def test_every_registered_model_has_a_contract_case():
     assert set(REGISTRY) == set(CASES), "add a case for each new model to CASES"
 

@@ -14,9 +14,9 @@ TIERS = [
     ["zoo.errors", "zoo.graphs", "zoo.typed_yaml"],
     ["zoo.models", "zoo.data", "zoo.tasks"],
     ["zoo.config"],
-    ["zoo.optim", "zoo.mesh", "zoo.checkpoint", "zoo.rundir", "zoo.selection", "zoo.throughput", "zoo.sweeps"],
+    ["zoo.optim", "zoo.mesh", "zoo.checkpoint", "zoo.rundir", "zoo.selection", "zoo.throughput"],
     ["zoo.experiment"],
-    ["zoo.train", "zoo.replicas", "zoo.inference", "zoo.export", "zoo.interop", "zoo.probes", "zoo.targets", "zoo.summary"],
+    ["zoo.steps", "zoo.program", "zoo.replicas", "zoo.ensemble", "zoo.sweeps", "zoo.train", "zoo.inference", "zoo.export", "zoo.interop", "zoo.probes", "zoo.targets", "zoo.summary"],
     ["zoo.figures"],
     ["zoo.commands", "zoo.__main__", "zoo"],
 ]

@@ -14,7 +14,7 @@ import zoo.models as M
 from zoo.models import attention as A
 from zoo.models import transformer as T
 
-SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
+SHAKESPEARE = Path(__file__).resolve().parents[1] / "zoo" / "data" / "files" / "tinyshakespeare.txt"  # shipped
 TOL = dict(rtol=1e-5, atol=1e-5)
 # Jitted entry points: one compilation per shape instead of one per primitive (fast tests).
 attend = jax.jit(A.attend, static_argnames=("is_causal", "implementation", "dropout_rate", "train"))
@@ -238,7 +238,6 @@ def test_encoder_without_positions_is_permutation_invariant():
     np.testing.assert_allclose(apply(params, x[:, perm]), apply(params, x), **TOL)
 
 
-@pytest.mark.skipif(not SHAKESPEARE.exists(), reason="needs ../shared/data/tinyshakespeare.txt")
 def test_shakespeare_has_nanogpt_vocabulary_and_split():
     from zoo.data import text
     ds = text.load(text.TextConfig(path=str(SHAKESPEARE), seq_len=64))

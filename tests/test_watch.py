@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from test_contract import CASES, experiment
 
-from zoo import config, figures, steps, throughput, train
+from zoo import config, figures, rundir, steps, throughput, train
 from zoo import experiment as ex
 from zoo import mesh as meshlib
 from zoo.commands import cli
@@ -142,6 +142,50 @@ def test_curves_log_x_for_long_runs_and_markers_for_few_points():
     assert fig.axes[0].get_lines()[0].get_marker() in (None, "None", "")
 
 
+def test_a_run_ends_with_one_sentence_and_json_only_when_asked(tmp_path, capsys):
+    args = ["train", *SMALL, f"run.dir={tmp_path}", "run.plots=false"]
+    assert cli.main([*args, "run.name=a"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert last == (f"test accuracy {100 * summary['eval_accuracy']:.1f}% (loss {summary['eval_loss']:.4g}) after 10 "
+                    f"steps in {summary['wall_time_s']:.1f} s; run directory {tmp_path / 'a'}")
+    assert cli.main([*args, "run.name=b", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out[out.rindex("\n{") + 1:])["steps"] == 10
+
+
+def test_a_multi_seed_log_line_and_the_bar_stay_readable():
+    record = {"step": 10, "loss": 0.5, "per_replica": {"loss": [0.4, 0.6, float("nan")], "accuracy": [0.1, 0.2]},
+              "accuracy": 0.15, "replicas_active": 3}
+    assert rundir.line(record) == "step=10 loss=0.5 [0.4..0.6] accuracy=0.15 [0.1..0.2] replicas_active=3"
+    before = rundir.bar_postfix({"loss": 2.3026, "acc": 0.1, "lr": 1e-3, "eval_loss": 2.31})
+    after = rundir.bar_postfix({"loss": 0.05, "acc": 1.0, "lr": 1.2345e-05, "eval_loss": 0.1})
+    assert len(before) == len(after)
+
+
+def _tick_label_overlaps(fig) -> int:
+    """Pairs of neighbouring step-axis tick labels drawn over each other, over every panel."""
+    fig.canvas.draw()
+    renderer, count = fig.canvas.get_renderer(), 0
+    for ax in fig.axes:
+        low, high = sorted(ax.get_xlim())
+        boxes = sorted((t.get_window_extent(renderer) for t in ax.xaxis.get_ticklabels(which="both")
+                        if t.get_visible() and t.get_text() and low <= t.get_position()[0] <= high), key=lambda b: b.x0)
+        count += sum(a.x1 > b.x0 for a, b in zip(boxes, boxes[1:]))
+    return count
+
+
+def test_long_run_step_labels_do_not_overlap_and_several_runs_share_one_legend_outside_the_panels():
+    every_500 = [{"step": s, "loss": 30.0 / s ** 0.5, "learning_rate": 1e-3} for s in range(500, 6001, 500)]
+    fig = curves.figure({"run": every_500}, "run")  # the default labels crowd 2x10^3 .. 6x10^3 here
+    assert fig.axes[0].get_xscale() == "log" and _tick_label_overlaps(fig) == 0
+    assert "1k" in [t.get_text() for t in fig.axes[0].xaxis.get_ticklabels()]
+    fig = curves.figure({"a": every_500, "b": every_500}, "a vs b")
+    assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
+    legend = fig.legends[0].get_window_extent(fig.canvas.get_renderer())
+    assert all(legend.y1 <= ax.get_window_extent().y0 for ax in fig.axes)  # below every panel
+
+
 def test_compare_prints_a_table_and_overlays_the_curves(trained, tmp_path, capsys):
     run_dir, summary = trained
     output = tmp_path / "both.png"
@@ -158,19 +202,28 @@ def test_summary_command_prints_the_parameter_table(capsys):
                      "model.strides=[2]", "mesh.data=1"]) == 0
     out = capsys.readouterr().out
     assert "blocks/0/conv/kernel  3x1x4" in out and "head/kernel" in out and "train_step:" in out
+    assert "peak: this CPU's" in out and "short samples taken so far" in out  # where the bound's peak came from
 
 
-def test_cpu_peak_is_measured_once_and_cached(tmp_path, monkeypatch):
+def test_cpu_peak_is_the_best_of_samples_from_several_runs_and_rises_with_a_faster_run(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    device = jax.devices()[0]
-    measured = throughput.peak_flops(device)
-    assert measured > 1e8
-    file = tmp_path / "zoo" / "matmul_peak.json"
-    cached = json.loads(file.read_text())
-    file.write_text(json.dumps({k: 123.0 for k in cached}))
-    assert throughput.peak_flops(device) == 123.0
+    monkeypatch.setattr(throughput, "measure_matmul_peak", lambda device: 1e9)  # the sample a run takes now
+    device, file = jax.devices()[0], tmp_path / "zoo" / "matmul_peak.json"
+    assert throughput.peak_flops(device) == 1e9
+    key, = json.loads(file.read_text())
+    file.write_text(json.dumps({key: 36e6}))  # an older cache: one sample, taken on a busy machine
+    assert throughput.peak_flops(device) == 1e9  # is not trusted alone: a new sample beats it
+    assert json.loads(file.read_text())[key]["samples"] == 2
+    file.write_text(json.dumps({key: {"flops_per_s": 5e9, "samples": 1}}))
+    assert throughput.peak_flops(device) == 5e9  # the best sample so far stays
+    file.write_text(json.dumps({key: {"flops_per_s": 123.0, "samples": throughput.SAMPLES}}))
+    assert throughput.peak_flops(device) == 123.0  # enough samples: no more measuring
     rates = throughput.StepRates(flops=10.0, examples=4, tokens=64, peak=100.0).at(2.0)
     assert rates == {"examples_per_s": 8.0, "tokens_per_s": 128.0, "flops_per_s": 20.0, "mfu": 0.2}
+    faster = throughput.StepRates(flops=10.0, peak=200.0, cpu_devices=2).at(30.0)  # 300 FLOP/s on 2 devices
+    assert faster["mfu"] == 1.0 and json.loads(file.read_text())[key]["flops_per_s"] == 150.0
+    assert throughput.peak_flops(device) == 150.0
+    assert "a rate a training run reached" in throughput.peak_source(device)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -5,17 +5,18 @@
     run = zoo.load_run("runs/mnist1d_cnn")                 # a trained run: config, model, params
     zoo.evaluate(run), zoo.predict(run, x)                 # its test metrics; its predictions
 
-`load_run`, `evaluate` and `predict` are imported on first use, so `import zoo` stays as light
-as the model families.
+Everything is imported on first use (`zoo.models` included, which imports jax), so the `zoo`
+command's text answers (`zoo --help`, `zoo list models`) never wait for jax.
 """
-from zoo import models
+import importlib
 
 _LAZY = {"load_run": "zoo.experiment", "evaluate": "zoo.inference", "predict": "zoo.inference"}
 
 
 def __getattr__(name: str):
+    if name == "models":
+        return importlib.import_module("zoo.models")
     if name in _LAZY:
-        import importlib
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'zoo' has no attribute {name!r}")
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,7 +52,7 @@ class TrainConfig:
                                          # validation evaluation's (zoo.selection)
     patience: int = 0                    # with select: stop after this many evaluations without
                                          # improvement; 0: train all steps
-    log_every: int = 100                 # steps between metrics.jsonl records
+    log_every: int | None = None         # steps between metrics.jsonl records; None: train.steps / LOG_POINTS
     seed: int = 0                        # seeds init, shuffling, dropout: everything
     precision: Literal["float32", "bfloat16"] = "float32"  # compute dtype; params stay float32
     checkpoint_every: int = 0            # 0: checkpoint at the end (and on SIGINT/SIGTERM) only
@@ -172,7 +173,6 @@ def _check_optimizer(opt: OptimizerConfig) -> None:
 
 
 def _check_regex(key: str, pattern: str | None) -> None:
-    import re
     if pattern is not None:
         try:
             re.compile(pattern)
@@ -194,6 +194,16 @@ def _check_train(train: TrainConfig, opt: OptimizerConfig) -> None:
     if train.select != "last" and not train.eval_every:
         raise ConfigError(f"train.select={train.select} compares periodic evaluations: set train.eval_every "
                           f"(e.g. train.eval_every=1)")
+
+
+LOG_POINTS = 50  # records per run by default: a curve, not two points
+
+
+def _log_every(train: TrainConfig) -> TrainConfig:
+    """train.log_every=None: LOG_POINTS records over the run (every step in a run that short)."""
+    if train.log_every is not None:
+        return train
+    return dataclasses.replace(train, log_every=max(1, train.steps // LOG_POINTS))
 
 
 def _check_profile_steps(train: TrainConfig) -> None:
@@ -379,6 +389,7 @@ def from_tree(tree: dict, source: str | None = None) -> Config:
     data_name, data = _named(tree.get("data"), "data", DATASETS, "dataset", entry)
     sections = {s: build_section(cls, tree.get(s) or {}, s) for s, cls in
                 (("optimizer", OptimizerConfig), ("train", TrainConfig), ("run", RunConfig), ("mesh", MeshConfig))}
+    sections["train"] = _log_every(sections["train"])
     own = [("model", model), *([] if data_name not in DATASETS else [("data", data)]), *sections.items()]
     for name, section in own:  # a plugin dataset's keys are its function's to check
         check_ranges(section, name, valid_range)
@@ -390,10 +401,30 @@ def from_tree(tree: dict, source: str | None = None) -> Config:
     return cfg
 
 
+PACKAGE = Path(__file__).resolve().parent
+
+
+def resolve_shipped_files(tree: dict, source: Path) -> None:
+    """A data path in a config file that names a file shipped inside the zoo package, relative
+    to the config's own folder (a shipped config's `../data/files/tinyshakespeare.txt`), becomes
+    that file's absolute path, so the config runs from any folder. Every other relative path is
+    the user's, read from the folder zoo runs in."""
+    data = tree.get("data")
+    if not isinstance(data, dict):
+        return
+    for key, value in data.items():
+        if str(key).endswith("path") and isinstance(value, str) and not Path(value).expanduser().is_absolute():
+            file = (source.parent / value).resolve()
+            if file.is_relative_to(PACKAGE) and file.exists():
+                data[key] = str(file)
+
+
 def load(path: str | Path | None, overrides: list[str] = ()) -> Config:
     """Read a YAML config, apply dotted overrides, validate every section. An override that
     changes model.name (data.name) starts that section afresh from the new model's defaults."""
     tree = read_yaml(path) if path is not None else {}
+    if path is not None:
+        resolve_shipped_files(tree, Path(path))
     names = {key.strip(): value.strip() for key, _, value in (o.partition("=") for o in overrides)}
     for section in ("model", "data"):
         # `model.name=gru` on a CNN config: the file's other model keys belong to the CNN, drop them
@@ -405,8 +436,21 @@ def load(path: str | Path | None, overrides: list[str] = ()) -> Config:
         apply_override(tree, override)
     cfg = from_tree(tree, str(path) if path is not None else None)
     if cfg.run.name is None:
-        cfg = cfg.replace(run=dataclasses.replace(cfg.run, name=Path(path).stem if path else cfg.model_name))
+        cfg = cfg.replace(run=dataclasses.replace(cfg.run, name=default_run_name(cfg, path, "data.path" in names)))
     return cfg
+
+
+def default_run_name(cfg: Config, path: str | Path | None, own_data: bool) -> str:
+    """run.name when none is set: the config file's stem, or, for a run on a file the user gave
+    on the command line (data.path=iris.csv), that file's name and the model: iris_mlp."""
+    data_path = getattr(cfg.data, "path", None)
+    if own_data and isinstance(data_path, str):
+        file = Path(data_path.rstrip("/\\"))
+        stem = file.parent.name if any(c in file.name for c in "*?[") else file.stem  # books/*.txt: books
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._")
+        if stem:
+            return f"{stem}_{cfg.model_name}"
+    return Path(path).stem if path else cfg.model_name
 
 
 SHIPPED = Path(__file__).resolve().parent / "configs"  # package data: found from any folder
@@ -425,8 +469,48 @@ def config_path(name_or_path: str) -> Path:
     shipped = shipped_configs()
     if name_or_path.removesuffix(".yaml") in shipped:
         return shipped[name_or_path.removesuffix(".yaml")]
-    raise ConfigError(f"config file {name_or_path!r} not found, and no shipped config has that name; "
+    close = difflib.get_close_matches(Path(name_or_path).stem, list(shipped), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(f"config file {name_or_path!r} not found, and no shipped config has that name{hint}; "
                       f"shipped: {', '.join(shipped)}")
+
+
+def example_command(path: Path) -> list[str] | None:
+    """The `python -m zoo.data.examples KIND OUT` arguments [KIND, OUT] a config's header comment
+    says to run before it (a shipped config that shows reading your own file), or None."""
+    for line in Path(path).read_text().splitlines():
+        if not line.startswith("#"):
+            return None
+        if "python -m zoo.data.examples " in line:
+            return line.split("python -m zoo.data.examples ", 1)[1].split()[:2]
+    return None
+
+
+def check_example_file(cfg: Config) -> None:
+    """A shipped config that reads an example file the user makes first (wine_csv_mlp reads
+    data/wine.csv): if the file is not there, one line with the command that writes it."""
+    source = Path(cfg.source) if cfg.source else None
+    if source is None or source.resolve().parent != SHIPPED:
+        return
+    command = example_command(source)
+    path = getattr(cfg.data, "path", None)
+    if command and path == command[1] and not Path(path).exists():
+        raise ConfigError(f"data.path={path}: no such file or folder here; {source.stem} trains on an example "
+                          f"file you make first: python -m zoo.data.examples {' '.join(command)} (or set "
+                          f"data.path to your own file)")
+
+
+def check_init_from(cfg: Config) -> None:
+    """A fine-tuning run's source (train.init_from) must be a trained run: if it is not, say what
+    to train first, in one line, before anything is built."""
+    source = cfg.train.init_from
+    if source is None or cfg.run.resume or (Path(source) / "config.yaml").is_file():
+        return
+    name = Path(source).name
+    first = f"train it first (zoo train {name} writes runs/{name}), or " if name in shipped_configs() else ""
+    raise ConfigError(f"train.init_from={source} is not a run directory (no config.yaml there) to fine-tune "
+                      f"from: {first}point train.init_from at a trained run, or set train.init_from=null "
+                      f"to start from scratch")
 
 
 def load_run_config(run_dir: str | Path, overrides: list[str] = ()) -> Config:
@@ -434,6 +518,6 @@ def load_run_config(run_dir: str | Path, overrides: list[str] = ()) -> Config:
     wherever it now lives; ConfigError when the directory is not a run."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
-        raise ConfigError(f"config file '{run_dir / 'config.yaml'}' not found: {run_dir} is not a run "
-                          f"directory; give a directory that training wrote, e.g. runs/mnist1d_cnn")
+        raise ConfigError(f"{run_dir} is not a run directory (it has no config.yaml); give a directory that "
+                          f"training wrote: runs/NAME, as `zoo train NAME` prints at its end")
     return load(run_dir / "config.yaml", [f"run.dir={run_dir.parent}", f"run.name={run_dir.name}", *overrides])

@@ -152,6 +152,7 @@ class MetricsLog:
         self.file = open(run_dir / "metrics.jsonl", "a") if is_writer() else None
         self.tty = sys.stderr.isatty() and is_writer()
         self.bar = None  # drawn at the first step: after "run directory:" and compiling
+        self.shown: dict[str, float] = {}  # the bar's fields: each keeps its latest value once it came
         self.total_steps, self.start_step = total_steps, start_step
         self.events = _event_writer(run_dir, start_step) if tensorboard and is_writer() else None
         self.timer = Timer()
@@ -160,7 +161,10 @@ class MetricsLog:
         """One more step done: moves the bar (host only; never waits for the device)."""
         if self.tty and self.bar is None:
             from tqdm import tqdm
-            self.bar = tqdm(total=self.total_steps, initial=self.start_step, unit="step", dynamic_ncols=True)
+            digits = len(str(self.total_steps))  # the counts and the rate in fixed widths, as the fields
+            self.bar = tqdm(total=self.total_steps, initial=self.start_step, unit="step", dynamic_ncols=True,
+                            bar_format=f"{{l_bar}}{{bar}}| {{n_fmt:>{digits}}}/{{total_fmt}} "
+                                       f"[{{elapsed}}<{{remaining}}, {{rate_fmt:>13}}{{postfix}}]")
         if self.bar is not None:
             self.bar.update(1)
 
@@ -173,9 +177,10 @@ class MetricsLog:
         if self.events is not None:
             _add_scalars(self.events, record)
         if self.bar is not None:
-            self.bar.set_postfix({BAR_KEYS[k]: f"{v:.4g}" for k, v in record.items() if k in BAR_KEYS and v is not None})
+            self.shown.update({BAR_KEYS[k]: v for k, v in record.items() if k in BAR_KEYS and v is not None})
+            self.bar.set_postfix_str(bar_postfix(self.shown), refresh=False)
         elif is_writer():
-            print(" ".join(_fmt(k, v) for k, v in shown.items()), flush=True)
+            print(line(shown), flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -189,6 +194,29 @@ class MetricsLog:
 # record key -> its name on the progress bar
 BAR_KEYS = {"loss": "loss", "accuracy": "acc", "learning_rate": "lr", "eval_loss": "eval_loss",
             "eval_accuracy": "eval_acc", "val_loss": "val_loss", "val_accuracy": "val_acc"}
+
+
+def bar_postfix(shown: dict[str, float]) -> str:
+    """The bar's fields in BAR_KEYS order, each number in a fixed width: the bar keeps its width
+    from one record to the next (an evaluation's fields, once shown, stay with their last value)."""
+    return "  ".join(f"{name}={shown[name]:.4g}".ljust(len(name) + 10) for name in BAR_KEYS.values() if name in shown)
+
+
+def line(record: dict) -> str:
+    """A record as one plain terminal line: key=value for its numbers; a multi-seed run's
+    per-replica values (kept whole in metrics.jsonl) shown as the range of the replicas' losses
+    and accuracies beside their means."""
+    per = record.get("per_replica") or {}
+    parts = []
+    for k, v in record.items():
+        if isinstance(v, (dict, list, tuple)):
+            continue
+        text = _fmt(k, v)
+        values = [x for x in per.get(k, ()) if x is not None and math.isfinite(x)]
+        if k in BAR_KEYS and len(values) > 1:
+            text += f" [{min(values):.4g}..{max(values):.4g}]"
+        parts.append(text)
+    return " ".join(parts)
 
 
 def _event_writer(run_dir: Path, start_step: int):

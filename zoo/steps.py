@@ -121,4 +121,5 @@ def step_rates(exp: Experiment, compiled, tokens: int | None, replicas: int = 1)
     peak = throughput.peak_flops(exp.mesh.devices.flat[0], exp.cfg.train.precision)
     return throughput.StepRates(flops=throughput.program_costs(compiled)["flops"] * devices,
                                 examples=exp.cfg.train.batch_size * replicas if exp.dataset.shardable else None,
-                                tokens=tokens, peak=peak * devices if peak else None)
+                                tokens=tokens, peak=peak * devices if peak else None,
+                                cpu_devices=devices if exp.mesh.devices.flat[0].platform == "cpu" else 0)

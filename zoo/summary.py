@@ -69,5 +69,6 @@ def summarize(exp: Experiment) -> dict[str, Any]:
     peak = throughput.peak_flops(exp.mesh.devices.flat[0], exp.cfg.train.precision)
     if peak and flops:
         out["peak_flops_per_s"] = peak * devices
+        out["peak_source"] = throughput.peak_source(exp.mesh.devices.flat[0], exp.cfg.train.precision)
         out["seconds_per_step_at_peak"] = flops / (peak * devices)
     return out

@@ -71,7 +71,7 @@ def fields(kind: str, name: str | None) -> list[str]:
     """Every config field of one model, dataset or section: type, default and comment."""
     from zoo import config
     from zoo.data import DATASETS
-    from zoo.models import REGISTRY
+    from zoo.models import REGISTRY, description
     from zoo.typed_yaml import closest, describe
 
     registries = {"model": REGISTRY, "dataset": DATASETS}
@@ -85,17 +85,18 @@ def fields(kind: str, name: str | None) -> list[str]:
     if name not in registry:
         raise ConfigError(f"unknown {kind} {name!r}; valid: {', '.join(sorted(registry))}")
     section = "data" if kind == "dataset" else "model"
-    return [f"{section}.name: {name!r}  # {registry[name].description}", *describe(registry[name].config, section)]
+    what = registry[name].description if kind == "dataset" else description(name)
+    return [f"{section}.name: {name!r}  # {what}", *describe(registry[name].config, section)]
 
 
 def lines(kind: str, name: str | None = None) -> list[str]:
     from zoo.data import DATASETS
-    from zoo.models import REGISTRY
+    from zoo.models import NAMES, description
 
     if kind in ("model", "dataset", "section"):
         return fields(kind, name)
     if kind == "models":
-        return _rows((n, e.description) for n, e in sorted(REGISTRY.items()))
+        return _rows((n, description(n)) for n in sorted(NAMES))
     if kind == "datasets":
         return _rows((n, e.description) for n, e in sorted(DATASETS.items()))
     return optimizers() if kind == "optimizers" else configs()

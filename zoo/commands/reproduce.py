@@ -8,8 +8,9 @@
 Writes results/results.json and results/results.md, and replaces the table between the
 `<!-- results:start -->` / `<!-- results:end -->` markers of README.md: the README's numbers
 are never typed by hand. Rows of configs not run this time are kept from results.json, so one
-config can be re-run alone. A config whose data file is absent is listed as skipped. Paths in
-configs are relative to the repository root, where this runs.
+config can be re-run alone. A config whose data file is absent is listed as skipped (the
+example-file configs, until `python -m zoo.data.examples` has written their files under the
+folder this runs in; the shipped data of the others is found inside the package).
 """
 from __future__ import annotations
 
@@ -19,10 +20,7 @@ import os
 import sys
 from pathlib import Path
 
-from zoo import config, ensemble
-from zoo.commands import host
-from zoo.commands.readme import machine, markers, replace_block
-from zoo.train import fit
+from zoo import config
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: results/ and README.md live there
 
@@ -53,6 +51,8 @@ LOWER_IS_BETTER = ("eval_loss", "eval_mse")
 def run_config(path: Path, seeds: int, out: Path, overrides: list[str]) -> dict:
     """Train config `path` over seeds 0..N-1, N = max(seeds, its published count): several
     seeds as one stacked program (train.seeds, zoo.replicas); its row of the table."""
+    from zoo import ensemble
+    from zoo.train import fit
     name = path.stem
     metric, published, source, default_seeds = PUBLISHED.get(name, ("eval_accuracy", None, "", 1))
     count = max(seeds, default_seeds)
@@ -85,6 +85,7 @@ def _fmt(value: float, metric: str) -> str:
 
 
 def table(rows: list[dict]) -> str:
+    from zoo.commands.readme import machine
     lines = ["| config | metric | zoo | published | seeds | steps | params | train time, all seeds (s) | source |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -101,6 +102,7 @@ def table(rows: list[dict]) -> str:
 
 
 def update_readme(readme: Path, text: str) -> None:
+    from zoo.commands.readme import markers, replace_block
     content = readme.read_text()
     if all(marker in content for marker in markers("results")):
         readme.write_text(replace_block(content, "results", text))
@@ -120,6 +122,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from zoo.commands import host
     host.keep_freed_memory()  # as zoo train does (zoo.commands.host)
     out = Path(args.out).absolute()
     out.mkdir(parents=True, exist_ok=True)

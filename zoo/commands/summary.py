@@ -61,4 +61,5 @@ def report(s: dict) -> list[str]:
     if "seconds_per_step_at_peak" in s:
         out.append(f"at the devices' peak ({size(s['peak_flops_per_s'], 'FLOP/s')}) a train step takes "
                    f">= {s['seconds_per_step_at_peak'] * 1e3:.3g} ms")
+        out.append(f"peak: {s['peak_source']}")
     return out

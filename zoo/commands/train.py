@@ -31,6 +31,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--force-resume", action="store_true", help="with --resume: accept overrides that change the "
                    "model, data, data order or optimizer (run.allow_changes=true); the run is no longer exact")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--json", action="store_true", help="end with the run's summary as JSON (summary.json) "
+                   "instead of one sentence")
     p.add_argument("--help-config", metavar="WHAT", help="list the config fields of model=NAME, data=NAME "
                    "or a section (optimizer, train, run, mesh): types, defaults, comments")
     p.set_defaults(run=run)
@@ -109,6 +111,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(config.dump(cfg), end="")
         return 0
+    config.check_init_from(cfg)
+    config.check_example_file(cfg)
     from zoo import figures
     from zoo.commands import host
     from zoo.train import Diverged, Interrupted, fit
@@ -122,6 +126,36 @@ def _train(args: argparse.Namespace) -> int:
     except Diverged as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
-    print(json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in summary.items()},
-                     indent=2))
+    if args.json:
+        print(json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in summary.items()},
+                         indent=2))
+    else:
+        print(ending(summary, cfg))
     return 0
+
+
+def _measure(summary: dict, key: str, percent: bool) -> str:
+    """A summary value as text; with several replicas, their mean ± std."""
+    value = summary[key]
+    text = f"{100 * value:.1f}%" if percent else f"{value:.4g}"
+    std = summary.get(f"{key}_std")
+    if "replicas" in summary and std is not None:
+        text += f" ± {100 * std:.1f}%" if percent else f" ± {std:.2g}"
+    return text
+
+
+def ending(summary: dict, cfg: config.Config) -> str:
+    """The one sentence a finished run ends with: its test metrics, where it is, how long it took
+    (the whole summary is in RUN/summary.json, and printed by --json)."""
+    where = f"run directory {summary['run_dir']}"
+    if "programs" in summary:  # a sweep over programs: one stacked run each, tabulated
+        return f"trained {len(summary['programs'])} sweep programs; results in {summary['run_dir']}/sweep.md"
+    split = "validation" if getattr(cfg.data, "eval_split", "test") == "val" else "test"
+    if "eval_accuracy" in summary:
+        metrics = f"{split} accuracy {_measure(summary, 'eval_accuracy', True)} (loss {_measure(summary, 'eval_loss', False)})"
+    else:
+        key = next((k for k in ("eval_mse", "eval_loss") if summary.get(k) is not None), None)
+        metrics = f"{split} {key.removeprefix('eval_')} {_measure(summary, key, False)}" if key else "no evaluation"
+    seeds = f" over {len(summary['replicas'])} replicas" if "replicas" in summary else ""
+    selected = f", parameters of step {summary['selected_step']}" if "selected_step" in summary and not seeds else ""
+    return f"{metrics}{seeds}{selected} after {summary['steps']} steps in {summary['wall_time_s']:.1f} s; {where}"

@@ -88,7 +88,7 @@ def load_karate(cfg: KarateConfig) -> NodeDataset:
 
 @dataclasses.dataclass(frozen=True)
 class PlanetoidConfig:
-    path: str | None = None                   # a Planetoid .npz (format: shared/data/README.md)
+    path: str | None = None                   # a Planetoid .npz (format: zoo/data/files/README.md)
     eval_split: Literal["test", "val"] = "test"
     normalize_features: bool = True           # divide each row by its sum (Kipf & Welling 2017)
     sparse_features: bool = True              # features as a BCOO matrix (~1% of entries stored)
@@ -105,7 +105,7 @@ PLANETOID_KEYS = ("features", "num_features", "labels", "labeled", "senders", "r
 
 
 def _read_planetoid(file: Path, path: str) -> dict[str, np.ndarray]:
-    """The arrays of a Planetoid .npz (shared/data/README.md), checked for what the loader
+    """The arrays of a Planetoid .npz (zoo/data/files/README.md), checked for what the loader
     relies on: every key, one row per node, node indices in range. Never unpickles."""
     try:
         with np.load(file, allow_pickle=False) as d:
@@ -113,7 +113,7 @@ def _read_planetoid(file: Path, path: str) -> dict[str, np.ndarray]:
     except (OSError, ValueError, EOFError) as e:  # empty, not a zip, or object arrays (pickle)
         raise ConfigError(f"data.path={path!r}: not a Planetoid .npz file ({type(e).__name__}: "
                           f"{str(e).splitlines()[0] if str(e) else 'unreadable'}); give one in the format of "
-                          f"shared/data/README.md") from None
+                          f"zoo/data/files/README.md") from None
     for key in PLANETOID_KEYS:
         if key not in arrays:
             raise ConfigError(f"data.path={path!r} has no array {key!r}; a Planetoid file holds "
@@ -133,7 +133,7 @@ def load_planetoid(cfg: PlanetoidConfig) -> NodeDataset:
     train_index, evaluate on test_index (or val_index with eval_split=val); val_index is the
     validation split train.select picks parameters on."""
     if cfg.path is None:
-        raise ConfigError("planetoid needs data.path=<file>.npz (e.g. ../shared/data/planetoid/cora.npz)")
+        raise ConfigError("planetoid needs data.path=<file>.npz; Cora and CiteSeer ship with zoo: zoo train cora_gcn")
     file = Path(cfg.path).expanduser()
     if not file.is_file():
         raise ConfigError(f"data.path={cfg.path!r}: no such file; give a Planetoid .npz file")

@@ -5,28 +5,66 @@ of pure functions (zoo.models.core).
     params = model.init(key, x)                       # x: example batch, only shapes matter
     y = model.apply(params, x, key=None, train=False)
 
-Each family module holds frozen config dataclasses and `MODELS = {name: ModelEntry(...)}`;
-REGISTRY below is the one list of names that tests and the command line iterate over.
+Each family module holds frozen config dataclasses and `MODELS = {name: ModelEntry(...)}`.
+NAMES below is the one list of names that tests and the command line iterate over, with the
+module each name lives in and its line for `zoo list models`. A family module (and with it
+jax) is imported when one of its names is first looked up in REGISTRY, so listing the names
+and their descriptions costs no jax import.
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from zoo.models import cnf, cnn, gnn, mlp, node, recurrent, recurrent_lm, transformer
 from zoo.models.core import Model, ModelEntry
 
-REGISTRY: dict[str, ModelEntry] = {
-    **mlp.MODELS,
-    **cnn.MODELS,
-    **recurrent.MODELS,
-    **recurrent_lm.MODELS,
-    **transformer.MODELS,
-    **gnn.MODELS,
-    **node.MODELS,
-    **cnf.MODELS,
+# name -> (family module of zoo.models, one line for `zoo list models`)
+NAMES: dict[str, tuple[str, str]] = {
+    "mlp": ("mlp", "multi-layer perceptron: depth, width, activation, dropout, residual, LayerNorm"),
+    "cnn": ("cnn", "1-D/2-D convolutional network: pooling, residual blocks, GroupNorm/LayerNorm"),
+    "rnn": ("recurrent", "Elman RNN sequence classifier: stacked, bidirectional, length masks"),
+    "lstm": ("recurrent", "LSTM sequence classifier: stacked, bidirectional, length masks"),
+    "gru": ("recurrent", "GRU sequence classifier: stacked, bidirectional, length masks"),
+    "rnn_lm": ("recurrent_lm", "Elman RNN character language model"),
+    "lstm_lm": ("recurrent_lm", "LSTM character language model (char-rnn)"),
+    "gru_lm": ("recurrent_lm", "GRU character language model"),
+    "transformer": ("transformer", "Transformer encoder classifier: pre-norm, CLS or mean pooling, learned/rotary "
+                                   "positions"),
+    "gpt": ("transformer", "decoder-only causal language model (GPT-2 shapes): KV-cache generation, grouped-query "
+                           "attention"),
+    "gcn": ("gnn", "graph convolutional network (Kipf & Welling 2017), node or graph level"),
+    "gat": ("gnn", "graph attention network (Velickovic et al. 2018), multi-head"),
+    "gin": ("gnn", "graph isomorphism network (Xu et al. 2019), sum aggregation"),
+    "mpnn": ("gnn", "general message passing: edge, node and global updates (Battaglia et al. 2018)"),
+    "odenet": ("node", "ODE-Net classifier: conv encoder, a conv vector field solved by diffrax, linear head"),
+    "node": ("node", "neural ODE trajectory model: an MLP vector field integrated from y0 over given times"),
+    "cnf": ("cnf", "continuous normalising flow: log p(x) by an ODE with the exact trace"),
 }
+
+
+def description(name: str) -> str:
+    """The one line `zoo list models` shows for model `name` (no family module is imported)."""
+    return NAMES[name][1]
+
+
+class Registry(Mapping[str, ModelEntry]):
+    """name -> ModelEntry, the family module imported on the first lookup of one of its names."""
+
+    def __getitem__(self, name: str) -> ModelEntry:
+        module, _ = NAMES[name]
+        return importlib.import_module(f"zoo.models.{module}").MODELS[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(NAMES)
+
+    def __len__(self) -> int:
+        return len(NAMES)
+
+
+REGISTRY = Registry()
 
 
 def entry(name: str) -> ModelEntry:
@@ -45,4 +83,4 @@ def build(name: str, config: Any = None, **hyper: Any) -> Model:
     return e.build(name, cfg)
 
 
-__all__ = ["REGISTRY", "Model", "ModelEntry", "build", "entry"]
+__all__ = ["NAMES", "REGISTRY", "Model", "ModelEntry", "build", "description", "entry"]

@@ -78,4 +78,4 @@ def sample(cfg: CNFConfig, params, key: jax.Array, num: int, dim: int = 2) -> ja
     return zs[-1]
 
 
-MODELS = {"cnf": ModelEntry(CNFConfig, build, "continuous normalising flow: log p(x) by an ODE with the exact trace")}
+MODELS = {"cnf": ModelEntry(CNFConfig, build)}

@@ -139,4 +139,4 @@ def build(name: str, cfg: CNNConfig) -> Model:
     return Model.of(lambda key, x: init(cfg, key, x), apply)
 
 
-MODELS = {"cnn": ModelEntry(CNNConfig, build, "1-D/2-D convolutional network: pooling, residual blocks, GroupNorm/LayerNorm")}
+MODELS = {"cnn": ModelEntry(CNNConfig, build)}

@@ -53,7 +53,6 @@ class ModelEntry:
     config: the family's frozen config dataclass (one class may serve several names).
     build: build(name, cfg) -> Model; it receives the registry name, so a family can tell
         "lstm" from "gru" without a config subclass per name.
-    description: one line for `zoo list models`.
     sample: for language models, sample(name, cfg, params, prompt [B, T0] int, *, steps, key,
         temperature, top_k) -> [B, T0 + steps] int32; None otherwise.
     for_platform: for_platform(cfg, platform) -> cfg, the config to build with on a device
@@ -62,6 +61,6 @@ class ModelEntry:
     """
     config: type
     build: Callable[[str, Any], Model]
-    description: str
+    _: dataclasses.KW_ONLY
     sample: Callable[..., Any] | None = None
     for_platform: Callable[[Any, str], Any] | None = None

@@ -364,8 +364,8 @@ def build_mpnn(name: str, cfg: MPNNConfig) -> Model:
 
 
 MODELS = {
-    "gcn": ModelEntry(GCNConfig, build_gcn, "graph convolutional network (Kipf & Welling 2017), node or graph level"),
-    "gat": ModelEntry(GATConfig, build_gat, "graph attention network (Velickovic et al. 2018), multi-head"),
-    "gin": ModelEntry(GINConfig, build_gin, "graph isomorphism network (Xu et al. 2019), sum aggregation"),
-    "mpnn": ModelEntry(MPNNConfig, build_mpnn, "general message passing: edge, node and global updates (Battaglia et al. 2018)"),
+    "gcn": ModelEntry(GCNConfig, build_gcn),
+    "gat": ModelEntry(GATConfig, build_gat),
+    "gin": ModelEntry(GINConfig, build_gin),
+    "mpnn": ModelEntry(MPNNConfig, build_mpnn),
 }

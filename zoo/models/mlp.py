@@ -63,4 +63,4 @@ def build(name: str, cfg: MLPConfig) -> Model:
     return Model.of(init, apply)
 
 
-MODELS = {"mlp": ModelEntry(MLPConfig, build, "multi-layer perceptron: depth, width, activation, dropout, residual, LayerNorm")}
+MODELS = {"mlp": ModelEntry(MLPConfig, build)}

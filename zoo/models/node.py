@@ -265,8 +265,6 @@ def build_node(name: str, cfg: NODEConfig) -> Model:
 
 
 MODELS = {
-    "odenet": ModelEntry(ODENetConfig, build_odenet,
-                         "ODE-Net classifier: conv encoder, a conv vector field solved by diffrax, linear head"),
-    "node": ModelEntry(NODEConfig, build_node,
-                       "neural ODE trajectory model: an MLP vector field integrated from y0 over given times"),
+    "odenet": ModelEntry(ODENetConfig, build_odenet),
+    "node": ModelEntry(NODEConfig, build_node),
 }

@@ -294,7 +294,7 @@ def build_classifier(kind: str, cfg: RecurrentConfig) -> Model:
 
 
 MODELS = {
-    "rnn": ModelEntry(RecurrentConfig, build_classifier, "Elman RNN sequence classifier: stacked, bidirectional, length masks"),
-    "lstm": ModelEntry(RecurrentConfig, build_classifier, "LSTM sequence classifier: stacked, bidirectional, length masks"),
-    "gru": ModelEntry(RecurrentConfig, build_classifier, "GRU sequence classifier: stacked, bidirectional, length masks"),
+    "rnn": ModelEntry(RecurrentConfig, build_classifier),
+    "lstm": ModelEntry(RecurrentConfig, build_classifier),
+    "gru": ModelEntry(RecurrentConfig, build_classifier),
 }

@@ -92,7 +92,7 @@ def _build(name: str, cfg: RecurrentLMConfig) -> Model:
 
 
 MODELS = {
-    "rnn_lm": ModelEntry(RecurrentLMConfig, _build, "Elman RNN character language model", _sample),
-    "lstm_lm": ModelEntry(RecurrentLMConfig, _build, "LSTM character language model (char-rnn)", _sample),
-    "gru_lm": ModelEntry(RecurrentLMConfig, _build, "GRU character language model", _sample),
+    "rnn_lm": ModelEntry(RecurrentLMConfig, _build, sample=_sample),
+    "lstm_lm": ModelEntry(RecurrentLMConfig, _build, sample=_sample),
+    "gru_lm": ModelEntry(RecurrentLMConfig, _build, sample=_sample),
 }

@@ -432,10 +432,6 @@ def _sample(name: str, cfg: GPTConfig, params: dict, prompt, **options) -> jax.A
 
 
 MODELS = {
-    "transformer": ModelEntry(EncoderConfig, build_encoder,
-                              "Transformer encoder classifier: pre-norm, CLS or mean pooling, learned/rotary positions",
-                              for_platform=_for_platform),
-    "gpt": ModelEntry(GPTConfig, build_gpt,
-                      "decoder-only causal language model (GPT-2 shapes): KV-cache generation, grouped-query attention",
-                      _sample, _for_platform),
+    "transformer": ModelEntry(EncoderConfig, build_encoder, for_platform=_for_platform),
+    "gpt": ModelEntry(GPTConfig, build_gpt, sample=_sample, for_platform=_for_platform),
 }
