@@ -128,12 +128,13 @@ def test_predict_inputs_are_transformed_as_training_batches(tmp_path):
     shuffled = ["extra"] + names[:-1][::-1]
     lines = [",".join(shuffled)] + [",".join(["9"] + r[:-1][::-1]) for r in test_rows]
     (tmp_path / "new.csv").write_text("\n".join(lines) + "\n")
-    np.testing.assert_allclose(inputs.read_inputs(tmp_path / "new.csv", pre),
+    np.testing.assert_allclose(inputs.read_inputs(tmp_path / "new.csv", pre).x,
                                ds.test["x"][np.arange(len(test_rows))], rtol=1e-6)
-    with pytest.raises(config.ConfigError, match="no column 'alcohol'"):
+    with pytest.raises(config.ConfigError, match="bad.csv has no column 'alcohol' \\(and 11 more\\), which the model "
+                       "was trained on; its columns are malic_acid; give the training columns alcohol, "):
         (tmp_path / "bad.csv").write_text("malic_acid\n1.0\n")
         inputs.read_inputs(tmp_path / "bad.csv", pre)
-    with pytest.raises(config.ConfigError, match="rows of shape \\[3\\].*trained on rows of shape \\[13\\]"):
+    with pytest.raises(config.ConfigError, match="bad.npy: inputs have rows of shape \\[3\\].*trained on rows of shape \\[13\\]"):
         np.save(tmp_path / "bad.npy", np.zeros((2, 3), np.float32))
         inputs.read_inputs(tmp_path / "bad.npy", pre)
 
@@ -174,7 +175,7 @@ def _write_bad(tmp_path, name):
     ("text_x", [], "not numbers"),
     ("csv_ragged", [], "line 3: 2 values but the header names 3 columns"),
     ("csv_text", [], "line 3, column 'b': 'x' is not a number"),
-    ("csv_nan", [], "line 3, column 'b': 'nan' is not finite"),
+    ("csv_nan", [], "line 3, column 'b': 'nan' is not a finite float32 number"),
     ("csv_column", [], "no column 'label' .*set data.label"),
     ("lengths", ["data.shape=[2,2]"], "have 10 rows"),
 ])

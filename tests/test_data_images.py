@@ -68,7 +68,7 @@ def test_colour_images_are_resized_channels_last_in_unit_range_and_split_per_cla
     assert 0.0 <= batch["x"].min() and batch["x"].max() <= 1.0
     assert sorted(np.bincount(ds.test["y"]).tolist()) == [2, 2, 2] and len(ds.val["y"]) == 3
     assert ds.model_defaults == {"num_outputs": 3} and ds.preprocessing["mode"] == "RGB"
-    np.testing.assert_allclose(inputs.read_inputs(root / "class1" / "0.png", ds.preprocessing)[0],
+    np.testing.assert_allclose(inputs.read_inputs(root / "class1" / "0.png", ds.preprocessing).x[0],
                                np.asarray(Image.open(root / "class1" / "0.png").resize((4, 6), Image.BILINEAR)) / 255,
                                rtol=1e-6)
 

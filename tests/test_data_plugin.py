@@ -16,9 +16,10 @@ from typing import Literal
 
 import numpy as np
 
-from zoo.data import ArrayDataset
+from zoo.data import ArrayDataset, dataset
 
 
+@dataset
 def blobs(n: int = 200, centers: list[float] = [0.0, 4.0], noise: Literal["low", "high"] = "low", seed: int = 0):
     """Gaussian blobs in 3-D, one per centre."""
     rng = np.random.default_rng(seed)
@@ -30,20 +31,24 @@ def blobs(n: int = 200, centers: list[float] = [0.0, 4.0], noise: Literal["low",
                         train={"x": x[:150], "y": y[:150]}, test={"x": x[150:], "y": y[150:]})
 
 
+@dataset
 def needs(size: int):
     return blobs(size)
 
 
+@dataset
 def a_list():
     return [1, 2]
 
 
+@dataset
 def odd_task():
     ds = blobs()
     ds.task = "telepathy"
     return ds
 
 
+@dataset
 def odd_type(where: bytes = b""):
     return blobs()
 '''
