@@ -51,6 +51,33 @@ def odd_task():
 @dataset
 def odd_type(where: bytes = b""):
     return blobs()
+
+
+@dataset
+def ragged():
+    ds = blobs()
+    ds.train["y"] = ds.train["y"][:-1]
+    return ds
+
+
+@dataset
+def beyond():
+    ds = blobs()
+    ds.test["y"] = ds.test["y"] + 5
+    return ds
+
+
+@dataset
+def nans():
+    ds = blobs()
+    ds.train["x"][7, 1] = np.nan
+    return ds
+
+
+def touch(path: str = "ran"):
+    """Not marked as a dataset: never called."""
+    open(path, "w").close()
+    return blobs()
 '''
 
 
@@ -95,13 +122,18 @@ def test_the_signature_is_the_config_and_the_run_resumes_from_its_stored_config(
     ("{m}:blobs", ["data.noise=medium"], "data.noise: expected 'low' \\| 'high', got 'medium'"),
     ("{m}:blobs", ["data.sead=1"], "data.sead: unknown key .*did you mean 'data.seed'"),
     ("{m}:", [], "write a dataset of your own as 'package.module:function'"),
+    ("{m}:ragged", [], "the inputs \\(train x\\) have 150 rows but the labels \\(train y\\) have 149"),
+    ("{m}:beyond", [], "test y row 0 is class [5-6], but the model has 2 outputs"),
+    ("{m}:nans", [], "train x row 7 has a NaN"),
+    ("{m}:touch", [], "'touch' is not marked as a zoo dataset; zoo calls only functions marked as datasets"),
+    ("os:system", ["data.command='touch ran'"], "'os' is a standard-library module, not a dataset"),
 ])
 def test_plugin_mistakes_are_one_line_exit_2_and_no_run_directory(tmp_path, capsys, plugin, name, extra, message):
     code = alias("train", ["model.name=mlp", f"data.name={name.format(m=plugin)}", *extra, f"run.dir={tmp_path / 'runs'}",
                  "train.steps=2"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and re.search(message, err), err
-    assert not (tmp_path / "runs").exists()
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "ran").exists()
 
 
 def test_unknown_names_mention_the_plugin_form():

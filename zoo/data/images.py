@@ -24,6 +24,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -89,9 +90,15 @@ def _open(file: Path):
     """The decoded image, its size checked (validate.image_size) before any pixel is decoded."""
     from PIL import Image, UnidentifiedImageError
     try:
-        image = Image.open(file)
-        validate.image_size(file, *image.size)
-        image.load()
+        with warnings.catch_warnings():  # Pillow's warning of a large image: ours is the refusal
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(file)
+        try:
+            validate.image_size(file, *image.size)
+            image.load()
+        except BaseException:
+            image.close()
+            raise
         return image
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
         raise ConfigError(f"{file}: cannot read this image ({e}); replace or remove the file") from None
