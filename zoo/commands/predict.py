@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     preprocessing = preprocess.load(trained.run_dir)
     new = read(args.input, trained, preprocessing)
     predictions = compute(trained, new)
-    write(output, table(predictions, preprocessing.get("class_names"), new.paths))
+    class_names = preprocessing.get("class_names")
+    write(output, table(predictions, class_names, new.paths), class_names)
     print(f"wrote {len(new.x)} predictions to {output}")
     return 0
 
@@ -97,24 +98,19 @@ def check_inputs(x: np.ndarray, expected, file: Path) -> None:
 
 def table(predictions: dict[str, np.ndarray], class_names: list[str] | None,
           paths: list[str] | None) -> dict[str, np.ndarray]:
-    """Named columns, one row per input: `path` (images), `class` and `class_name` (classifiers
-    whose run has class names), `probabilities_<class>`, `output_<i>`, `log_density`."""
+    """What is written, one row per input: `path` (images), then the predictions, with
+    `class_name` after `class` when the run has class names."""
     out = {} if paths is None else {"path": np.array(paths)}
     for key, value in predictions.items():
-        value = value.reshape(len(value), -1)
+        out[key] = value
         if key == "class" and class_names:
-            out["class"], out["class_name"] = value[:, 0], np.array(class_names)[value[:, 0]]
-            continue
-        names = class_names if key == "probabilities" and class_names else range(value.shape[1])
-        if value.shape[1] == 1:
-            out[key] = value[:, 0]
-        else:
-            out.update({f"{key}_{n}": value[:, i] for i, n in enumerate(names)})
+            out["class_name"] = np.array(class_names)[value]
     return out
 
 
-def write(path: Path, columns: dict[str, np.ndarray]) -> None:
-    """The columns as .npz (one array per column) or .csv (a header, one row per input), written to
+def write(path: Path, columns: dict[str, np.ndarray], class_names: list[str] | None = None) -> None:
+    """The columns as .npz (one array each) or .csv (a header, one row per input; a column of
+    several values per row as KEY_<class name or index>), written to
     a temporary file in the output's folder and renamed over `path` (atomic: a reader never sees
     half a file; a failure leaves no temporary file behind)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -123,21 +119,26 @@ def write(path: Path, columns: dict[str, np.ndarray]) -> None:
             if path.suffix.lower() == ".npz":
                 np.savez(f, **columns)
             else:
-                f.write(_csv(columns).encode("utf-8"))
+                f.write(_csv(columns, class_names).encode("utf-8"))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def _csv(columns: dict[str, np.ndarray]) -> str:
+def _csv(columns: dict[str, np.ndarray], class_names: list[str] | None) -> str:
     import csv
     import io
 
+    header, cells = [], []
+    for key, value in columns.items():
+        value = value.reshape(len(value), -1)
+        names = class_names if key == "probabilities" and class_names else range(value.shape[1])
+        header += [key] if value.shape[1] == 1 else [f"{key}_{n}" for n in names]
+        cells += [[_cell(v) for v in value[:, i].tolist()] for i in range(value.shape[1])]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
-    cells = [[_cell(v) for v in col.tolist()] for col in columns.values()]
+    writer.writerow(header)
     writer.writerows(zip(*cells))
     return buf.getvalue()
 
