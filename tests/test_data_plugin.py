@@ -147,3 +147,18 @@ def test_the_function_sees_tuples_for_lists_and_its_defaults(plugin):
     assert defaults.centers == (0.0, 4.0) and defaults.n == 200
     ds = found.load(defaults)
     assert ds.model_defaults == {"num_outputs": 2} and np.asarray(ds.train["x"]).shape == (150, 3)
+
+
+def test_an_entry_point_registers_an_unmarked_function(tmp_path, plugin, monkeypatch):
+    """A package that declares `[zoo.datasets]` entry points (here: an installed distribution's
+    metadata on sys.path) makes its functions callable without the decorator."""
+    (tmp_path / f"{plugin}.py").write_text(MODULE.replace("@dataset\ndef blobs", "def blobs"))
+    name = f"{plugin}:blobs"
+    with pytest.raises(config.ConfigError, match="'blobs' is not marked as a zoo dataset"):
+        entry(name)
+    info = tmp_path / "site" / "user_data-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: user-data\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[zoo.datasets]\nblobs = {name}\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    assert entry(name).load(entry(name).config()).model_defaults == {"num_outputs": 2}
