@@ -315,3 +315,13 @@ def test_the_zoo_command_refuses_in_one_line_from_outside_the_checkout(named_run
         proc = subprocess.run([zoo, *argv], cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
     assert (tmp_path / "new.csv").read_text() == "a,b\n1,2\n" and not (tmp_path / "ran").exists()
+
+
+def test_npz_text_labels_are_class_names_and_an_empty_one_is_refused(tmp_path):
+    x = np.linspace(0, 1, 30).reshape(10, 3)
+    np.savez(tmp_path / "named.npz", x=x, y=np.array(["owl", "cat"] * 5))
+    ds = arrays.load(arrays.ArrayConfig(path=str(tmp_path / "named.npz")))
+    assert ds.preprocessing["class_names"] == ["cat", "owl"] and ds.model_defaults == {"num_outputs": 2}
+    np.savez(tmp_path / "empty.npz", x=x, y=np.array(["owl", "cat", ""] * 3 + ["cat"]))
+    with pytest.raises(config.ConfigError, match="empty.npz: labels row 2 is an empty label"):
+        arrays.load(arrays.ArrayConfig(path=str(tmp_path / "empty.npz")))

@@ -333,8 +333,10 @@ def targets(y: np.ndarray, task: str, num_classes: int | None, where: str,
     """(targets, task, class names) from labels y [N] as read (`names`: the class names a table's
     text labels were numbered by). Task "auto": integer labels (or names) classify, float labels
     regress. Classification: int32 [N] in [0, K); regression: float32 [N, k], finite in float32."""
+    if y.dtype.kind in "US" and names is None and y.ndim == 1:
+        y, names = _named_classes(y, where)
     if y.dtype.kind not in "biuf":
-        raise ConfigError(f"{where} holds {y.dtype} values; labels must be numbers (or class names in a CSV)")
+        raise ConfigError(f"{where} holds {y.dtype} values; labels must be numbers or class names")
     if task == "auto":
         task = "regression" if y.dtype.kind == "f" and names is None else "classification"
     if task == "regression":
@@ -346,6 +348,15 @@ def targets(y: np.ndarray, task: str, num_classes: int | None, where: str,
     if y.ndim != 1:
         raise ConfigError(f"{where} has shape {list(y.shape)}; classification needs one class per row, shape [N]")
     return classes(y, num_classes, where, names), task, names
+
+
+def _named_classes(y: np.ndarray, where: str) -> tuple[np.ndarray, list[str]]:
+    """Text labels of an array file as ids into their sorted names; an empty name is refused."""
+    empty = np.char.strip(y.astype(str)) == ""
+    if empty.any():
+        raise ConfigError(f"{where} row {int(np.argmax(empty))} is an empty label; fill it in or remove the row")
+    names = sorted(set(y.astype(str).tolist()))
+    return np.searchsorted(np.array(names), y.astype(str)).astype(np.int64), names
 
 
 def classes(y: np.ndarray, num_classes: int | None, where: str, names: list[str] | None = None) -> np.ndarray:
