@@ -366,8 +366,8 @@ def apply_override(tree: dict, override: str) -> None:
         if not isinstance(node, dict):
             raise ConfigError(f"override {key!r}: {part} is not a section")
     if not text.strip() and _names_a_path(parts[-1]):  # `data.path=$DATA` with $DATA unset
-        raise ConfigError(f"override {key.strip()}= is empty (an unset shell variable?); give the path, or leave "
-                          f"the override out")
+        raise ConfigError(f"override {key.strip()}= is empty (an unset shell variable?); give the path, or "
+                          f"{key.strip()}=null for the default")
     node[parts[-1]] = parse(text, f"override {key}") if text.strip() else Raw("")
 
 
