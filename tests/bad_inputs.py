@@ -195,7 +195,8 @@ FILES = [
     with_file("c.yaml", GOOD + "optimizer: !!python/object/apply:os.system ['true']\n", "{tmp}/c.yaml", base=False,
               expect="is not a plain value"),
     with_file("t.txt", "", "data.name=text", "data.path={tmp}/t.txt", expect="the text (0 characters) is too short"),
-    with_file("t.txt", b"\xff\xfe\xfd", "data.name=text", "data.path={tmp}/t.txt", expect="not UTF-8 text"),
+    with_file("t.txt", b"\xff\xfe\xfd", "data.name=text", "data.path={tmp}/t.txt", expect="not UTF-16 text"),
+    with_file("t.txt", b"ok\n\xff\xfd", "data.name=text", "data.path={tmp}/t.txt", expect="t.txt line 2: not UTF-8 text"),
     with_file("t.txt", "short text", "data.name=text", "data.path={tmp}/t.txt", expect="is too short for data.seq_len"),
     with_file("t.txt", "x", "data.name=text", "data.path={tmp}/nothing.txt", expect="no such file"),
     with_file("g.npz", b"", "model.name=gcn", "data.name=planetoid", "data.path={tmp}/g.npz",
@@ -218,4 +219,109 @@ FILES = [
               expect="cannot create mnist1d_cnn there (Not a directory)"),
 ]
 
-CASES = TYPES + RANGES + FAMILIES + STRUCTURE + FILES
+# ----------------------------------------------------------------------------- the user's data files
+# Issue #30's five classes of what went wrong with real files; each case here is refused in one
+# line naming the file (accepted files, class 5, are checked in tests/test_data_arrays.py, predict
+# and plugins in test_data_arrays.py and test_data_plugin.py).
+ROWS = [f"{i % 7 * 0.5},{i % 3 - 1.25},{i % 2}" for i in range(40)]
+
+
+def table(name, header, rows, *args, expect, encoding="utf-8", ending="\n"):
+    """A case training an MLP on the CSV `header` + `rows` saved as `name`."""
+    content = (ending.join([header, *rows]) + ending).encode(encoding)
+    return with_file(name, content, "data.name=array", "data.path={tmp}/" + name, *args, expect=expect)
+
+
+def array_file(name, content, *args, expect):
+    return with_file(name, content, "data.name=array", "data.path={tmp}/" + name, *args, expect=expect)
+
+
+def _npy_claiming(shape) -> bytes:
+    """An .npy whose header claims `shape` but holds 12 float64s."""
+    import io
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, {"descr": "<f8", "fortran_order": False, "shape": shape})
+    return head.getvalue() + np.zeros(12).tobytes()
+
+
+def _npz_claiming(shape) -> bytes:
+    import io
+    import zipfile
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("x.npy", _npy_claiming(shape))
+        z.writestr("y.npy", _npz_member(np.arange(4) % 2))
+    return buf.getvalue()
+
+
+def _npz_member(a) -> bytes:
+    import io
+    buf = io.BytesIO()
+    np.save(buf, a)
+    return buf.getvalue()
+
+
+X, Y = np.linspace(-1, 1, 120).reshape(40, 3), np.arange(40) % 2
+GOOD_NPZ = _npz_bytes(x=X, y=Y)
+
+SILENT = [  # 1. trained silently on something wrong, exit 0
+    table("t.csv", "a,b,label", ROWS[:-1] + ["0.5,0.25,"], expect="t.csv line 41, column 'label': the label is empty"),
+    table("t.csv", "a,b,label", ROWS[:-1] + ["0.5,0.25,NA"],
+          expect="t.csv line 41, column 'label': the label 'NA' is text, but the other labels are numbers"),
+    table("t.csv", "a,b,label", ["NA,1,a"] * 3 + ["1,2,3"],
+          expect="line 5, column 'label': the label '3' is a number, but the other labels are names"),
+    table("t.csv", "a,b,label", [r[:-1] + "1" for r in ROWS], expect="every label is 1, one class"),
+    table("t.csv", "a,b,label", [r[:-1] + "tulip" for r in ROWS], expect="every label is 'tulip', one class"),
+    table("t.csv", "a,a,label", ROWS, expect="t.csv: the header names column 'a' twice (columns 1 and 2)"),
+    table("t.csv", "a,label,label", ROWS, expect="names column 'label' twice"),
+    table("t.csv", "a,b,label", [r[:-1] + str(10**9 * (i % 2)) for i, r in enumerate(ROWS)],
+          expect="class ids up to 1000000000 would make a 1000000001-way classifier for 40 rows"),
+    table("t.csv", "a,b,label", ROWS[:-1] + ["1e39,0,1"], expect="t.csv line 41, column 'a': '1e39' is not a finite float32"),
+    array_file("x.npz", _npz_bytes(x=np.where(np.eye(40, 3) > 0, 1e300, X), y=Y),
+               expect="x.npz: inputs (x) row 0 has a NaN, infinite or out-of-float32-range value"),
+    array_file("x.npz", _npz_bytes(x=np.full((40, 3), 2**40, np.int64), y=Y),
+               expect="x.npz: inputs (x) row 0 has an integer outside int32"),
+    array_file("x.npz", _npz_bytes(x=X, y=np.where(np.arange(40) == 3, 1e300, X[:, 0])),
+               expect="x.npz: labels row 3 has a NaN, infinite or out-of-float32-range value"),
+    array_file("x.npz", GOOD_NPZ, "model.num_outputs=1", expect="train labels row 1 is class 1, but the model has 1 outputs"),
+    with_file("x.txt", "some text", "model.name=lstm_lm", "data.name=text", "data.path=",
+              expect="override data.path= is empty (an unset shell variable?)"),
+    with_file("x.txt", "some text", "model.name=lstm_lm", "data.name=text", "data.path=''",
+              expect="data.path is empty (an unset shell variable?)"),
+    array_file("x.npz", GOOD_NPZ, "data.path=''", expect="data.path is empty (an unset shell variable?)"),
+    array_file("x.npz", GOOD_NPZ, "data.y_path=", expect="override data.y_path= is empty"),
+    with_file("x.npz", GOOD_NPZ, "train.init_from=", expect="override train.init_from= is empty"),
+]
+
+COMMANDS = [  # 3. a command run from a config: refused before anything is called
+    overrides("data.name=os:system", "data.command=touch {tmp}/ran",
+              expect="data.name='os:system': 'os' is a standard-library module, not a dataset; zoo calls only"),
+    overrides("data.name=subprocess:run", "data.args=[touch, x]", expect="'subprocess' is a standard-library module"),
+    overrides("data.name=builtins:eval", expect="'builtins' is a standard-library module"),
+    overrides("data.name=zoo.data.tables:read_table", expect="'read_table' is not marked as a zoo dataset"),
+]
+
+TRACEBACKS = [  # 4. once a traceback, now one line
+    array_file("x.npz", b"", expect="x.npz: an empty file (0 bytes)"),
+    array_file("x.npz", GOOD_NPZ[:len(GOOD_NPZ) // 2], expect="x.npz: not a readable .npz file"),
+    array_file("x.npz", "a,b,label\n1,2,0\n", expect="x.npz: not an .npz file (it holds text (a CSV?))"),
+    array_file("x.npy", GOOD_NPZ, "data.y_path={tmp}/x.npy", expect="x.npy: not an .npy file (it holds a zip archive"),
+    array_file("x.npy", _npy_claiming((10**12, 3)), "data.y_path={tmp}/x.npy",
+               expect="x.npy: the header of the array claims shape [1000000000000, 3]"),
+    array_file("x.npy", _npy_claiming((5, 3)), "data.y_path={tmp}/x.npy",
+               expect="claims shape [5, 3] (120 bytes) but only 96 are stored: the file is truncated"),
+    array_file("x.npz", _npz_claiming((10**12, 3)), expect="x.npz: the header of array 'x' claims shape [1000000000000, 3]"),
+    array_file("x.npz", _npz_claiming((7, 3)), expect="the header of array 'x' claims shape [7, 3] (168 bytes) but only 96"),
+    table("t.csv", "a,b,label", [r[:-1] + "é" for r in ROWS], encoding="latin-1",
+          expect="t.csv line 2: not UTF-8 text (byte 0xe9, which Latin-1 reads as 'é'); save it as UTF-8"),
+    table("t.csv", "a,b,label", ROWS + ['"' + "1" * 200_000 + '",1,0'],
+          expect="t.csv line 42: field larger than field limit"),
+    table("t.csv", "a,b,label", ["1,2,0", "3,4,1"], "data.test_fraction=0.2",
+          expect="t.csv: data.test_fraction=0.2 of its 2 rows leaves an empty split"),
+    table("t.csv", "a,b,label", [], expect="t.csv: no rows"),
+    array_file("x.npz", _npz_bytes(x=np.zeros((0, 3)), y=np.zeros(0, np.int64)), expect="x.npz: no rows"),
+    array_file("x.npz", _npz_bytes(x=np.zeros((40, 4, 3, 2), np.float32), y=Y), "model.name=gru", "train.batch_size=8",
+               expect="model 'gru' cannot take array inputs of shape [8, 4, 3, 2]: a recurrent network takes"),
+]
+
+CASES = TYPES + RANGES + FAMILIES + STRUCTURE + FILES + SILENT + COMMANDS + TRACEBACKS

@@ -128,12 +128,13 @@ def test_predict_inputs_are_transformed_as_training_batches(tmp_path):
     shuffled = ["extra"] + names[:-1][::-1]
     lines = [",".join(shuffled)] + [",".join(["9"] + r[:-1][::-1]) for r in test_rows]
     (tmp_path / "new.csv").write_text("\n".join(lines) + "\n")
-    np.testing.assert_allclose(inputs.read_inputs(tmp_path / "new.csv", pre),
+    np.testing.assert_allclose(inputs.read_inputs(tmp_path / "new.csv", pre).x,
                                ds.test["x"][np.arange(len(test_rows))], rtol=1e-6)
-    with pytest.raises(config.ConfigError, match="no column 'alcohol'"):
+    with pytest.raises(config.ConfigError, match="bad.csv has no column 'alcohol' \\(and 11 more\\), which the model "
+                       "was trained on; its columns are malic_acid; give the training columns alcohol, "):
         (tmp_path / "bad.csv").write_text("malic_acid\n1.0\n")
         inputs.read_inputs(tmp_path / "bad.csv", pre)
-    with pytest.raises(config.ConfigError, match="rows of shape \\[3\\].*trained on rows of shape \\[13\\]"):
+    with pytest.raises(config.ConfigError, match="bad.npy: inputs have rows of shape \\[3\\].*trained on rows of shape \\[13\\]"):
         np.save(tmp_path / "bad.npy", np.zeros((2, 3), np.float32))
         inputs.read_inputs(tmp_path / "bad.npy", pre)
 
@@ -174,7 +175,7 @@ def _write_bad(tmp_path, name):
     ("text_x", [], "not numbers"),
     ("csv_ragged", [], "line 3: 2 values but the header names 3 columns"),
     ("csv_text", [], "line 3, column 'b': 'x' is not a number"),
-    ("csv_nan", [], "line 3, column 'b': 'nan' is not finite"),
+    ("csv_nan", [], "line 3, column 'b': 'nan' is not a finite float32 number"),
     ("csv_column", [], "no column 'label' .*set data.label"),
     ("lengths", ["data.shape=[2,2]"], "have 10 rows"),
 ])
@@ -195,3 +196,132 @@ def test_wrong_data_shape_and_npy_without_labels_are_config_errors(tmp_path):
         arrays.load(arrays.ArrayConfig(path=str(tmp_path / "x.npy"), y_path=str(tmp_path / "y.npy"), shape=(4, 2)))
     with pytest.raises(config.ConfigError, match="give the labels with data.y_path"):
         arrays.load(arrays.ArrayConfig(path=str(tmp_path / "x.npy")))
+
+
+# ----------------------------------------------------------------------------- good files as users save them
+PLAIN = "a,b,label\n" + "".join(f"{i % 5 * 0.5},{i % 3 - 1},{'yes' if i % 2 else 'no'}\n" for i in range(30))
+
+
+@pytest.mark.parametrize("name, content", [
+    ("bom.csv", "\ufeff" + PLAIN),                                    # Excel's "CSV UTF-8"
+    ("crlf.csv", PLAIN.replace("\n", "\r\n")),
+    ("blank.csv", PLAIN + "\n\n"),                                    # trailing blank lines
+    ("inner.csv", PLAIN.replace("\n", "\n\n", 3)),                    # blank lines between rows
+    ("spaces.csv", PLAIN.replace(",", ", ")),
+    ("utf16.csv", PLAIN.encode("utf-16")),                            # Excel's "Unicode text"
+    ("bom_crlf.csv", ("\ufeff" + PLAIN).replace("\n", "\r\n")),
+    ("t.tsv", PLAIN.replace(",", "\t")),
+])
+def test_good_files_read_as_the_plain_csv(tmp_path, name, content):
+    """Class 5 of issue #30: what spreadsheets save is read exactly as the plain file."""
+    (tmp_path / "plain.csv").write_text(PLAIN)
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    want = arrays.load(arrays.ArrayConfig(path=str(tmp_path / "plain.csv")))
+    got = arrays.load(arrays.ArrayConfig(path=str(path)))
+    assert got.preprocessing["columns"] == ["a", "b"] and got.preprocessing["class_names"] == ["no", "yes"]
+    np.testing.assert_array_equal(got.train["x"][np.arange(24)], want.train["x"][np.arange(24)])
+    np.testing.assert_array_equal(got.train["y"], want.train["y"])
+
+
+def test_a_large_csv_is_read_in_chunks_with_the_same_numbers(tmp_path, monkeypatch):
+    """Chunk boundaries change nothing: a table read 200 characters at a time equals one read whole,
+    text labels numbered in sorted order across chunks."""
+    from zoo.data import tables
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 4)).round(4)
+    names = np.array(["zebra", "ant", "moth"])[rng.integers(0, 3, 300)]
+    (tmp_path / "t.csv").write_text("a,b,c,d,label\n" + "".join(
+        ",".join(map(str, row)) + f",{n}\n" for row, n in zip(x, names)))
+    whole = tables.read_table(tmp_path / "t.csv", "csv", None, "label")
+    monkeypatch.setattr(tables, "CHUNK_CHARS", 200)
+    chunked = tables.read_table(tmp_path / "t.csv", "csv", None, "label")
+    np.testing.assert_array_equal(chunked.x, whole.x)
+    np.testing.assert_array_equal(chunked.x, x.astype(np.float32))
+    y, classes = chunked.labels.result()
+    assert classes == ["ant", "moth", "zebra"] and [classes[i] for i in y] == names.tolist()
+    assert whole.labels.result()[1] == classes
+
+
+# ----------------------------------------------------------------------------- zoo predict never loses a file
+@pytest.fixture(scope="module")
+def named_run(tmp_path_factory):
+    """A run trained briefly on a CSV whose labels are names (class names stored)."""
+    tmp = tmp_path_factory.mktemp("named")
+    (tmp / "flowers.csv").write_text(PLAIN.replace("yes", "setosa").replace("no", "virginica"))
+    train.fit(_cfg(tmp, tmp / "flowers.csv", "train.steps=3", "train.batch_size=8", "train.eval_batch_size=8",
+                   "model.width=4"))
+    return tmp / "runs" / "t"
+
+
+def _predict(run_dir, *args):
+    return alias("predict", [str(run_dir), *map(str, args)])
+
+
+def test_predict_writes_class_names_atomically_and_never_over_a_file(named_run, tmp_path, capsys):
+    new = tmp_path / "new.csv"
+    new.write_text("b,a\n0.5,1\n-1,0\n")                              # columns in another order, no label
+    assert _predict(named_run, "--input", new, "--output", tmp_path / "p.csv") == 0
+    rows = (tmp_path / "p.csv").read_text().splitlines()
+    assert rows[0] == "class,class_name,probabilities_setosa,probabilities_virginica" and len(rows) == 3
+    assert all(r.split(",")[1] == ["setosa", "virginica"][int(r.split(",")[0])] for r in rows[1:])
+    assert _predict(named_run, "--input", new, "--output", tmp_path / "p.npz") == 0
+    with np.load(tmp_path / "p.npz") as p:
+        assert p["class_name"].tolist() == [["setosa", "virginica"][c] for c in p["class"]]
+    capsys.readouterr()
+    before = new.read_bytes()
+    cases = [(new, "is the input file: predictions never replace their inputs"),
+             (tmp_path / "p.csv", "p.csv exists; add --overwrite to replace it"),
+             (tmp_path, "a folder; give a file name in it"),
+             (tmp_path / "nowhere" / "p.csv", "the folder"),
+             (tmp_path / "p.txt", "write predictions to a .npz or .csv file")]
+    for output, message in cases:
+        assert _predict(named_run, "--input", new, "--output", output) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+    assert new.read_bytes() == before
+    assert _predict(named_run, "--input", new, "--output", tmp_path / "p.csv", "--overwrite") == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.csv", "p.csv", "p.npz"]   # no temporary file left
+
+
+@pytest.mark.parametrize("content, message", [
+    ("b,a\n", "new.csv: no rows; give one or more examples"),
+    ("a,c\n1,2\n", "new.csv has no column 'b', which the model was trained on; its columns are a, c; give the "
+                   "training columns a, b"),
+    ("a,b\n1,setosa\n", "new.csv line 2, column 'b': 'setosa' is not a number"),
+    ("a,b\n1,2,3\n", "new.csv line 2: 3 values but the header names 2 columns"),
+    ("a,a,b\n1,2,3\n", "new.csv: the header names column 'a' twice"),
+])
+def test_predict_mistakes_name_the_file_and_column_and_write_nothing(named_run, tmp_path, capsys, content, message):
+    (tmp_path / "new.csv").write_text(content)
+    capsys.readouterr()
+    assert _predict(named_run, "--input", tmp_path / "new.csv", "--output", tmp_path / "p.csv") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.csv"]
+
+
+def test_the_zoo_command_refuses_in_one_line_from_outside_the_checkout(named_run, tmp_path):
+    """What the user types: the console script, from a folder outside the checkout."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+    zoo = shutil.which("zoo", path=str(Path(sys.executable).parent))
+    (tmp_path / "new.csv").write_text("a,b\n1,2\n")
+    cases = [(["predict", str(named_run), "--input", "new.csv", "--output", "new.csv"], "is the input file"),
+             (["train", "mnist1d_mlp", "data.name=os:system", "data.command=touch ran"], "standard-library module")]
+    for argv, message in cases:
+        proc = subprocess.run([zoo, *argv], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
+    assert (tmp_path / "new.csv").read_text() == "a,b\n1,2\n" and not (tmp_path / "ran").exists()
+
+
+def test_npz_text_labels_are_class_names_and_an_empty_one_is_refused(tmp_path):
+    x = np.linspace(0, 1, 30).reshape(10, 3)
+    np.savez(tmp_path / "named.npz", x=x, y=np.array(["owl", "cat"] * 5))
+    ds = arrays.load(arrays.ArrayConfig(path=str(tmp_path / "named.npz")))
+    assert ds.preprocessing["class_names"] == ["cat", "owl"] and ds.model_defaults == {"num_outputs": 2}
+    np.savez(tmp_path / "empty.npz", x=x, y=np.array(["owl", "cat", ""] * 3 + ["cat"]))
+    with pytest.raises(config.ConfigError, match="empty.npz: labels row 2 is an empty label"):
+        arrays.load(arrays.ArrayConfig(path=str(tmp_path / "empty.npz")))

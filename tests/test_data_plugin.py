@@ -16,9 +16,10 @@ from typing import Literal
 
 import numpy as np
 
-from zoo.data import ArrayDataset
+from zoo.data import ArrayDataset, dataset
 
 
+@dataset
 def blobs(n: int = 200, centers: list[float] = [0.0, 4.0], noise: Literal["low", "high"] = "low", seed: int = 0):
     """Gaussian blobs in 3-D, one per centre."""
     rng = np.random.default_rng(seed)
@@ -30,21 +31,52 @@ def blobs(n: int = 200, centers: list[float] = [0.0, 4.0], noise: Literal["low",
                         train={"x": x[:150], "y": y[:150]}, test={"x": x[150:], "y": y[150:]})
 
 
+@dataset
 def needs(size: int):
     return blobs(size)
 
 
+@dataset
 def a_list():
     return [1, 2]
 
 
+@dataset
 def odd_task():
     ds = blobs()
     ds.task = "telepathy"
     return ds
 
 
+@dataset
 def odd_type(where: bytes = b""):
+    return blobs()
+
+
+@dataset
+def ragged():
+    ds = blobs()
+    ds.train["y"] = ds.train["y"][:-1]
+    return ds
+
+
+@dataset
+def beyond():
+    ds = blobs()
+    ds.test["y"] = ds.test["y"] + 5
+    return ds
+
+
+@dataset
+def nans():
+    ds = blobs()
+    ds.train["x"][7, 1] = np.nan
+    return ds
+
+
+def touch(path: str = "ran"):
+    """Not marked as a dataset: never called."""
+    open(path, "w").close()
     return blobs()
 '''
 
@@ -90,13 +122,18 @@ def test_the_signature_is_the_config_and_the_run_resumes_from_its_stored_config(
     ("{m}:blobs", ["data.noise=medium"], "data.noise: expected 'low' \\| 'high', got 'medium'"),
     ("{m}:blobs", ["data.sead=1"], "data.sead: unknown key .*did you mean 'data.seed'"),
     ("{m}:", [], "write a dataset of your own as 'package.module:function'"),
+    ("{m}:ragged", [], "the inputs \\(train x\\) have 150 rows but the labels \\(train y\\) have 149"),
+    ("{m}:beyond", [], "test y row 0 is class [5-6], but the model has 2 outputs"),
+    ("{m}:nans", [], "train x row 7 has a NaN"),
+    ("{m}:touch", [], "'touch' is not marked as a zoo dataset; zoo calls only functions marked as datasets"),
+    ("os:system", ["data.command='touch ran'"], "'os' is a standard-library module, not a dataset"),
 ])
 def test_plugin_mistakes_are_one_line_exit_2_and_no_run_directory(tmp_path, capsys, plugin, name, extra, message):
     code = alias("train", ["model.name=mlp", f"data.name={name.format(m=plugin)}", *extra, f"run.dir={tmp_path / 'runs'}",
                  "train.steps=2"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and re.search(message, err), err
-    assert not (tmp_path / "runs").exists()
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "ran").exists()
 
 
 def test_unknown_names_mention_the_plugin_form():
@@ -110,3 +147,18 @@ def test_the_function_sees_tuples_for_lists_and_its_defaults(plugin):
     assert defaults.centers == (0.0, 4.0) and defaults.n == 200
     ds = found.load(defaults)
     assert ds.model_defaults == {"num_outputs": 2} and np.asarray(ds.train["x"]).shape == (150, 3)
+
+
+def test_an_entry_point_registers_an_unmarked_function(tmp_path, plugin, monkeypatch):
+    """A package that declares `[zoo.datasets]` entry points (here: an installed distribution's
+    metadata on sys.path) makes its functions callable without the decorator."""
+    (tmp_path / f"{plugin}.py").write_text(MODULE.replace("@dataset\ndef blobs", "def blobs"))
+    name = f"{plugin}:blobs"
+    with pytest.raises(config.ConfigError, match="'blobs' is not marked as a zoo dataset"):
+        entry(name)
+    info = tmp_path / "site" / "user_data-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: user-data\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[zoo.datasets]\nblobs = {name}\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    assert entry(name).load(entry(name).config()).model_defaults == {"num_outputs": 2}

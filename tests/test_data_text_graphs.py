@@ -23,7 +23,7 @@ def test_text_reads_a_folder_or_a_glob_as_one_sorted_corpus(tmp_path):
 
 @pytest.mark.parametrize("files, path, message", [
     ({}, "*.md", "no such file, or no files in that folder or glob"),
-    ({"a.txt": b"caf\xe9"}, "a.txt", "a.txt is not UTF-8 text \\(byte 3\\)"),
+    ({"a.txt": b"caf\xe9"}, "a.txt", "a.txt line 1: not UTF-8 text \\(byte 0xe9, which Latin-1 reads as 'é'\\)"),
 ])
 def test_text_mistakes_are_one_line(tmp_path, capsys, files, path, message):
     for name, body in files.items():
@@ -73,7 +73,7 @@ def _graph_file(tmp_path, **changes):
      "senders\\[3\\] = 99 but its graph 0 has \\d+ nodes"),
     ({"n_node": lambda a: a["n_node"][:-1]}, "n_node has 9 rows, expected 10"),
     ({"labels": lambda a: a["labels"] - 1}, "labels row \\d+ is -1, outside"),
-    ({"nodes": lambda a: np.full_like(a["nodes"], np.inf)}, "nodes row 0 has a NaN or infinite value"),
+    ({"nodes": lambda a: np.full_like(a["nodes"], np.inf)}, "nodes row 0 has a NaN, infinite or out-of-float32-range value"),
 ])
 def test_graph_npz_mistakes_are_one_line(tmp_path, capsys, changes, message):
     path = _graph_file(tmp_path, **changes)

@@ -375,7 +375,16 @@ def apply_override(tree: dict, override: str) -> None:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"override {key!r}: {part} is not a section")
+    if not text.strip() and _names_a_path(parts[-1]):  # `data.path=$DATA` with $DATA unset
+        raise ConfigError(f"override {key.strip()}= is empty (an unset shell variable?); give the path, or "
+                          f"{key.strip()}=null for the default")
     node[parts[-1]] = parse(text, f"override {key}") if text.strip() else Raw("")
+
+
+def _names_a_path(field: str) -> bool:
+    """Keys whose empty value would silently read something else (the built-in corpus, no
+    fine-tuning source, the current folder) rather than fail."""
+    return field in ("path", "dir", "init_from", "cache_dir") or field.endswith("_path")
 
 
 def from_tree(tree: dict, source: str | None = None) -> Config:

@@ -27,7 +27,7 @@ import zoo.models.layers as L
 from zoo import checkpoint, optim
 from zoo import mesh as meshlib
 from zoo.config import TRACED_SWEEP_KEYS, Config, is_stacked, load_run_config, replica_configs
-from zoo.data import Dataset
+from zoo.data import Dataset, validate
 from zoo.data import entry as dataset_entry
 from zoo.errors import ConfigError
 from zoo.models import Model, entry
@@ -83,6 +83,7 @@ def build(cfg: Config, *, devices: list | None = None) -> Experiment:
         meshlib.initialize_distributed(cfg.mesh)
     dataset = dataset_entry(cfg.data_name).load(cfg.data)  # a registered name or a plugin
     cfg = cfg.replace(model=fill_model_defaults(cfg.model, dataset.model_defaults))
+    validate.against_model(dataset, cfg.model, cfg.data_name)
     mesh = meshlib.make_mesh(cfg.mesh, devices)
     model = build_model(cfg.model_name, cfg.model, mesh)
     _check_batches(cfg, dataset, mesh)
@@ -162,11 +163,17 @@ def init_key(exp: Experiment) -> jax.Array:
 
 
 def abstract_state(exp: Experiment, batch: Any = None) -> tuple[Any, Any]:
-    """(ShapeDtypeStructs with shardings, shardings) of the train state; touches no device.
-    batch: batch_spec(exp), when the caller has it."""
+    """(ShapeDtypeStructs with shardings, shardings) of the train state; touches no device. The
+    model is applied to the batch too (abstractly), so inputs it cannot take fail here, before
+    a run directory exists. batch: batch_spec(exp), when the caller has it."""
     x = (batch_spec(exp) if batch is None else batch)["x"]
+
+    def state_of_an_applied_model(key, x):
+        state = _state_fn(exp)(key, x)
+        exp.model.apply(state["params"], x)
+        return state
     try:
-        shapes = jax.eval_shape(_state_fn(exp), jax.ShapeDtypeStruct((2,), jnp.uint32), x)
+        shapes = jax.eval_shape(state_of_an_applied_model, jax.ShapeDtypeStruct((2,), jnp.uint32), x)
     except ConfigError as e:  # a model's own check of its input shapes
         shape = jax.tree.map(lambda a: list(a.shape), x)
         raise ConfigError(f"model {exp.cfg.model_name!r} cannot take {exp.cfg.data_name} inputs of shape "

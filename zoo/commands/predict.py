@@ -1,14 +1,22 @@
-"""`zoo predict RUN --input FILE --output FILE`: predictions of a trained run on new inputs.
+"""`zoo predict RUN --input FILE --output FILE [--overwrite]`: predictions of a trained run on new inputs.
 
 The input is read in the formats the data options read (.npz, .npy, .csv/.tsv with the training
-columns, an image file or folder) and goes through the preprocessing the run stored (the
-standardisation, reshaping and resizing fitted on its training split). The output (.npz or
-.csv) holds the class and each class's probability for classifiers, the outputs for regression,
-log p(x) for density models. Language models are sampled with `zoo generate` instead.
+columns, an image file or folder), checked as training files are (zoo.data.validate), and goes
+through the preprocessing the run stored (the standardisation, reshaping and resizing fitted on
+its training split). The output (.npz or .csv) holds the class (and its name, when the run has
+class names) and each class's probability for classifiers, the outputs for regression, log p(x)
+for density models, and for images the path of each image. Language models are sampled with
+`zoo generate` instead.
+
+The output is written atomically (a temporary file in its folder, then renamed); it is never
+the input, never a folder, and replaces an existing file only with --overwrite. The command
+runs in four steps, each replaceable: load the run, read the inputs, compute, write.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +32,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("run_dir", help="a run directory, e.g. runs/wine_csv_mlp")
     p.add_argument("--input", required=True, help="new inputs: .npz, .npy, .csv, .tsv, an image or a folder")
     p.add_argument("--output", required=True, help="where predictions go: .npz or .csv")
+    p.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
     p.add_argument("--params", choices=["last", "best"], default=None,
                    help="the checkpoint's last params or the selected ones (default: what the summary used)")
@@ -31,56 +40,108 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-def check_inputs(x: np.ndarray, expected) -> None:
-    """One line when new inputs differ in shape or kind from what the model was trained on."""
-    if tuple(x.shape[1:]) != tuple(expected.shape[1:]):
-        raise ConfigError(f"--input rows have shape {list(x.shape[1:])}, the model was trained on "
-                          f"{list(expected.shape[1:])}; give inputs shaped like the training data")
-    if np.issubdtype(expected.dtype, np.integer) != np.issubdtype(x.dtype, np.integer):
-        raise ConfigError(f"--input holds {x.dtype} values, the model was trained on {expected.dtype}")
-
-
-def write(path: Path, predictions: dict[str, np.ndarray], class_names: list[str] | None) -> None:
-    """Predictions as .npz (one array per key) or .csv (one row per input), written atomically."""
-    import os
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    if path.suffix == ".npz":
-        np.savez(tmp, **predictions)
-    else:
-        columns, header = _csv_columns(predictions, class_names)
-        np.savetxt(tmp, np.column_stack(columns), delimiter=",", header=",".join(header), comments="", fmt="%.8g")
-    os.replace(tmp, path)
-
-
-def _csv_columns(predictions: dict[str, np.ndarray], class_names: list[str] | None):
-    columns, header = [], []
-    for key, value in predictions.items():
-        value = value.reshape(len(value), -1)
-        names = class_names if key == "probabilities" and class_names else range(value.shape[1])
-        header += [key] if value.shape[1] == 1 else [f"{key}_{n}" for n in names]
-        columns.append(value)
-    return columns, header
-
-
-def run(args: argparse.Namespace) -> int:
-    output = Path(args.output)
-    if output.suffix not in OUTPUT_FORMATS:
-        raise ConfigError(f"--output {output}: write predictions to a {' or '.join(OUTPUT_FORMATS)} file")
-    if not output.parent.is_dir():
-        raise ConfigError(f"--output {output}: the folder {output.parent} does not exist")
-    from zoo import config, inference
+# ----------------------------------------------------------------------------- the four steps
+def load(args: argparse.Namespace):
+    """The trained run predict uses."""
+    from zoo import config
     from zoo import experiment as ex
-    from zoo.data import inputs, preprocess
 
     cfg = config.load_run_config(args.run_dir)
     trained = ex.load_run(args.run_dir, args.step, args.params or ex.reported_params(cfg))
     if not trained.exp.dataset.shardable:
         raise ConfigError(f"{trained.run_dir} is a graph model: predict reads arrays; call zoo.predict "
                           f"with a GraphsTuple from Python")
+    if trained.exp.dataset.task == "language_model":
+        raise ConfigError(f"{trained.run_dir} is a language model: sample from it with zoo generate")
+    return trained
+
+
+def read(path: str, trained, preprocessing: dict):
+    """The inputs (zoo.data.inputs.Inputs), checked against what the model was trained on."""
+    from zoo import experiment as ex
+    from zoo.data import inputs
+
+    new = inputs.read_inputs(path, preprocessing)
+    check_inputs(new.x, ex.batch_spec(trained.exp)["x"], new.file)
+    return new
+
+
+def compute(trained, new) -> dict[str, np.ndarray]:
+    from zoo import inference
+    return inference.predict(trained, new.x)
+
+
+def run(args: argparse.Namespace) -> int:
+    from zoo.data import preprocess, validate
+
+    output = validate.output_file(args.output, args.input, OUTPUT_FORMATS, args.overwrite)
+    validate.existing(args.input, "--input", "an .npz, .npy, .csv, .tsv or image file or folder")
+    trained = load(args)
     preprocessing = preprocess.load(trained.run_dir)
-    x = inputs.read_inputs(args.input, preprocessing)
-    check_inputs(x, ex.batch_spec(trained.exp)["x"])
-    predictions = inference.predict(trained, x)
-    write(output, predictions, preprocessing.get("class_names"))
-    print(f"wrote {len(x)} predictions to {output}")
+    new = read(args.input, trained, preprocessing)
+    predictions = compute(trained, new)
+    class_names = preprocessing.get("class_names")
+    write(output, table(predictions, class_names, new.paths), class_names)
+    print(f"wrote {len(new.x)} predictions to {output}")
     return 0
+
+
+# ----------------------------------------------------------------------------- checks and output
+def check_inputs(x: np.ndarray, expected, file: Path) -> None:
+    """One line naming the file when new inputs differ in shape or kind from the training inputs."""
+    if tuple(x.shape[1:]) != tuple(expected.shape[1:]):
+        raise ConfigError(f"{file}: rows have shape {list(x.shape[1:])}, the model was trained on "
+                          f"{list(expected.shape[1:])}; give inputs shaped like the training data")
+    if np.issubdtype(expected.dtype, np.integer) != np.issubdtype(x.dtype, np.integer):
+        raise ConfigError(f"{file} holds {x.dtype} values, the model was trained on {expected.dtype}")
+
+
+def table(predictions: dict[str, np.ndarray], class_names: list[str] | None,
+          paths: list[str] | None) -> dict[str, np.ndarray]:
+    """What is written, one row per input: `path` (images), then the predictions, with
+    `class_name` after `class` when the run has class names."""
+    out = {} if paths is None else {"path": np.array(paths)}
+    for key, value in predictions.items():
+        out[key] = value
+        if key == "class" and class_names:
+            out["class_name"] = np.array(class_names)[value]
+    return out
+
+
+def write(path: Path, columns: dict[str, np.ndarray], class_names: list[str] | None = None) -> None:
+    """The columns as .npz (one array each) or .csv (a header, one row per input; a column of
+    several values per row as KEY_<class name or index>), written to
+    a temporary file in the output's folder and renamed over `path` (atomic: a reader never sees
+    half a file; a failure leaves no temporary file behind)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if path.suffix.lower() == ".npz":
+                np.savez(f, **columns)
+            else:
+                f.write(_csv(columns, class_names).encode("utf-8"))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _csv(columns: dict[str, np.ndarray], class_names: list[str] | None) -> str:
+    import csv
+    import io
+
+    header, cells = [], []
+    for key, value in columns.items():
+        value = value.reshape(len(value), -1)
+        names = class_names if key == "probabilities" and class_names else range(value.shape[1])
+        header += [key] if value.shape[1] == 1 else [f"{key}_{n}" for n in names]
+        cells += [[_cell(v) for v in value[:, i].tolist()] for i in range(value.shape[1])]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(zip(*cells))
+    return buf.getvalue()
+
+
+def _cell(value) -> str:
+    return f"{value:.8g}" if isinstance(value, float) else str(value)

@@ -1,6 +1,6 @@
 """The dataset registry: `DATASETS = {name: DatasetEntry(config, load, description)}`, where
 `load(cfg) -> Dataset` (zoo.data.base). `entry(name)` also resolves "package.module:function",
-a dataset in the user's own code (zoo.data.plugin).
+a dataset in the user's own code marked with `@zoo.data.dataset` (zoo.data.plugin).
 
 Everything is generated, shipped inside an installed package, or read from a path given in
 the config: nothing is downloaded.
@@ -13,6 +13,7 @@ from typing import Any
 
 from zoo.data import arrays, digits, graph_npz, graphs, images, mnist1d, ode, plugin, text, toy2d
 from zoo.data.base import ArrayDataset, Dataset
+from zoo.data.plugin import dataset
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,4 +60,4 @@ def entry(name: str) -> DatasetEntry | None:
     return DATASETS.get(name)
 
 
-__all__ = ["DATASETS", "ArrayDataset", "Dataset", "DatasetEntry", "entry"]
+__all__ = ["DATASETS", "ArrayDataset", "Dataset", "DatasetEntry", "dataset", "entry"]

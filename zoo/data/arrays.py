@@ -31,6 +31,7 @@ import numpy as np
 
 import zoo.data.preprocess as preprocess
 import zoo.data.tables as tables
+import zoo.data.validate as validate
 from zoo.data.base import ArrayDataset, Rows, held_out
 from zoo.errors import ConfigError
 
@@ -64,6 +65,7 @@ class Raw:
     x_test: np.ndarray | None
     y_test: np.ndarray | None
     read: dict
+    class_names: list[str] | None = None    # a table's text labels: y holds indices into these
 
 
 def read(cfg: ArrayConfig) -> Raw:
@@ -102,15 +104,11 @@ def _read_npz(cfg: ArrayConfig, file: Path) -> Raw:
 
 
 def _read_table(cfg: ArrayConfig, file: Path, fmt: str) -> Raw:
-    header, body = tables.read_table(file, fmt)
-    label = tables.column_index(file, header, cfg.label, "data.label")
-    names = list(cfg.features) or [c for c in header if c != cfg.label]
     if cfg.label in cfg.features:
         raise ConfigError(f"data.features names the label column {cfg.label!r}; leave it out of the features")
-    columns = [tables.column_index(file, header, name, "data.features") for name in names]
-    x = tables.numbers(file, header, body, columns).astype(np.float32)
-    y = tables.parse_cells([row[label] for row in body])
-    return Raw(x, y, None, None, {"format": fmt, "columns": names, "label": cfg.label})
+    table = tables.read_table(file, fmt, cfg.features, cfg.label)
+    y, names = table.labels.result()
+    return Raw(table.x, y, None, None, {"format": fmt, "columns": table.columns, "label": cfg.label}, names)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -118,10 +116,8 @@ def _check_lengths(raw: Raw, file: str) -> None:
     pairs = [("x", raw.x, "y", raw.y)]
     if raw.x_test is not None:
         pairs.append(("x_test", raw.x_test, "y_test", raw.y_test))
-    for xn, x, yn, y in pairs:
-        if x.ndim == 0 or y.ndim == 0 or len(x) != len(y):
-            raise ConfigError(f"{file}: the inputs ({xn}) have {x.shape[0] if x.ndim else 0} rows but the labels "
-                              f"({yn}) have {y.shape[0] if y.ndim else 0}; give one label per row")
+    validate.lengths(pairs, file)
+    validate.rows(len(raw.x), file)
     if raw.x_test is not None and raw.x_test.shape[1:] != raw.x.shape[1:]:
         raise ConfigError(f"{file}: test rows have shape {list(raw.x_test.shape[1:])}, training rows "
                           f"{list(raw.x.shape[1:])}; give both splits rows of one shape")
@@ -147,7 +143,7 @@ def moments(x: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     chunk (Chan et al.'s pairwise update, in float64); zero deviations become 1."""
     n, mean, m2 = 0, 0.0, 0.0
     row_bytes = x.dtype.itemsize * int(np.prod(x.shape[1:], dtype=np.int64))
-    for start, stop in tables.row_chunks(len(rows), row_bytes):
+    for start, stop in validate.row_chunks(len(rows), row_bytes):
         chunk = np.asarray(x[rows[start:stop]], np.float64)
         k, chunk_mean = len(chunk), chunk.mean(axis=0)
         delta = chunk_mean - mean
@@ -168,8 +164,8 @@ def _split(cfg: ArrayConfig, raw: Raw, y: np.ndarray, task: str) -> tuple[Rows, 
         raise ConfigError(f"data.test_fraction={cfg.test_fraction} must be in (0, 1): the file has no test split")
     train, test = held_out(len(raw.x), cfg.test_fraction, cfg.split_seed, y if task == "classification" else None)
     if len(test) == 0 or len(train) == 0:
-        raise ConfigError(f"data.test_fraction={cfg.test_fraction} of {len(raw.x)} rows leaves an empty split; "
-                          f"give more rows or another fraction")
+        raise ConfigError(f"{cfg.path}: data.test_fraction={cfg.test_fraction} of its {len(raw.x)} rows leaves an "
+                          f"empty split; give more rows or another fraction")
     return Rows(raw.x, train), y[train], Rows(raw.x, test), y[test]
 
 
@@ -192,9 +188,9 @@ def load(cfg: ArrayConfig) -> ArrayDataset:
     _check_shape(cfg, raw.x.shape[1:])
     for name, x in (("x", raw.x), ("x_test", raw.x_test)):
         if x is not None:
-            tables.check_numeric(x, f"{cfg.path}: inputs ({name})")
+            validate.features(x, f"{cfg.path}: inputs ({name})", _dtype(cfg, raw.x))
     y_all = raw.y if raw.y_test is None else np.concatenate([raw.y, raw.y_test])
-    y, task, names = tables.targets(y_all, cfg.task, cfg.num_classes, f"{cfg.path}: labels")
+    y, task, names = validate.targets(y_all, cfg.task, cfg.num_classes, f"{cfg.path}: labels", raw.class_names)
     x_train, y_train, x_test, y_test = _split(cfg, raw, y, task)
     if not 0 <= cfg.val_size < len(x_train):
         raise ConfigError(f"data.val_size={cfg.val_size} must be in [0, {len(x_train)}) (the training rows)")

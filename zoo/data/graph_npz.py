@@ -24,6 +24,7 @@ import dataclasses
 import numpy as np
 
 import zoo.data.tables as tables
+import zoo.data.validate as validate
 from zoo.data.base import held_out
 from zoo.data.graphs import GraphBatchDataset
 from zoo.errors import ConfigError
@@ -58,6 +59,7 @@ def _check_sizes(a: dict[str, np.ndarray], path: str) -> None:
     counts = {"n_node": (a["n_node"], g), "n_edge": (a["n_edge"], g), "test": (a.get("test"), g),
               "senders": (a["senders"], int(a["n_edge"].sum())), "receivers": (a["receivers"], int(a["n_edge"].sum())),
               "nodes": (a.get("nodes"), int(a["n_node"].sum())), "edges": (a.get("edges"), int(a["n_edge"].sum()))}
+    validate.rows(g, path, "graphs")
     for name, (x, expected) in counts.items():
         if x is not None and (x.ndim == 0 or len(x) != expected):
             raise ConfigError(f"{path}: {name} has {len(x) if x.ndim else 0} rows, expected {expected} "
@@ -104,8 +106,8 @@ def load(cfg: GraphNpzConfig) -> GraphBatchDataset:
     _check_edges(a, cfg.path)
     for name in ("nodes", "edges"):
         if name in a:
-            tables.check_numeric(a[name], f"{cfg.path}: {name}")
-    labels, _, _ = tables.targets(a["labels"], "classification", None, f"{cfg.path}: labels")
+            validate.features(a[name], f"{cfg.path}: {name}")
+    labels, _, _ = validate.targets(a["labels"], "classification", None, f"{cfg.path}: labels")
     if "test" in a:
         train, test = np.flatnonzero(~a["test"].astype(bool)), np.flatnonzero(a["test"].astype(bool))
     elif 0 < cfg.test_fraction < 1:

@@ -24,6 +24,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -31,11 +32,13 @@ import numpy as np
 
 import zoo.data.preprocess as preprocess
 import zoo.data.tables as tables
+import zoo.data.validate as validate
 from zoo.data.base import ArrayDataset, Rows, held_out
 from zoo.errors import ConfigError
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 GREY_MODES = ("1", "L", "LA")
+WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,12 +87,20 @@ def splits(root: Path) -> dict[str, dict[str, list[Path]]]:
 
 # ----------------------------------------------------------------------------- decoding
 def _open(file: Path):
+    """The decoded image, its size checked (validate.image_size) before any pixel is decoded."""
     from PIL import Image, UnidentifiedImageError
     try:
-        image = Image.open(file)
-        image.load()
+        with warnings.catch_warnings():  # Pillow's warning of a large image: ours is the refusal
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(file)
+        try:
+            validate.image_size(file, *image.size)
+            image.load()
+        except BaseException:
+            image.close()
+            raise
         return image
-    except (UnidentifiedImageError, OSError) as e:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
         raise ConfigError(f"{file}: cannot read this image ({e}); replace or remove the file") from None
 
 
@@ -99,11 +110,22 @@ def auto_mode(files: list[Path]) -> str:
     for file in files:
         try:
             with Image.open(file) as image:
-                if image.mode not in GREY_MODES:
+                if image.mode not in GREY_MODES + WIDE_GREY_MODES:
                     return "RGB"
         except (UnidentifiedImageError, OSError) as e:
             raise ConfigError(f"{file}: cannot read this image ({e}); replace or remove the file") from None
     return "L"
+
+
+def eight_bit(image):
+    """16- and 32-bit grey images (PNG "I;16", "I") scaled to 8 bits: Pillow's convert("L")
+    clips them at 255 instead, which makes most of a 16-bit image white."""
+    from PIL import Image
+    if image.mode not in WIDE_GREY_MODES:
+        return image
+    pixels = np.asarray(image).astype(np.float64)
+    top = 65535.0 if image.mode.startswith("I;16") or pixels.max(initial=0) <= 65535 else float(pixels.max())
+    return Image.fromarray(np.round(np.clip(pixels, 0, top) * (255.0 / top)).astype(np.uint8), "L")
 
 
 def decode(files: list[Path], size: tuple[int, ...], mode: str) -> np.ndarray:
@@ -112,7 +134,7 @@ def decode(files: list[Path], size: tuple[int, ...], mode: str) -> np.ndarray:
 
     out = []
     for file in files:
-        image = _open(file).convert(mode)
+        image = eight_bit(_open(file)).convert(mode)
         if size and image.size != (size[1], size[0]):
             image = image.resize((size[1], size[0]), Image.BILINEAR)
         pixels = np.asarray(image, np.uint8)
@@ -124,18 +146,18 @@ def decode(files: list[Path], size: tuple[int, ...], mode: str) -> np.ndarray:
     return np.stack(out)
 
 
-def read_images(path: Path, size: tuple[int, ...], mode: str) -> np.ndarray:
-    """uint8 images [N, H, W, C] from one image file or every image under a folder (sorted)."""
+def input_files(path: Path) -> list[Path]:
+    """One image file, or every image under a folder (sorted)."""
     files = [path] if path.is_file() else image_files(path)
     if not files:
         raise ConfigError(f"{path} holds no {'/'.join(SUFFIXES)} images")
-    return decode(files, size, mode)
+    return files
 
 
 # ----------------------------------------------------------------------------- the cache
 def _cache_file(cfg: ImageFolderConfig, root: Path, files: list[Path]) -> Path:
     stamp = [(str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-    key = json.dumps([stamp, list(cfg.image_size), cfg.mode, 1])   # 1: this cache layout
+    key = json.dumps([stamp, list(cfg.image_size), cfg.mode, 2])   # 2: this cache layout (16-bit scaled)
     base = Path(cfg.cache_dir or os.environ.get("ZOO_CACHE", Path.home() / ".cache" / "zoo")).expanduser()
     return base / "image_folder" / f"{root.name}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
 

@@ -1,5 +1,10 @@
 """Datasets from the user's own code: `data.name: "package.module:function"`.
 
+Only a function marked as a zoo dataset is ever called: one decorated with `@zoo.data.dataset`,
+or one an installed package registers under the `zoo.datasets` entry-point group. A config
+names code to run, so anything else (`os:system`, `subprocess:run`, any unmarked function) is
+refused in one line before it is called, and a standard-library module before it is imported.
+
 The function's parameters are the data section's other keys, checked like a built-in dataset's
 config fields: each parameter's annotation (str, int, float, bool, Literal[...], X | None,
 tuple[X, ...] or list[X] (passed as a tuple), dict, or none for any YAML value) and default; a
@@ -30,16 +35,43 @@ from typing import Any, Literal
 from zoo.errors import ConfigError
 
 SCALARS = (str, int, float, bool, dict, type(None))
+MARK = "__zoo_dataset__"
+ENTRY_POINTS = "zoo.datasets"
+
+
+def dataset(function: Callable) -> Callable:
+    """Mark `function` as a zoo dataset, which `data.name: "module:function"` may call:
+
+        @zoo.data.dataset
+        def sensors(path: str, window: int = 64): ...
+    """
+    setattr(function, MARK, True)
+    return function
 
 
 def is_plugin(name: str) -> bool:
     return ":" in name
 
 
+def _registered(name: str) -> bool:
+    """Whether an installed package registers `name` under the zoo.datasets entry points."""
+    from importlib.metadata import entry_points
+    return any(ep.value.replace(" ", "") == name for ep in entry_points(group=ENTRY_POINTS))
+
+
+def _unmarked(name: str, why: str) -> ConfigError:
+    return ConfigError(f"data.name={name!r}: {why}; zoo calls only functions marked as datasets "
+                       f"(decorate it with @zoo.data.dataset, or register it under the {ENTRY_POINTS!r} "
+                       f"entry points), so a config cannot run other code")
+
+
 def _function(name: str) -> Callable:
     module_name, _, function_name = name.partition(":")
     if not all(part.isidentifier() for part in module_name.split(".")) or not function_name.isidentifier():
         raise ConfigError(f"data.name={name!r}: write a dataset of your own as 'package.module:function'")
+    registered = _registered(name)
+    if module_name.split(".")[0] in sys.stdlib_module_names and not registered:
+        raise _unmarked(name, f"{module_name!r} is a standard-library module, not a dataset")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
@@ -50,6 +82,8 @@ def _function(name: str) -> Callable:
     function = getattr(module, function_name, None)
     if not callable(function):
         raise ConfigError(f"data.name={name!r}: module {module_name!r} has no function {function_name!r}")
+    if not (getattr(function, MARK, False) is True or registered):
+        raise _unmarked(name, f"{function_name!r} is not marked as a zoo dataset")
     return function
 
 
@@ -88,22 +122,24 @@ def config_class(name: str, function: Callable) -> type:
     return dataclasses.make_dataclass(f"{function.__name__}_config", fields, frozen=True, kw_only=True)
 
 
-def _checked(name: str, dataset: Any) -> Any:
+def _checked(name: str, ds: Any) -> Any:
+    import zoo.data.validate as validate
     from zoo.data.base import Dataset
     from zoo.tasks import TASKS
 
-    if not isinstance(dataset, Dataset):
-        raise ConfigError(f"data.name={name!r} returned {type(dataset).__name__}, not a zoo.data.Dataset; "
+    if not isinstance(ds, Dataset):
+        raise ConfigError(f"data.name={name!r} returned {type(ds).__name__}, not a zoo.data.Dataset; "
                           f"return one (the contract is in zoo/data/base.py)")
-    if dataset.task not in TASKS:
-        raise ConfigError(f"data.name={name!r} returned a dataset with task {dataset.task!r}; "
+    if ds.task not in TASKS:
+        raise ConfigError(f"data.name={name!r} returned a dataset with task {ds.task!r}; "
                           f"valid tasks: {', '.join(TASKS)}")
     try:
-        json.dumps(dataset.preprocessing)
+        json.dumps(ds.preprocessing)
     except TypeError as e:
         raise ConfigError(f"data.name={name!r}: the dataset's preprocessing is not JSON-able ({e}); "
                           f"store lists and numbers, not arrays") from None
-    return dataset
+    validate.dataset(ds, f"data.name={name!r}")
+    return ds
 
 
 @functools.cache

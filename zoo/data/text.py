@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+import zoo.data.validate as validate
 from zoo.data.base import Dataset, shard_rows
 from zoo.errors import ConfigError
 
@@ -32,6 +33,9 @@ class TextConfig:
 
 def text_files(path: str) -> list[Path]:
     """The files `path` names: itself, every file under a folder, or a glob's matches; sorted."""
+    if not path.strip():
+        raise ConfigError("data.path is empty (an unset shell variable?): give a UTF-8 text file, a folder of "
+                          "them or a pattern such as books/*.txt; leave data.path out for the built-in corpus")
     file = Path(path).expanduser()
     if file.is_file():
         return [file]
@@ -50,14 +54,7 @@ def read_text(path: str | None) -> str:
     if path is None:
         from pydoc_data.topics import topics
         return "".join(topics[k] for k in sorted(topics))
-    return "".join(_read_utf8(f) for f in text_files(path))
-
-
-def _read_utf8(file: Path) -> str:
-    try:
-        return file.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{file} is not UTF-8 text (byte {e.start}); convert it or leave it out of data.path") from None
+    return "".join(validate.read_text(f) for f in text_files(path))
 
 
 @dataclasses.dataclass

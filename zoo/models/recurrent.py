@@ -256,6 +256,9 @@ def _sequence(x):
         inputs, lengths = x["x"], x.get("lengths")
     else:
         inputs, lengths = x, None
+    if inputs.ndim not in (2, 3):
+        raise ConfigError(f"a recurrent network takes sequences [B, T] or [B, T, D], not {inputs.ndim - 1}-D rows "
+                          f"{list(inputs.shape[1:])}; reshape each row with data.shape=[T, D]")
     return (inputs[..., None] if inputs.ndim == 2 else inputs), lengths
 
 
