@@ -164,18 +164,42 @@ def test_a_replica_logs_and_ends_as_its_own_single_run(watched):
 
 
 @pytest.mark.parametrize("seeds", SEEDS)
-def test_standardized_data_writes_its_preprocessing_for_every_run(tmp_path, seeds):
-    data = tmp_path / "t.csv"
+def test_standardized_data_is_applied_by_predict_and_export_as_a_user_runs_them(tmp_path, monkeypatch, seeds):
+    """`zoo train`, `zoo predict` and `zoo export` as typed, from a folder outside the checkout, on
+    a CSV run with data.standardize: the stored standardisation is applied by both, and a run of
+    two seeds predicts and exports as their ensemble; the artifact runs without zoo."""
+    import subprocess
+    import sys
+    zoo = [sys.executable, "-m", "zoo"]
     rng = np.random.default_rng(0)
     x = rng.normal(50, 10, (200, 3))
-    np.savetxt(data, np.column_stack([x, (x[:, 0] > 50).astype(int)]), delimiter=",", header="a,b,c,label",
-               comments="", fmt="%.5f")
-    run = config.load(None, ["model.name=mlp", "model.width=8", "data.name=array", f"data.path={data}",
-                             "data.standardize=true", "train.batch_size=20", "train.eval_batch_size=20",
-                             "train.steps=5", "run.plots=false", f"run.dir={tmp_path}", "run.name=csv", *SEEDS[seeds]])
-    train.fit(run)
-    stored = json.loads((tmp_path / "csv" / "preprocessing.json").read_text())["standardize"]
-    assert len(stored["mean"]) == 3 and stored["mean"][0] == pytest.approx(50, abs=3)
+    np.savetxt(tmp_path / "t.csv", np.column_stack([x, (x[:, 0] > 50).astype(int)]), delimiter=",",
+               header="a,b,c,label", comments="", fmt=["%.5f"] * 3 + ["%d"])
+    np.savetxt(tmp_path / "new.csv", x[:9], delimiter=",", header="a,b,c", comments="", fmt="%.5f")
+    train_args = ["train", "mnist1d_mlp", "model.width=8", "data.name=array", "data.path=t.csv", "data.standardize=true",
+                  "train.batch_size=20", "train.eval_batch_size=20", "train.steps=30", "run.plots=false",
+                  "run.name=csv", *SEEDS[seeds]]
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    for args in (train_args, ["predict", "runs/csv", "--input", "new.csv", "--output", "p.csv"],
+                 ["export", "runs/csv", *(["--ensemble"] if seeds > 1 else []), "--output", "m.jaxexport"]):
+        done = subprocess.run([*zoo, *args], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+    stored = json.loads((tmp_path / "runs" / "csv" / "preprocessing.json").read_text())["standardize"]
+    assert stored["mean"][0] == pytest.approx(50, abs=3)
+    from zoo import inference
+    monkeypatch.chdir(tmp_path)   # the run's data.path is relative to the folder it trained in
+    runs = ex.load_runs("runs/csv")
+    scaled = ((x[:9] - np.asarray(stored["mean"])) / np.asarray(stored["std"])).astype(np.float32)
+    expected = np.mean([jax.nn.softmax(inference.outputs(r, scaled)) for r in runs], axis=0)
+    written = np.genfromtxt(tmp_path / "p.csv", delimiter=",", names=True)
+    np.testing.assert_allclose(written["probabilities_1"], expected[:, 1], rtol=1e-4, atol=1e-6)
+    assert ("probabilities_std_1" in written.dtype.names) == (seeds > 1)
+    code = ("import sys, jax, numpy as np; f = jax.export.deserialize(bytearray(open('m.jaxexport', 'rb').read()));"
+            "x = np.loadtxt('new.csv', delimiter=',', skiprows=1, dtype=np.float32);"
+            "print(' '.join(map(str, np.asarray(jax.nn.softmax(f.call(x)))[:, 1]))); assert 'zoo' not in sys.modules")
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    np.testing.assert_allclose([float(v) for v in done.stdout.split()], expected[:, 1], rtol=1e-4, atol=1e-6)
 
 
 # ----------------------------------------------------------------------------- every command reads a run of many

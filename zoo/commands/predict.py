@@ -6,7 +6,9 @@ through the preprocessing the run stored (the standardisation, reshaping and res
 its training split). The output (.npz or .csv) holds the class (and its name, when the run has
 class names) and each class's probability for classifiers, the outputs for regression, log p(x)
 for density models, and for images the path of each image. Language models are sampled with
-`zoo generate` instead.
+`zoo generate` instead. A run of many replicas (train.seeds) predicts as their deep ensemble:
+the mean of their probabilities (or outputs), with the replicas' standard deviation beside it
+(probabilities_std, output_std); --replica I predicts with one of them.
 
 The output is written atomically (a temporary file in its folder, then renamed); it is never
 the input, never a folder, and replaces an existing file only with --overwrite. The command
@@ -36,24 +38,31 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
     p.add_argument("--params", choices=["last", "best"], default=None,
                    help="the checkpoint's last params or the selected ones (default: what the summary used)")
+    p.add_argument("--replica", type=int, default=None,
+                   help="of a run of many replicas (train.seeds/sweep), this one (default: their ensemble)")
     p.set_defaults(run=run)
     return p
 
 
 # ----------------------------------------------------------------------------- the four steps
-def load(args: argparse.Namespace):
-    """The trained run predict uses."""
+def load(args: argparse.Namespace) -> list:
+    """The trained runs predict uses: the run, one replica, or every replica of a run of many."""
     from zoo import config
     from zoo import experiment as ex
 
     cfg = config.load_run_config(args.run_dir)
-    trained = ex.load_run(args.run_dir, args.step, args.params or ex.reported_params(cfg))
+    params = args.params or ex.reported_params(cfg)
+    if args.replica is None and config.is_stacked(cfg):
+        runs = ex.load_runs(args.run_dir, args.step, params)
+    else:
+        runs = [ex.load_run(args.run_dir, args.step, params, replica=args.replica)]
+    trained = runs[0]
     if not trained.exp.dataset.shardable:
         raise ConfigError(f"{trained.run_dir} is a graph model: predict reads arrays; call zoo.predict "
                           f"with a GraphsTuple from Python")
     if trained.exp.dataset.task == "language_model":
         raise ConfigError(f"{trained.run_dir} is a language model: sample from it with zoo generate")
-    return trained
+    return runs
 
 
 def read(path: str, trained, preprocessing: dict):
@@ -66,9 +75,10 @@ def read(path: str, trained, preprocessing: dict):
     return new
 
 
-def compute(trained, new) -> dict[str, np.ndarray]:
+def compute(runs: list, new) -> dict[str, np.ndarray]:
+    """One run's predictions, or the deep ensemble's of several replicas."""
     from zoo import inference
-    return inference.predict(trained, new.x)
+    return inference.predict(runs[0], new.x) if len(runs) == 1 else inference.predict_ensemble(runs, new.x)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,10 +86,10 @@ def run(args: argparse.Namespace) -> int:
 
     output = validate.output_file(args.output, args.input, OUTPUT_FORMATS, args.overwrite)
     validate.existing(args.input, "--input", "an .npz, .npy, .csv, .tsv or image file or folder")
-    trained = load(args)
-    preprocessing = preprocess.load(trained.run_dir)
-    new = read(args.input, trained, preprocessing)
-    predictions = compute(trained, new)
+    runs = load(args)
+    preprocessing = preprocess.load(runs[0].run_dir)
+    new = read(args.input, runs[0], preprocessing)
+    predictions = compute(runs, new)
     class_names = preprocessing.get("class_names")
     write(output, table(predictions, class_names, new.paths), class_names)
     print(f"wrote {len(new.x)} predictions to {output}")
@@ -133,7 +143,7 @@ def _csv(columns: dict[str, np.ndarray], class_names: list[str] | None) -> str:
     header, cells = [], []
     for key, value in columns.items():
         value = value.reshape(len(value), -1)
-        names = class_names if key == "probabilities" and class_names else range(value.shape[1])
+        names = class_names if key.startswith("probabilities") and class_names else range(value.shape[1])
         header += [key] if value.shape[1] == 1 else [f"{key}_{n}" for n in names]
         cells += [[_cell(v) for v in value[:, i].tolist()] for i in range(value.shape[1])]
     buf = io.StringIO()
