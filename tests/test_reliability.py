@@ -177,13 +177,64 @@ def test_a_damaged_checkpoint_is_skipped_for_the_newest_intact_one(reference, tm
     run = _copy(reference, tmp_path)
     damage(run / "checkpoints" / "30")
     assert ex.load_run(run).step == 20
-    assert "warning: checkpoint 30 of" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "checkpoint 30 skipped" in err and "restored step 20 instead" in err
     assert not damage.__name__ == "_flip" or checkpoint.damage(run / "checkpoints" / "30").endswith("(sha256 mismatch)")
     damage(run / "checkpoints" / "20")
     damage(run / "checkpoints" / "10")
     assert cli.main(["train", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err                  # all damaged: one line, each step's reason in it
+    assert err.count("\n") == 1 and err.startswith("error: ") and "no intact" in err and "checkpoint 10 skipped" in err
+
+
+def test_damaged_newest_steps_are_replaced_so_the_final_parameters_are_on_disk(reference, tmp_path, capsys):
+    run = _copy(reference, tmp_path)
+    _flip(run / "checkpoints" / "30")
+    _truncate(run / "checkpoints" / "20")
+    assert ex.load_run(run, step=30).step == 10               # the newest intact at or below 30
     err = capsys.readouterr().err
-    assert err.count("warning: checkpoint") == 3 and err.splitlines()[-1].startswith("error: ") and "no intact" in err
+    assert err.count("\n") == 1 and "checkpoint 30 skipped" in err and "checkpoint 20 skipped" in err
+    assert cli.main(["train", "--resume", str(run)]) == 0     # from 10: saves 20 below the damaged 30, replaces 30
+    capsys.readouterr()
+    ckpt = checkpoint.Checkpointer(run / "checkpoints", 3, create=False)
+    assert sorted(ckpt.manager.all_steps()) == [10, 20, 30]
+    assert [checkpoint.damage(run / "checkpoints" / str(s), ckpt.run) for s in (10, 20, 30)] == [None] * 3
+    ckpt.close()
+    assert ex.load_run(run).step == 30 and capsys.readouterr().err == ""
+    for a, b in zip(_leaves(reference), _leaves(run)):
+        np.testing.assert_array_equal(a, b)
+
+
+def _put_in_place_of(run: Path, source: int, target: int, old_manifest: bool = False):
+    shutil.rmtree(run / "checkpoints" / str(target))
+    shutil.copytree(run / "checkpoints" / str(source), run / "checkpoints" / str(target))
+    if old_manifest:  # as written before manifests recorded the step and the run
+        manifest = run / "checkpoints" / str(target) / checkpoint.MANIFEST
+        manifest.write_text(json.dumps({"sha256": json.loads(manifest.read_text())["sha256"]}))
+
+
+@pytest.mark.parametrize("old_manifest", [False, True])
+def test_a_checkpoint_that_is_not_what_its_name_says_is_skipped(reference, tmp_path, capsys, old_manifest):
+    run = _copy(reference, tmp_path)
+    _put_in_place_of(run, 20, 30, old_manifest)
+    assert ex.load_run(run).step == 20
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "checkpoint 30 skipped" in err and "not 30" in err
+
+
+def test_a_checkpoint_of_another_run_is_skipped_and_old_manifests_still_restore(reference, tmp_path, capsys):
+    run, other = _copy(reference, tmp_path), tmp_path / "other"
+    shutil.copytree(reference, other)
+    (other / rundir.RUN_ID).write_text("another run")         # other's own checkpoints say so
+    for step in (10, 20):
+        manifest = other / "checkpoints" / str(step) / checkpoint.MANIFEST
+        manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "run": "another run"}))
+    shutil.rmtree(other / "checkpoints" / "30")
+    shutil.copytree(run / "checkpoints" / "30", other / "checkpoints" / "30")
+    assert ex.load_run(other).step == 20
+    assert "written by another run" in capsys.readouterr().err
+    (run / rundir.RUN_ID).unlink()                            # a run from before run ids: unknown, not damage
+    assert ex.load_run(run).step == 30 and capsys.readouterr().err == ""
 
 
 # ----------------------------------------------------------------------------- divergence

@@ -47,6 +47,23 @@ def prepare(cfg: Config) -> Path:
     return _numbered(base, suffix)
 
 
+RUN_ID = "run_id"
+
+
+def run_id(run_dir: Path, create: bool = False) -> str | None:
+    """The id of the run in `run_dir` (RUN/run_id, random, made once): checkpoints record it, so
+    a checkpoint put there from another run is told apart. create=True makes a missing one
+    (process 0 only); None when there is none (a run from before ids, read only)."""
+    file = run_dir / RUN_ID
+    with contextlib.suppress(OSError):
+        return file.read_text().strip() or None
+    if not (create and is_writer()):
+        return None
+    import uuid
+    atomic_write(file, uuid.uuid4().hex)
+    return file.read_text().strip()
+
+
 def _check_tensorboard() -> None:
     import importlib.util
     if importlib.util.find_spec("tensorboardX") is None:
