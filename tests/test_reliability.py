@@ -1,6 +1,7 @@
 """Nothing lost, nothing silent: bad inputs end in one line, runs resume exactly or refuse,
 checkpoints are verified, non-finite steps never reach the params, signals and full disks are
 one line, and the loop keeps a bounded number of steps in flight."""
+import errno
 import json
 import os
 import shutil
@@ -235,6 +236,75 @@ def test_a_checkpoint_of_another_run_is_skipped_and_old_manifests_still_restore(
     assert "written by another run" in capsys.readouterr().err
     (run / rundir.RUN_ID).unlink()                            # a run from before run ids: unknown, not damage
     assert ex.load_run(run).step == 30 and capsys.readouterr().err == ""
+
+
+# ----------------------------------------------------------------------------- full and read-only disks
+def _mount(*args) -> bool:
+    return subprocess.run(["mount", *args], capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs (root ignores permissions, so a real file system is the honest full or
+    read-only disk); skips where this process may not mount."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if not _mount("-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)):
+        pytest.skip("mounting a tmpfs needs root (CAP_SYS_ADMIN); the full-disk cases run where it is allowed")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def _fill(disk: Path, leave: int = 0):
+    """Fill `disk` until fewer than `leave` bytes are free."""
+    with open(disk / "filler", "ab") as f:
+        while os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize > leave:
+            try:
+                f.write(b"\0" * 4096)
+                f.flush()
+            except OSError:
+                break
+
+
+def _intact(run: Path) -> list[int]:
+    ckpt = checkpoint.Checkpointer(run / "checkpoints", 3, create=False)
+    steps = sorted(s for s in ckpt.manager.all_steps() if checkpoint.damage(run / "checkpoints" / str(s)) is None)
+    ckpt.close()
+    return steps
+
+
+def test_a_disk_filling_up_during_a_save_is_an_oserror_naming_the_folder_earlier_checkpoints_intact(small_disk):
+    def fill_after_the_first_checkpoint(done, state):
+        if done == 15:
+            _fill(small_disk)
+    with pytest.raises(OSError) as caught:
+        train.fit(small_cfg(small_disk, "full", *RUN), on_step=fill_after_the_first_checkpoint)
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(small_disk / "full" / "checkpoints")
+    (small_disk / "filler").unlink()
+    assert _intact(small_disk / "full") == [10]
+    assert not list((small_disk / "full" / "checkpoints").glob("*tmp*"))     # orbax's half-written save removed
+
+
+def test_a_full_disk_is_one_line_and_a_fresh_run_leaves_no_directory(small_disk, capsys):
+    _fill(small_disk)
+    assert cli.main(["train", *SMALL, f"run.dir={small_disk}", "run.name=full", *RUN]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left on device" in err and "Traceback" not in err
+    assert not (small_disk / "full").exists()
+
+
+def test_a_read_only_checkpoint_folder_is_one_line_at_once(reference, small_disk, capsys):
+    run = _copy(reference, small_disk)
+    folder = run / "checkpoints"
+    if not (_mount("--bind", str(folder), str(folder)) and _mount("-o", "remount,ro,bind", str(folder))):
+        pytest.skip("a read-only bind mount needs root (CAP_SYS_ADMIN)")
+    try:
+        assert cli.main(["train", "--resume", str(run), "train.steps=40"]) == 2   # no barrier timeout: seconds
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot write {folder}: Read-only file system" in err
+    assert _intact(run) == [10, 20, 30]
 
 
 # ----------------------------------------------------------------------------- divergence

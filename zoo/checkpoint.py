@@ -24,6 +24,7 @@ import contextlib
 import errno
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -115,10 +116,16 @@ class Checkpointer:
         """Checkpoints in `directory` (RUN/checkpoints); create=False only reads (load_run),
         never makes it nor writes the run's id."""
         self.directory = Path(directory).absolute()
-        self.run = rundir.run_id(self.directory.parent, create=create)
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=create, cleanup_tmp_directories=create)
-        with _unwritable_as_oserror(self.directory):
-            self.manager = ocp.CheckpointManager(self.directory, options=options)
+        self.logs = _LibraryLog(self.directory.parent / LOG)
+        try:
+            self.run = rundir.run_id(self.directory.parent, create=create)
+            options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=create, cleanup_tmp_directories=create,
+                                                   enable_async_checkpointing=False)
+            with _unwritable_as_oserror(self.directory):
+                self.manager = ocp.CheckpointManager(self.directory, options=options)
+        except BaseException:
+            self.logs.close()
+            raise
         self.unsealed: list[int] = []   # steps this process saved whose manifest is not written yet
         self.verified: set[int] = set()
         self.failed = False             # a save the file system refused: nothing more is written
@@ -189,9 +196,42 @@ class Checkpointer:
         return restored["state"], restored["position"]
 
     def close(self) -> None:
-        if not self.failed:
-            self.seal()
-        self.manager.close()
+        try:
+            if not self.failed:
+                self.seal()
+            self.manager.close()
+        finally:
+            self.logs.close()
+
+
+LOG = "train.log"  # in the run directory: absl's records (orbax, jax), tracebacks included
+
+
+class _FileHandler(logging.FileHandler):
+    def handleError(self, record):  # a full disk must not print to the terminal what it could not hold
+        pass
+
+
+class _LibraryLog:
+    """While a Checkpointer is open, absl's log records (orbax's warnings about the damage zoo
+    reports in its own line, the tracebacks of a save the disk refused) go to RUN/train.log,
+    not to the terminal; where that file cannot be written they are dropped."""
+
+    def __init__(self, file: Path):
+        self.logger = logging.getLogger("absl")
+        try:
+            self.handler = _FileHandler(file, delay=True) if file.parent.is_dir() else logging.NullHandler()
+        except OSError:
+            self.handler = logging.NullHandler()
+        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self.logger.addHandler(self.handler)
+        self.logger.propagate = False
+
+    def close(self) -> None:
+        self.logger.removeHandler(self.handler)
+        self.handler.close()
+        if not self.logger.handlers:  # the last Checkpointer open: absl speaks as before
+            self.logger.propagate = True
 
 
 # orbax reports a file system error as a ValueError (tensorstore's status text) or an OSError

@@ -104,6 +104,17 @@ def run(args: argparse.Namespace) -> int:
                           f"choose a writable run.dir (earlier checkpoints are intact)") from None
 
 
+def _fit_or_remove(fit, cfg: config.Config, **kwargs) -> dict:
+    """fit(), where a failure or a signal before the first step removes the fresh run
+    directory it made (killed leftovers are taken again by the next start: zoo.rundir)."""
+    from zoo import rundir
+    try:
+        return fit(cfg, **kwargs)
+    except BaseException:
+        rundir.remove_untrained()
+        raise
+
+
 def _train(args: argparse.Namespace) -> int:
     cfg = resolve(args)
     if args.print_config:
@@ -115,7 +126,7 @@ def _train(args: argparse.Namespace) -> int:
 
     host.keep_freed_memory()  # page-fault-free steps on CPU (zoo.commands.host)
     try:
-        summary = fit(cfg, hooks=figures.after_training(cfg))
+        summary = _fit_or_remove(fit, cfg, hooks=figures.after_training(cfg))
     except Interrupted as e:
         print(f"interrupted: {e}; resume with: zoo train --resume {e.run_dir}", file=sys.stderr)
         return 128 + e.signum
