@@ -346,7 +346,8 @@ def _catches(pid: int, signum: int) -> bool:
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads signal masks from Linux /proc")
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_before_the_loop_is_one_line_and_leaves_nothing(tmp_path, signum):
+@pytest.mark.parametrize("moment", ["start", "compile"])
+def test_a_signal_before_the_loop_is_one_line_and_leaves_nothing(tmp_path, signum, moment):
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *SMALL, f"run.dir={tmp_path / 'runs'}"],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -354,11 +355,30 @@ def test_a_signal_before_the_loop_is_one_line_and_leaves_nothing(tmp_path, signu
     # action kills silently); the loop's handlers come seconds later, after imports and compiling
     while proc.poll() is None and not _catches(proc.pid, signal.SIGTERM):
         pass
+    if moment == "compile":  # the run directory is made and announced; the first step compiles next
+        while not proc.stdout.readline().startswith("run directory:"):
+            pass
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signum, err[-2000:]
-    assert err.count("\n") == 1 and "interrupted by signal" in err and "Traceback" not in err
-    assert not any((tmp_path / "runs").glob("*/config.yaml"))
+    assert err.count("\n") == 1 and "Traceback" not in err, err[-2000:]
+    if "interrupted by signal" in err:  # before the loop took the signal over: nothing is left
+        assert not any((tmp_path / "runs").glob("*"))
+    else:                               # the loop's first step boundary came first: a checkpoint to resume
+        assert "resume with: zoo train --resume" in err and any((tmp_path / "runs").glob("*/checkpoints/1"))
+
+
+def test_a_directory_a_killed_start_left_is_taken_by_the_next_start(tmp_path):
+    left, busy, run = tmp_path / "left", tmp_path / "busy", tmp_path / "run"
+    for d in (left, busy, run):
+        d.mkdir()
+        (d / ".lock").write_text("1234")               # a start SIGKILLed right after its mkdir
+    (run / "config.yaml").write_text("{}")             # a run, even with nothing else in it
+    with rundir.lock(busy):                            # another process is starting there
+        made = [rundir.prepare(small_cfg(tmp_path, name)) for name in ("left", "busy", "run")]
+    assert made == [left, tmp_path / "busy-2", tmp_path / "run-2"]
+    rundir.remove_untrained()                          # as a failed command would: the fresh ones go
+    assert not left.exists() and busy.is_dir() and run.is_dir()
 
 
 def test_eight_devices_keep_a_bounded_number_of_steps_in_flight(tmp_path):
