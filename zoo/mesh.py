@@ -29,12 +29,28 @@ FSDP_MIN_SIZE = 2**14  # leaves smaller than this stay replicated: gathering the
 
 
 def initialize_distributed(cfg: MeshConfig) -> None:
-    """Join a multi-process run when the config or the environment describes one."""
-    if cfg.coordinator_address is not None:
-        jax.distributed.initialize(coordinator_address=cfg.coordinator_address,
-                                   num_processes=cfg.num_processes, process_id=cfg.process_id)
-    elif cfg.num_processes not in (None, 1):
-        jax.distributed.initialize()  # cluster environments (SLURM, TPU pods) fill in the rest
+    """Join a multi-process run when the config or the environment describes one. ConfigError
+    naming the setting when neither gives what jax needs (outside a cluster it detects)."""
+    try:
+        if cfg.coordinator_address is not None:
+            jax.distributed.initialize(coordinator_address=cfg.coordinator_address,
+                                       num_processes=cfg.num_processes, process_id=cfg.process_id)
+        elif cfg.num_processes not in (None, 1):
+            jax.distributed.initialize()  # cluster environments (SLURM, TPU pods) fill in the rest
+    except ValueError as e:
+        key = next((k for text, k in UNDETECTED.items() if str(e).startswith(text)), None)
+        if key is None:
+            raise
+        raise ConfigError(f"mesh.num_processes={cfg.num_processes} needs {key}, and no cluster environment "
+                          f"(SLURM, Open MPI, TPU, Kubernetes) gives it; start each process with "
+                          f"mesh.coordinator_address=HOST:PORT (process 0's), mesh.num_processes and its "
+                          f"mesh.process_id, or train in one process (mesh.num_processes=1)") from None
+
+
+# jax.distributed's messages for a setting it could neither be given nor detect -> zoo's key
+UNDETECTED = {"coordinator_address should be defined": "mesh.coordinator_address",
+              "Number of processes must be defined": "mesh.num_processes",
+              "The process id of the current process must be defined": "mesh.process_id"}
 
 
 def processes(devices) -> list[int]:
