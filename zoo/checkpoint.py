@@ -116,7 +116,7 @@ class Checkpointer:
         """Checkpoints in `directory` (RUN/checkpoints); create=False only reads (load_run),
         never makes it nor writes the run's id."""
         self.directory = Path(directory).absolute()
-        self.logs = _LibraryLog(self.directory.parent / LOG)
+        self.logs = _LibraryLog(self.directory.parent / rundir.LIBRARY_LOG)
         try:
             self.run = rundir.run_id(self.directory.parent, create=create)
             options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=create, cleanup_tmp_directories=create,
@@ -128,7 +128,7 @@ class Checkpointer:
             raise
         self.unsealed: list[int] = []   # steps this process saved whose manifest is not written yet
         self.verified: set[int] = set()
-        self.failed = False             # a save the file system refused: nothing more is written
+        self.failed = False             # a save the file system refused: close() waits for nothing
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
@@ -159,8 +159,6 @@ class Checkpointer:
         """Checkpoint `step`; a directory of that step already there (damaged, or newer than the
         state this run resumed from, so skipped at restore) is replaced. OSError naming the
         checkpoint folder when the file system refuses the write."""
-        if self.failed:
-            return
         with _unwritable_as_oserror(self.directory, on_error=self._failed):
             if step in self.manager.all_steps():
                 self.manager.delete(step)
@@ -182,7 +180,7 @@ class Checkpointer:
 
     def _failed(self) -> None:
         """After a refused save: drop orbax's half-written temporary folder (where the file
-        system lets us) and write nothing more."""
+        system lets us); its manifest will not be written."""
         self.failed, self.unsealed = True, []
         for tmp in self.directory.glob("*.orbax-checkpoint-tmp*"):
             shutil.rmtree(tmp, ignore_errors=True)
@@ -204,11 +202,15 @@ class Checkpointer:
             self.logs.close()
 
 
-LOG = "train.log"  # in the run directory: absl's records (orbax, jax), tracebacks included
-
-
 class _FileHandler(logging.FileHandler):
-    def handleError(self, record):  # a full disk must not print to the terminal what it could not hold
+    """A log file that a full or read-only disk silences instead of printing to the terminal
+    what it could not hold (or raising into orbax, when the file cannot be opened)."""
+
+    def emit(self, record):
+        with contextlib.suppress(OSError):
+            super().emit(record)
+
+    def handleError(self, record):
         pass
 
 

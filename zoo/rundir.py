@@ -102,9 +102,10 @@ def _make_fresh(base: Path) -> int:
         i += 1
 
 
+LIBRARY_LOG = "train.log"  # absl's records (orbax, jax) while a run's checkpoints are open, tracebacks included
 # What a start writes into its fresh directory before config.yaml: a directory holding no more
 # was left by a start killed before it wrote anything.
-LEFTOVERS = {".lock", "run_id", "train.log"}
+LEFTOVERS = {".lock", RUN_ID, LIBRARY_LOG}
 _HELD: dict[Path, object] = {}      # run directory -> its .lock, locked since its creation
 _UNTRAINED: set[Path] = set()       # fresh run directories of this process that trained no step yet
 
