@@ -114,11 +114,11 @@ def _file_problem(step_dir: Path, recorded: dict) -> str | None:
 class Checkpointer:
     def __init__(self, directory: Path, keep: int, *, create: bool = True):
         """Checkpoints in `directory` (RUN/checkpoints); create=False only reads (load_run),
-        never makes it nor writes the run's id."""
+        never makes it."""
         self.directory = Path(directory).absolute()
         self.logs = _LibraryLog(self.directory.parent / rundir.LIBRARY_LOG)
         try:
-            self.run = rundir.run_id(self.directory.parent, create=create)
+            self.run = rundir.run_id(self.directory.parent)  # made at the first save of a run without one
             options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=create, cleanup_tmp_directories=create,
                                                    enable_async_checkpointing=False)
             with _unwritable_as_oserror(self.directory):
@@ -173,6 +173,8 @@ class Checkpointer:
         """Wait for the saves in flight, then write their manifests."""
         self.manager.wait_until_finished()
         if jax.process_index() == 0:
+            if self.unsealed and self.run is None:
+                self.run = rundir.run_id(self.directory.parent, create=True)
             for step in self.unsealed:
                 if (self.directory / str(step)).is_dir():  # not yet rotated out by keep-N
                     write_manifest(self.directory / str(step), self.run)
