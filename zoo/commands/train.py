@@ -100,8 +100,9 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:
         if e.errno not in DISK_ERRORS:
             raise
-        raise ConfigError(f"cannot write {e.filename or 'the run directory'}: {e.strerror}; free space or "
-                          f"choose a writable run.dir (earlier checkpoints are intact)") from None
+        fix = "free space there" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "make it writable"
+        raise ConfigError(f"cannot write {e.filename or 'the run directory'}: {e.strerror}; {fix} or "
+                          f"choose another run.dir (earlier checkpoints are intact)") from None
 
 
 def _fit_or_remove(fit, cfg: config.Config, **kwargs) -> dict:
