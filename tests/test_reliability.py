@@ -293,6 +293,14 @@ def test_a_full_disk_is_one_line_and_a_fresh_run_leaves_no_directory(small_disk,
     assert not (small_disk / "full").exists()
 
 
+def test_a_disk_that_fills_during_a_save_is_one_line_at_the_command_line(small_disk, capsys):
+    _fill(small_disk, leave=250_000)                     # room for the config, logs and one or two checkpoints
+    assert cli.main(["train", *SMALL, f"run.dir={small_disk}", "run.name=full", *RUN]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot write {small_disk / 'full' / 'checkpoints'}: No space left" in err, err
+    assert _intact(small_disk / "full") in ([10], [10, 20])
+
+
 def test_a_read_only_checkpoint_folder_is_one_line_at_once(reference, small_disk, capsys):
     run = _copy(reference, small_disk)
     folder = run / "checkpoints"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import hashlib
 import json
 import logging
@@ -184,6 +185,7 @@ class Checkpointer:
         """After a refused save: drop orbax's half-written temporary folder (where the file
         system lets us); its manifest will not be written."""
         self.failed, self.unsealed = True, []
+        gc.collect()  # orbax's abandoned writes report "never retrieved" now, into RUN/train.log
         for tmp in self.directory.glob("*.orbax-checkpoint-tmp*"):
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -217,25 +219,30 @@ class _FileHandler(logging.FileHandler):
 
 
 class _LibraryLog:
-    """While a Checkpointer is open, absl's log records (orbax's warnings about the damage zoo
-    reports in its own line, the tracebacks of a save the disk refused) go to RUN/train.log,
-    not to the terminal; where that file cannot be written they are dropped."""
+    """While a Checkpointer is open, absl's and asyncio's log records (orbax's warnings about the
+    damage zoo reports in its own line, the tracebacks of a save the disk refused) go to
+    RUN/train.log, not to the terminal; where that file cannot be written they are dropped."""
+
+    # absl: orbax's own records; asyncio: the futures of a failed save that nobody retrieved
+    LOGGERS = ("absl", "asyncio")
 
     def __init__(self, file: Path):
-        self.logger = logging.getLogger("absl")
         try:
             self.handler = _FileHandler(file, delay=True) if file.parent.is_dir() else logging.NullHandler()
         except OSError:
             self.handler = logging.NullHandler()
         self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        self.logger.addHandler(self.handler)
-        self.logger.propagate = False
+        for name in self.LOGGERS:
+            logging.getLogger(name).addHandler(self.handler)
+            logging.getLogger(name).propagate = False
 
     def close(self) -> None:
-        self.logger.removeHandler(self.handler)
+        for name in self.LOGGERS:
+            logger = logging.getLogger(name)
+            logger.removeHandler(self.handler)
+            if not logger.handlers:  # the last Checkpointer open: the logger speaks as before
+                logger.propagate = True
         self.handler.close()
-        if not self.logger.handlers:  # the last Checkpointer open: absl speaks as before
-            self.logger.propagate = True
 
 
 # orbax reports a file system error as a ValueError (tensorstore's status text) or an OSError
