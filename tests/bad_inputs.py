@@ -67,6 +67,7 @@ TYPES = [
     overrides("run.name=!!python/name:os.system", expect="is not a plain value"),
     overrides("optimizer.kwargs=[1, 2]", expect="optimizer.kwargs: expected dict"),
     overrides("mesh.coordinator_address=[1]", expect="expected str or null"),
+    overrides("mesh.num_processes=2", expect="mesh.num_processes=2 needs mesh.coordinator_address"),
 ]
 
 RANGES = [

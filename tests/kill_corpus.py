@@ -1,5 +1,7 @@
-"""Measure: runs killed with SIGKILL at random moments (before their first checkpoint, during a
-save, anywhere) and resumed end bit for bit where an uninterrupted run ends.
+"""Measure: runs killed with SIGKILL at random moments (right after their run directory appears,
+before their first checkpoint, during a save, anywhere) and resumed end bit for bit where an
+uninterrupted run ends; a run killed before it wrote its config is started again by name and
+must take its leftover directory (not name-2).
 
     PYTHONPATH=. python tests/kill_corpus.py [--kills 20] [--seed 0] [--dir /tmp/kill_corpus]
 
@@ -64,7 +66,7 @@ def kill_when(proc: subprocess.Popen, run_dir: Path, mode: str, delay: float) ->
         saving = ckpts.is_dir() and any("tmp" in p.name for p in ckpts.iterdir())
         if first is None and committed(run_dir):
             first = time.time()
-        due = {"save": saving, "start": time.time() - start >= delay,
+        due = {"save": saving, "start": time.time() - start >= delay, "mkdir": run_dir.is_dir(),
                "train": first is not None and time.time() - first >= delay}[mode]
         if due:
             proc.send_signal(signal.SIGKILL)
@@ -103,17 +105,17 @@ def main() -> int:
     rng, same = random.Random(a.seed), 0
     for i in range(a.kills):
         run_dir = base / f"k{i}"
-        mode = ("start", "save", "train")[i % 3]
+        mode = ("start", "save", "train", "mkdir")[i % 4]
         proc = train(str(base / "c.yaml"), f"run.dir={base}", f"run.name=k{i}")
         when = kill_when(proc, run_dir, mode, rng.uniform(0.0, startup if mode == "start" else 0.9 * training))
-        if not (run_dir / "config.yaml").is_file():  # killed before it wrote anything: start it again
-            shutil.rmtree(run_dir, ignore_errors=True)
-            when += " (nothing written)"
+        if not (run_dir / "config.yaml").is_file():  # killed before it wrote its config: start it again
+            when += " (no config yet)"
             resumed = train(str(base / "c.yaml"), f"run.dir={base}", f"run.name=k{i}")
         else:
             resumed = train("--resume", str(run_dir))
         _, err = resumed.communicate()
-        equal = resumed.returncode == 0 and all(np.array_equal(x, y) for x, y in zip(reference, final_state(run_dir)))
+        equal = (resumed.returncode == 0 and not (base / f"k{i}-2").exists()
+                 and all(np.array_equal(x, y) for x, y in zip(reference, final_state(run_dir))))
         same += equal
         print(f"kill {i + 1:2d}: {when:28s} resume exit {resumed.returncode}, final state "
               f"{'bit-identical' if equal else 'DIFFERENT'}" + ("" if equal else f"\n{err[-1500:]}"), flush=True)

@@ -1,6 +1,7 @@
 """Nothing lost, nothing silent: bad inputs end in one line, runs resume exactly or refuse,
 checkpoints are verified, non-finite steps never reach the params, signals and full disks are
 one line, and the loop keeps a bounded number of steps in flight."""
+import errno
 import json
 import os
 import shutil
@@ -177,13 +178,141 @@ def test_a_damaged_checkpoint_is_skipped_for_the_newest_intact_one(reference, tm
     run = _copy(reference, tmp_path)
     damage(run / "checkpoints" / "30")
     assert ex.load_run(run).step == 20
-    assert "warning: checkpoint 30 of" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "checkpoint 30 skipped" in err and "restored step 20 instead" in err
     assert not damage.__name__ == "_flip" or checkpoint.damage(run / "checkpoints" / "30").endswith("(sha256 mismatch)")
     damage(run / "checkpoints" / "20")
     damage(run / "checkpoints" / "10")
     assert cli.main(["train", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err                  # all damaged: one line, each step's reason in it
+    assert err.count("\n") == 1 and err.startswith("error: ") and "no intact" in err and "checkpoint 10 skipped" in err
+
+
+def test_damaged_newest_steps_are_replaced_so_the_final_parameters_are_on_disk(reference, tmp_path, capsys):
+    run = _copy(reference, tmp_path)
+    _flip(run / "checkpoints" / "30")
+    _truncate(run / "checkpoints" / "20")
+    assert ex.load_run(run, step=30).step == 10               # the newest intact at or below 30
     err = capsys.readouterr().err
-    assert err.count("warning: checkpoint") == 3 and err.splitlines()[-1].startswith("error: ") and "no intact" in err
+    assert err.count("\n") == 1 and "checkpoint 30 skipped" in err and "checkpoint 20 skipped" in err
+    assert cli.main(["train", "--resume", str(run)]) == 0     # from 10: saves 20 below the damaged 30, replaces 30
+    capsys.readouterr()
+    ckpt = checkpoint.Checkpointer(run / "checkpoints", 3, create=False)
+    assert sorted(ckpt.manager.all_steps()) == [10, 20, 30]
+    assert [checkpoint.damage(run / "checkpoints" / str(s), ckpt.run) for s in (10, 20, 30)] == [None] * 3
+    ckpt.close()
+    assert ex.load_run(run).step == 30 and capsys.readouterr().err == ""
+    for a, b in zip(_leaves(reference), _leaves(run)):
+        np.testing.assert_array_equal(a, b)
+
+
+def _put_in_place_of(run: Path, source: int, target: int, old_manifest: bool = False):
+    shutil.rmtree(run / "checkpoints" / str(target))
+    shutil.copytree(run / "checkpoints" / str(source), run / "checkpoints" / str(target))
+    if old_manifest:  # as written before manifests recorded the step and the run
+        manifest = run / "checkpoints" / str(target) / checkpoint.MANIFEST
+        manifest.write_text(json.dumps({"sha256": json.loads(manifest.read_text())["sha256"]}))
+
+
+@pytest.mark.parametrize("old_manifest", [False, True])
+def test_a_checkpoint_that_is_not_what_its_name_says_is_skipped(reference, tmp_path, capsys, old_manifest):
+    run = _copy(reference, tmp_path)
+    _put_in_place_of(run, 20, 30, old_manifest)
+    assert ex.load_run(run).step == 20
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "checkpoint 30 skipped" in err and "not 30" in err
+
+
+def test_a_checkpoint_of_another_run_is_skipped_and_old_manifests_still_restore(reference, tmp_path, capsys):
+    run, other = _copy(reference, tmp_path), tmp_path / "other"
+    shutil.copytree(reference, other)
+    (other / rundir.RUN_ID).write_text("another run")         # other's own checkpoints say so
+    for step in (10, 20):
+        manifest = other / "checkpoints" / str(step) / checkpoint.MANIFEST
+        manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "run": "another run"}))
+    shutil.rmtree(other / "checkpoints" / "30")
+    shutil.copytree(run / "checkpoints" / "30", other / "checkpoints" / "30")
+    assert ex.load_run(other).step == 20
+    assert "written by another run" in capsys.readouterr().err
+    (run / rundir.RUN_ID).unlink()                            # a run from before run ids: unknown, not damage
+    assert ex.load_run(run).step == 30 and capsys.readouterr().err == ""
+
+
+# ----------------------------------------------------------------------------- full and read-only disks
+def _mount(*args) -> bool:
+    return subprocess.run(["mount", *args], capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs (root ignores permissions, so a real file system is the honest full or
+    read-only disk); skips where this process may not mount."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if not _mount("-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)):
+        pytest.skip("mounting a tmpfs needs root (CAP_SYS_ADMIN); the full-disk cases run where it is allowed")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def _fill(disk: Path, leave: int = 0):
+    """Fill `disk` until fewer than `leave` bytes are free."""
+    with open(disk / "filler", "ab") as f:
+        while os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize > leave:
+            try:
+                f.write(b"\0" * 4096)
+                f.flush()
+            except OSError:
+                break
+
+
+def _intact(run: Path) -> list[int]:
+    ckpt = checkpoint.Checkpointer(run / "checkpoints", 3, create=False)
+    steps = sorted(s for s in ckpt.manager.all_steps() if checkpoint.damage(run / "checkpoints" / str(s)) is None)
+    ckpt.close()
+    return steps
+
+
+def test_a_disk_filling_up_during_a_save_is_an_oserror_naming_the_folder_earlier_checkpoints_intact(small_disk):
+    def fill_after_the_first_checkpoint(done, state):
+        if done == 15:
+            _fill(small_disk)
+    with pytest.raises(OSError) as caught:
+        train.fit(small_cfg(small_disk, "full", *RUN), on_step=fill_after_the_first_checkpoint)
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(small_disk / "full" / "checkpoints")
+    (small_disk / "filler").unlink()
+    assert _intact(small_disk / "full") == [10]
+    assert not list((small_disk / "full" / "checkpoints").glob("*tmp*"))     # orbax's half-written save removed
+
+
+def test_a_full_disk_is_one_line_and_a_fresh_run_leaves_no_directory(small_disk, capsys):
+    _fill(small_disk)
+    assert cli.main(["train", *SMALL, f"run.dir={small_disk}", "run.name=full", *RUN]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left on device" in err and "Traceback" not in err
+    assert not (small_disk / "full").exists()
+
+
+def test_a_disk_that_fills_during_a_save_is_one_line_at_the_command_line(small_disk, capsys):
+    _fill(small_disk, leave=250_000)                     # room for the config, logs and one or two checkpoints
+    assert cli.main(["train", *SMALL, f"run.dir={small_disk}", "run.name=full", *RUN]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot write {small_disk / 'full' / 'checkpoints'}: No space left" in err, err
+    assert _intact(small_disk / "full") in ([10], [10, 20])
+
+
+def test_a_read_only_checkpoint_folder_is_one_line_at_once(reference, small_disk, capsys):
+    run = _copy(reference, small_disk)
+    folder = run / "checkpoints"
+    if not (_mount("--bind", str(folder), str(folder)) and _mount("-o", "remount,ro,bind", str(folder))):
+        pytest.skip("a read-only bind mount needs root (CAP_SYS_ADMIN)")
+    try:
+        assert cli.main(["train", "--resume", str(run), "train.steps=40"]) == 2   # no barrier timeout: seconds
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot write {folder}: Read-only file system" in err
+    assert _intact(run) == [10, 20, 30]
 
 
 # ----------------------------------------------------------------------------- divergence
@@ -225,7 +354,8 @@ def _catches(pid: int, signum: int) -> bool:
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads signal masks from Linux /proc")
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_before_the_loop_is_one_line_and_leaves_nothing(tmp_path, signum):
+@pytest.mark.parametrize("moment", ["start", "compile"])
+def test_a_signal_before_the_loop_is_one_line_and_leaves_nothing(tmp_path, signum, moment):
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *SMALL, f"run.dir={tmp_path / 'runs'}"],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -233,11 +363,30 @@ def test_a_signal_before_the_loop_is_one_line_and_leaves_nothing(tmp_path, signu
     # action kills silently); the loop's handlers come seconds later, after imports and compiling
     while proc.poll() is None and not _catches(proc.pid, signal.SIGTERM):
         pass
+    if moment == "compile":  # the run directory is made and announced; the first step compiles next
+        while not proc.stdout.readline().startswith("run directory:"):
+            pass
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signum, err[-2000:]
-    assert err.count("\n") == 1 and "interrupted by signal" in err and "Traceback" not in err
-    assert not any((tmp_path / "runs").glob("*/config.yaml"))
+    assert err.count("\n") == 1 and "Traceback" not in err, err[-2000:]
+    if "interrupted by signal" in err:  # before the loop took the signal over: nothing is left
+        assert not any((tmp_path / "runs").glob("*"))
+    else:                               # the loop's first step boundary came first: a checkpoint to resume
+        assert "resume with: zoo train --resume" in err and any((tmp_path / "runs").glob("*/checkpoints/1"))
+
+
+def test_a_directory_a_killed_start_left_is_taken_by_the_next_start(tmp_path):
+    left, busy, run = tmp_path / "left", tmp_path / "busy", tmp_path / "run"
+    for d in (left, busy, run):
+        d.mkdir()
+        (d / ".lock").write_text("1234")               # a start SIGKILLed right after its mkdir
+    (run / "config.yaml").write_text("{}")             # a run, even with nothing else in it
+    with rundir.lock(busy):                            # another process is starting there
+        made = [rundir.prepare(small_cfg(tmp_path, name)) for name in ("left", "busy", "run")]
+    assert made == [left, tmp_path / "busy-2", tmp_path / "run-2"]
+    rundir.remove_untrained()                          # as a failed command would: the fresh ones go
+    assert not left.exists() and busy.is_dir() and run.is_dir()
 
 
 def test_eight_devices_keep_a_bounded_number_of_steps_in_flight(tmp_path):

@@ -29,12 +29,44 @@ FSDP_MIN_SIZE = 2**14  # leaves smaller than this stay replicated: gathering the
 
 
 def initialize_distributed(cfg: MeshConfig) -> None:
-    """Join a multi-process run when the config or the environment describes one."""
-    if cfg.coordinator_address is not None:
-        jax.distributed.initialize(coordinator_address=cfg.coordinator_address,
-                                   num_processes=cfg.num_processes, process_id=cfg.process_id)
-    elif cfg.num_processes not in (None, 1):
-        jax.distributed.initialize()  # cluster environments (SLURM, TPU pods) fill in the rest
+    """Join a multi-process run when the config or the environment describes one. ConfigError
+    naming the setting when neither gives what jax needs (outside a cluster it detects)."""
+    if cfg.coordinator_address is None and cfg.num_processes not in (None, 1) and not _cluster_detected():
+        raise ConfigError(_undetected(cfg, "mesh.coordinator_address"))  # before jax (it may be initialised)
+    try:
+        if cfg.coordinator_address is not None:
+            jax.distributed.initialize(coordinator_address=cfg.coordinator_address,
+                                       num_processes=cfg.num_processes, process_id=cfg.process_id)
+        elif cfg.num_processes not in (None, 1):
+            jax.distributed.initialize()  # cluster environments (SLURM, TPU pods) fill in the rest
+    except ValueError as e:
+        key = next((k for text, k in UNDETECTED.items() if str(e).startswith(text)), None)
+        if key is None:
+            raise
+        raise ConfigError(_undetected(cfg, key)) from None
+
+
+def _undetected(cfg: MeshConfig, key: str) -> str:
+    return (f"mesh.num_processes={cfg.num_processes} needs {key}, and no cluster environment "
+            f"(SLURM, Open MPI, TPU, Kubernetes) gives it; start each process with "
+            f"mesh.coordinator_address=HOST:PORT (process 0's), mesh.num_processes and its "
+            f"mesh.process_id, or train in one process (mesh.num_processes=1)")
+
+
+def _cluster_detected() -> bool:
+    """Whether jax.distributed would find a coordinator in the environment (its own detectors;
+    they read environment variables and files, nothing on the network)."""
+    import os
+
+    from jax._src import clusters  # no public name for the detectors initialize() runs
+    return bool(os.environ.get("JAX_COORDINATOR_ADDRESS")) or any(
+        env.is_env_present() for env in clusters.ClusterEnv._cluster_types)
+
+
+# jax.distributed's messages for a setting it could neither be given nor detect -> zoo's key
+UNDETECTED = {"coordinator_address should be defined": "mesh.coordinator_address",
+              "Number of processes must be defined": "mesh.num_processes",
+              "The process id of the current process must be defined": "mesh.process_id"}
 
 
 def processes(devices) -> list[int]:

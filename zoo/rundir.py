@@ -2,9 +2,12 @@
 TensorBoard events (tensorboard/) and profiler traces (profile/).
 
 A new run never overwrites an earlier one: if runs/<name> exists the run goes to
-runs/<name>-2, -3, ... (each made with an exclusive mkdir, so concurrent starts never share
-one). A process training a directory holds RUN/.lock. Only process 0 writes files in a
-multi-process run.
+runs/<name>-2, -3, ... (each made with an exclusive mkdir and locked at once, so concurrent
+starts never share one). A directory a start left before writing anything (killed right after
+its mkdir: it holds no config.yaml, only .lock, and nobody holds its lock) is taken again by
+the next start of that name. A process training a directory holds RUN/.lock. A fresh directory
+that never trained a step is removed when its command fails (`remove_untrained`). Only
+process 0 writes files in a multi-process run.
 """
 from __future__ import annotations
 
@@ -47,6 +50,23 @@ def prepare(cfg: Config) -> Path:
     return _numbered(base, suffix)
 
 
+RUN_ID = "run_id"
+
+
+def run_id(run_dir: Path, create: bool = False) -> str | None:
+    """The id of the run in `run_dir` (RUN/run_id, random, made once): checkpoints record it, so
+    a checkpoint put there from another run is told apart. create=True makes a missing one
+    (process 0 only); None when there is none (a run from before ids, read only)."""
+    file = run_dir / RUN_ID
+    with contextlib.suppress(OSError):
+        return file.read_text().strip() or None
+    if not (create and is_writer()):
+        return None
+    import uuid
+    atomic_write(file, uuid.uuid4().hex)
+    return file.read_text().strip()
+
+
 def _check_tensorboard() -> None:
     import importlib.util
     if importlib.util.find_spec("tensorboardX") is None:
@@ -60,32 +80,91 @@ def _numbered(base: Path, i: int) -> Path:
 
 
 def _make_fresh(base: Path) -> int:
-    """Create runs/<name>, or the first free runs/<name>-2, -3, ...; returns the number taken."""
+    """Create and lock runs/<name>, or the first free runs/<name>-2, -3, ..., taking a leftover
+    of a killed start where there is one; returns the number taken."""
     i = 1
     while True:
+        path = _numbered(base, i)
         try:
-            _numbered(base, i).mkdir(parents=True, exist_ok=False)
-            return i
+            path.mkdir(parents=True, exist_ok=False)
+            made = True
         except FileExistsError:
             if not base.parent.is_dir():
                 raise ConfigError(f"run.dir={str(base.parent)!r} is a file, not a directory; "
                                   f"choose another run.dir") from None
-            i += 1
+            made = False
         except OSError as e:
-            raise ConfigError(f"run.dir={str(base.parent)!r}: cannot create {_numbered(base, i).name} there "
+            raise ConfigError(f"run.dir={str(base.parent)!r}: cannot create {path.name} there "
                               f"({e.strerror}); choose a writable run.dir") from None
+        if _claim(path, made):
+            _UNTRAINED.add(path.absolute())
+            return i
+        i += 1
+
+
+LIBRARY_LOG = "train.log"  # absl's records (orbax, jax) while a run's checkpoints are open, tracebacks included
+# What a start writes into its fresh directory before config.yaml: a directory holding no more
+# was left by a start killed before it wrote anything.
+LEFTOVERS = {".lock", RUN_ID, LIBRARY_LOG}
+_HELD: dict[Path, object] = {}      # run directory -> its .lock, locked since its creation
+_UNTRAINED: set[Path] = set()       # fresh run directories of this process that trained no step yet
+
+
+def _claim(path: Path, made: bool) -> bool:
+    """Lock `path`/.lock for this process when `path` is a directory nobody else holds and
+    that holds nothing but leftovers: the one this start `made`, or one a killed start left."""
+    import fcntl
+    if not made and (path / "config.yaml").exists() or not path.is_dir():
+        return False  # a run, or a file: never touched
+    try:
+        handle = open(path / ".lock", "a+")
+    except OSError as e:
+        if not made:
+            return False
+        shutil.rmtree(path, ignore_errors=True)
+        raise ConfigError(f"{path}: cannot write in the run directory ({e.strerror}); "
+                          f"make it writable or choose another run.dir") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return False
+    if not {p.name for p in path.iterdir()} <= LEFTOVERS:
+        handle.close()
+        return False
+    _HELD[path.absolute()] = handle
+    return True
+
+
+def remove_untrained() -> None:
+    """Remove this process's fresh run directories that trained no step (their command
+    failed or was stopped before the loop began): a failed command leaves no half-made run."""
+    for run_dir in _UNTRAINED:
+        with contextlib.suppress(KeyError):
+            _HELD.pop(run_dir).close()
+        if is_writer():
+            shutil.rmtree(run_dir, ignore_errors=True)
+    _UNTRAINED.clear()
+
+
+def trained(run_dir: Path) -> None:
+    """`run_dir` trained a step: it, and a sweep directory holding it, are runs to keep."""
+    run_dir = run_dir.absolute()
+    _UNTRAINED.difference_update({run_dir, *run_dir.parents})
 
 
 @contextlib.contextmanager
 def lock(run_dir: Path):
     """Hold RUN/.lock (flock) while training: a second process that would train the same
-    directory gets a ConfigError instead of both crashing. Released on exit, even by SIGKILL."""
+    directory gets a ConfigError instead of both crashing. Released on exit, even by SIGKILL.
+    A fresh directory is locked from its creation on (prepare)."""
     if not is_writer():
         yield
         return
     import fcntl
+    handle = _HELD.pop(run_dir.absolute(), None)
     try:
-        handle = open(run_dir / ".lock", "a+")
+        handle = handle or open(run_dir / ".lock", "a+")
     except OSError as e:
         raise ConfigError(f"{run_dir}: cannot write in the run directory ({e.strerror}); "
                           f"make it writable or choose another run.dir") from None
@@ -153,12 +232,15 @@ class MetricsLog:
         self.tty = sys.stderr.isatty() and is_writer()
         self.bar = None  # drawn at the first step: after "run directory:" and compiling
         self.shown: dict[str, float] = {}  # the bar's fields: each keeps its latest value once it came
-        self.total_steps, self.start_step = total_steps, start_step
+        self.total_steps, self.start_step, self.untrained = total_steps, start_step, True
         self.events = _event_writer(run_dir, start_step) if tensorboard and is_writer() else None
         self.timer = Timer()
 
     def advance(self) -> None:
         """One more step done: moves the bar (host only; never waits for the device)."""
+        if self.untrained:  # the first step of this process: the directory is a run to keep
+            trained(self.run_dir)
+            self.untrained = False
         if self.tty and self.bar is None:
             from tqdm import tqdm
             digits = len(str(self.total_steps))  # the counts and the rate in fixed widths, as the fields

@@ -102,8 +102,20 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:
         if e.errno not in DISK_ERRORS:
             raise
-        raise ConfigError(f"cannot write {e.filename or 'the run directory'}: {e.strerror}; free space or "
-                          f"choose a writable run.dir (earlier checkpoints are intact)") from None
+        fix = "free space there" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "make it writable"
+        raise ConfigError(f"cannot write {e.filename or 'the run directory'}: {e.strerror}; {fix} or "
+                          f"choose another run.dir (earlier checkpoints are intact)") from None
+
+
+def _fit_or_remove(fit, cfg: config.Config, **kwargs) -> dict:
+    """fit(), where a failure or a signal before the first step removes the fresh run
+    directory it made (killed leftovers are taken again by the next start: zoo.rundir)."""
+    from zoo import rundir
+    try:
+        return fit(cfg, **kwargs)
+    except BaseException:
+        rundir.remove_untrained()
+        raise
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -119,7 +131,7 @@ def _train(args: argparse.Namespace) -> int:
 
     host.keep_freed_memory()  # page-fault-free steps on CPU (zoo.commands.host)
     try:
-        summary = fit(cfg, hooks=figures.after_training(cfg))
+        summary = _fit_or_remove(fit, cfg, hooks=figures.after_training(cfg))
     except Interrupted as e:
         print(f"interrupted: {e}; resume with: zoo train --resume {e.run_dir}", file=sys.stderr)
         return 128 + e.signum
