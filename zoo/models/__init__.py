@@ -14,7 +14,7 @@ import dataclasses
 import difflib
 from typing import Any
 
-from zoo.models import cnf, cnn, gnn, mlp, node, recurrent, recurrent_lm, transformer
+from zoo.models import cnf, cnn, egnn, gnn, mlp, node, recurrent, recurrent_lm, transformer
 from zoo.models.core import Model, ModelEntry
 
 REGISTRY: dict[str, ModelEntry] = {
@@ -24,6 +24,7 @@ REGISTRY: dict[str, ModelEntry] = {
     **recurrent_lm.MODELS,
     **transformer.MODELS,
     **gnn.MODELS,
+    **egnn.MODELS,
     **node.MODELS,
     **cnf.MODELS,
 }
