@@ -14,7 +14,7 @@ import dataclasses
 import difflib
 from typing import Any
 
-from zoo.models import cnf, cnn, egnn, gnn, mlp, node, recurrent, recurrent_lm, transformer
+from zoo.models import cnf, cnn, egnn, gnn, hnn, mlp, node, recurrent, recurrent_lm, transformer
 from zoo.models.core import Model, ModelEntry
 
 REGISTRY: dict[str, ModelEntry] = {
@@ -27,6 +27,7 @@ REGISTRY: dict[str, ModelEntry] = {
     **egnn.MODELS,
     **node.MODELS,
     **cnf.MODELS,
+    **hnn.MODELS,
 }
 
 
