@@ -2,6 +2,7 @@
 init/apply shapes, jit(apply) == apply, finite non-zero gradients for every parameter, and a
 few optax steps overfitting a tiny batch."""
 import dataclasses
+import tempfile
 
 import chex
 import jax
@@ -19,6 +20,7 @@ TEXT = ["data.name=text", "data.seq_len=16", "train.eval_batches=1"]
 RNN = {"hidden_size": 8, "num_layers": 2, "bidirectional": True}
 RNN_LM = {"embed_dim": 8, "hidden_size": 8, "num_layers": 2}
 TINY_TRANSFORMER = {"num_layers": 1, "num_heads": 2, "d_model": 16}
+NBODY_CACHE = f"{tempfile.gettempdir()}/zoo-test-cache"   # small simulated splits, kept between runs
 CASES = {
     "mlp": ({"width": 16, "residual": True, "norm": "layer"}, ["data.name=mnist1d"]),
     "cnn": ({"channels": (4, 8), "kernel_sizes": (3,), "strides": (2,), "norm": "group", "num_groups": 2,
@@ -34,6 +36,9 @@ CASES = {
                                                                "data.num_test=8"]),
     "mpnn": ({"hidden_sizes": (8, 8), "task_level": "graph"}, ["data.name=graph_cycles", "data.num_train=16",
                                                                 "data.num_test=8"]),
+    "egnn": ({"hidden_size": 8, "num_layers": 2}, ["data.name=nbody", "data.num_train=16", "data.num_val=2",
+                                                   "data.num_test=8", f"data.cache_dir={NBODY_CACHE}"]),
+    "hnn": ({"width": 16}, ["data.name=hamiltonian", "data.system=two_body"]),
     # fixed-step solvers keep compile times short; tests/test_node.py covers the adaptive ones
     "node": ({"width": 8, "solver": "rk4", "dt0": 0.05}, ["data.name=spiral"]),
     "odenet": ({"channels": 8, "num_groups": 2, "solver": "rk4", "dt0": 0.25}, ["data.name=mnist1d"]),

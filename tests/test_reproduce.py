@@ -17,3 +17,16 @@ def test_reproduce_trains_and_writes_the_table(tmp_path, monkeypatch):
     assert f"| karate_gcn | eval_accuracy | {100 * summary['eval_accuracy']:.1f}%" in (tmp_path / "results.md").read_text()
     assert reproduce.main(["--out", str(tmp_path), "--no-readme", "--table-only"]) == 0   # trains nothing
     assert json.loads((tmp_path / "results.json").read_text()) == [row]
+
+
+def test_a_probed_metric_comes_from_the_probe_on_the_trained_run(tmp_path):
+    """The HNN rows' energy MSE is measured by zoo.probes.conservation on the trained run."""
+    from zoo import config
+    from zoo.train import fit
+
+    cfg = config.load(ROOT / "configs" / "mass_spring_hnn.yaml",
+                      ["train.steps=20", "run.plots=false", f"run.dir={tmp_path}", "run.name=r"])
+    fit(cfg)
+    (value,) = reproduce.probed(str(tmp_path / "r"), "energy_mse")
+    assert value == json.loads((tmp_path / "r" / "probes" / "conservation.json").read_text())["energy_mse"] > 0
+    assert "e-" in reproduce._fmt(3.9e-5, "energy_mse") and reproduce._fmt(0.0123, "eval_mse") == "0.0123"

@@ -14,6 +14,12 @@ Axis legend: N nodes, E edges, G graphs (all summed over the batch), D feature a
     globals             [G, D_global] or None   graph-level features
     n_node              int32 [G]               nodes per graph; graph g owns a contiguous block
     n_edge              int32 [G]               edges per graph; likewise contiguous
+    positions           [N, 3] or None          node coordinates of a geometric graph (any width)
+    velocities          [N, 3] or None          node velocities, beside the positions
+
+Positions and velocities are batched and padded as node rows, but kept apart from `nodes`:
+they transform under rotations and translations of space, the features do not, so an
+E(n)-equivariant model (zoo.models.egnn) treats them apart; a plain GNN reads them as features.
 
 An undirected edge is two directed edges. Messages flow from senders to receivers. `nodes` may
 also be a jax.experimental.sparse.BCOO [N, D] (models only; batching and padding need arrays).
@@ -46,6 +52,8 @@ class GraphsTuple(NamedTuple):
     globals: jax.Array | np.ndarray | None
     n_node: jax.Array | np.ndarray
     n_edge: jax.Array | np.ndarray
+    positions: jax.Array | np.ndarray | None = None
+    velocities: jax.Array | np.ndarray | None = None
 
     @property
     def num_nodes(self) -> int:
@@ -68,6 +76,7 @@ def batch_graphs(graphs: Sequence[GraphsTuple]) -> GraphsTuple:
 
     return GraphsTuple(
         nodes=cat("nodes"), edges=cat("edges"), globals=cat("globals"),
+        positions=cat("positions"), velocities=cat("velocities"),
         senders=np.concatenate([g.senders + o for g, o in zip(graphs, offsets)]).astype(np.int32),
         receivers=np.concatenate([g.receivers + o for g, o in zip(graphs, offsets)]).astype(np.int32),
         n_node=cat("n_node").astype(np.int32), n_edge=cat("n_edge").astype(np.int32))
@@ -105,6 +114,7 @@ def pad_graphs(graph: GraphsTuple, n_node: int, n_edge: int, n_graph: int) -> Gr
     return GraphsTuple(
         nodes=_pad_rows(graph.nodes, pad_nodes), edges=_pad_rows(graph.edges, pad_edges),
         globals=_pad_rows(graph.globals, pad_graphs_),
+        positions=_pad_rows(graph.positions, pad_nodes), velocities=_pad_rows(graph.velocities, pad_nodes),
         senders=np.concatenate([graph.senders, first_pad_node]).astype(np.int32),
         receivers=np.concatenate([graph.receivers, first_pad_node]).astype(np.int32),
         n_node=np.concatenate([graph.n_node, [pad_nodes], empty]).astype(np.int32),

@@ -4,7 +4,7 @@
     zoo probe runs/mnist1d_mlp landscape resolution=21    # init -> trained line, loss plane
     zoo probe runs/mnist1d_cnn runs/mnist1d_mlp symmetry  # one row per run
 
-Probes: landscape, curvature, symmetry, calibration, gradflow (zoo.probes). Each writes
+Probes: landscape, curvature, symmetry, calibration, gradflow, conservation (zoo.probes). Each writes
 RUN/probes/<probe>.png and <probe>.json and prints its numbers' summary; options are the
 keyword arguments of zoo.probes.<probe>.run, values read as YAML (`examples=1000`).
 """
@@ -21,7 +21,7 @@ from zoo.errors import ConfigError
 def add_parser(sub) -> argparse.ArgumentParser:
     from zoo.probes import PROBES
 
-    p = sub.add_parser("probe", help="measure a trained run: landscape, curvature, symmetry, calibration, gradflow",
+    p = sub.add_parser("probe", help="measure a trained run: landscape, curvature, symmetry, calibration, gradflow, conservation",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("words", nargs="+", metavar="RUN [RUN ...] PROBE [key=value ...]",
                    help=f"run directories, a probe ({', '.join(PROBES)}) and its options")

@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from zoo.data import arrays, digits, graph_npz, graphs, images, mnist1d, ode, plugin, text, toy2d
+from zoo.data import arrays, digits, graph_npz, graphs, hamiltonian, images, mnist1d, nbody, ode, plugin, text, toy2d
 from zoo.data.base import ArrayDataset, Dataset
 from zoo.data.plugin import dataset
 
@@ -40,6 +40,10 @@ DATASETS: dict[str, DatasetEntry] = {
                               "Cora/CiteSeer citation graphs from data.path, the public split"),
     "graph_cycles": DatasetEntry(graphs.GraphCyclesConfig, graphs.load_graph_cycles,
                                  "generated graphs labelled by their number of independent cycles"),
+    "nbody": DatasetEntry(nbody.NBodyConfig, nbody.load,
+                          "charged N-body systems (NRI's simulation in 3-D, as EGNN): positions 1,000 steps ahead"),
+    "hamiltonian": DatasetEntry(hamiltonian.HamiltonianConfig, hamiltonian.load,
+                                "mass-spring, pendulum or two-body trajectories (HNN paper): states and their derivatives"),
     "toy2d": DatasetEntry(toy2d.Toy2DConfig, toy2d.load,
                           "2-D densities (eight Gaussians, two moons, checkerboard) for density estimation"),
     "array": DatasetEntry(arrays.ArrayConfig, arrays.load,

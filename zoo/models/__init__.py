@@ -42,6 +42,8 @@ NAMES: dict[str, tuple[str, str]] = {
     "odenet": ("node", "ODE-Net classifier: conv encoder, a conv vector field solved by diffrax, linear head"),
     "node": ("node", "neural ODE trajectory model: an MLP vector field integrated from y0 over given times"),
     "cnf": ("cnf", "continuous normalising flow: log p(x) by an ODE with the exact trace"),
+    "egnn": ("egnn", "E(n)-equivariant graph network (Satorras et al. 2021): updates positions, node level"),
+    "hnn": ("hnn", "Hamiltonian neural network (Greydanus et al. 2019): z' = J grad H_theta; baseline: z' = MLP(z)"),
 }
 
 

@@ -25,6 +25,7 @@ Dropout (rate = drop probability) hits every message-passing layer's input; GAT 
 attention coefficients. Deviations: no BatchNorm in GIN's MLP (the model contract is
 stateless); GIN's graph readout uses the last layer only, not the sum over layers.
 Padding needs no masks here: padding edges only join padding nodes (see zoo.graphs).
+Positions and velocities of a geometric graph (zoo.graphs) are appended to the node features.
 Node features may be sparse (a jax.experimental.sparse.BCOO [N, D], e.g. bag-of-words):
 GCN and GAT then multiply and drop out only the stored entries; GIN and MPNN densify.
 """
@@ -132,6 +133,16 @@ def dense_features(x) -> jax.Array:
     return x.todense() if isinstance(x, sparse.BCOO) else x
 
 
+def with_geometry(graph: GraphsTuple) -> GraphsTuple:
+    """The graph with its positions and velocities, if any, appended to the node features:
+    these models read coordinates as plain features (the non-equivariant baselines of EGNN)."""
+    extra = [a for a in (graph.positions, graph.velocities) if a is not None]
+    if not extra:
+        return graph
+    nodes = jnp.concatenate([dense_features(graph.nodes), *extra], axis=-1)
+    return graph._replace(nodes=nodes, positions=None, velocities=None)
+
+
 def glorot_dense_init(key: jax.Array, d_in: int, d_out: int) -> dict:
     """Dense layer with Glorot-uniform kernel [d_in, d_out] (the GCN and GAT papers' init)."""
     kernel = jax.nn.initializers.glorot_uniform()(key, (d_in, d_out), jnp.float32)
@@ -184,6 +195,7 @@ def build_gcn(name: str, cfg: GCNConfig) -> Model:
     node_level = cfg.task_level == "node"
 
     def init(key, graph):
+        graph = with_geometry(graph)
         widths = (graph.nodes.shape[-1], *cfg.hidden_sizes) + ((cfg.num_outputs,) if node_level else ())
         keys = jax.random.split(key, len(widths))
         params = {"layers": [glorot_dense_init(k, a, b) for k, a, b in zip(keys, widths[:-1], widths[1:])]}
@@ -192,6 +204,7 @@ def build_gcn(name: str, cfg: GCNConfig) -> Model:
         return params
 
     def apply(params, graph, *, key=None, train=False):
+        graph = with_geometry(graph)
         h, norm = graph.nodes, gcn_norm(graph, graph.nodes.shape[0])
         keys = L.split_key(key, len(params["layers"]))
         for i, layer in enumerate(params["layers"]):
@@ -245,6 +258,7 @@ def build_gat(name: str, cfg: GATConfig) -> Model:
     node_level = cfg.task_level == "node"
 
     def init(key, graph):
+        graph = with_geometry(graph)
         keys = jax.random.split(key, len(cfg.hidden_sizes) + 1)
         d_in, layers = graph.nodes.shape[-1], []
         for k, width in zip(keys, cfg.hidden_sizes):
@@ -256,6 +270,7 @@ def build_gat(name: str, cfg: GATConfig) -> Model:
         return {"layers": layers, "head": L.dense_init(keys[-1], d_in, cfg.num_outputs)}
 
     def apply(params, graph, *, key=None, train=False):
+        graph = with_geometry(graph)
         h, edges = graph.nodes, with_self_loops(graph, graph.nodes.shape[0])
         keys = L.split_key(key, 2 * len(params["layers"]))
         for i, layer in enumerate(params["layers"]):
@@ -274,6 +289,7 @@ def build_gin(name: str, cfg: GINConfig) -> Model:
     act = L.activation(cfg.activation)
 
     def init(key, graph):
+        graph = with_geometry(graph)
         keys = jax.random.split(key, len(cfg.hidden_sizes) + 1)
         d_in, layers = graph.nodes.shape[-1], []
         for k, width in zip(keys, cfg.hidden_sizes):
@@ -285,6 +301,7 @@ def build_gin(name: str, cfg: GINConfig) -> Model:
         return {"layers": layers, "head": L.dense_init(keys[-1], d_in, cfg.num_outputs)}
 
     def apply(params, graph, *, key=None, train=False):
+        graph = with_geometry(graph)
         h = dense_features(graph.nodes)
         keys = L.split_key(key, len(params["layers"]))
         for i, layer in enumerate(params["layers"]):
@@ -338,6 +355,7 @@ def build_mpnn(name: str, cfg: MPNNConfig) -> Model:
         return graph._replace(nodes=v, edges=e, globals=u)
 
     def init(key, graph):
+        graph = with_geometry(graph)
         keys = jax.random.split(key, len(cfg.hidden_sizes) + 1)
         d_v, d_e, d_u, layers = graph.nodes.shape[-1], _width(graph.edges), _width(graph.globals), []
         for i, (k, w) in enumerate(zip(keys, cfg.hidden_sizes)):
@@ -351,6 +369,7 @@ def build_mpnn(name: str, cfg: MPNNConfig) -> Model:
         return {"layers": layers, "head": L.dense_init(keys[-1], d_v, cfg.num_outputs)}
 
     def apply(params, graph, *, key=None, train=False):
+        graph = with_geometry(graph)
         graph = graph._replace(nodes=dense_features(graph.nodes))
         keys = L.split_key(key, len(params["layers"]))
         for i, layer in enumerate(params["layers"]):

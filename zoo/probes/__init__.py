@@ -9,6 +9,7 @@ run_dir/probes/<probe>.png and <probe>.json:
     symmetry     invariance / equivariance error under the model's group
     calibration  reliability diagram, ECE, temperature scaling
     gradflow     |dL/dz_l| through depth, |dL/dx_t| through time
+    conservation energy of a learned vector field along integrated trajectories
 
 A loss_fn here is loss_fn(params, batch) -> (loss_sum, count), so means over several batches
 (padded ones included) weigh every example once.
@@ -19,7 +20,7 @@ import importlib
 import inspect
 from typing import Any
 
-PROBES = ("landscape", "curvature", "symmetry", "calibration", "gradflow")
+PROBES = ("landscape", "curvature", "symmetry", "calibration", "gradflow", "conservation")
 
 
 def module(name: str):

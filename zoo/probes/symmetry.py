@@ -17,6 +17,9 @@ with rho_out = identity for invariance. Architectures and their groups:
 - Transformer encoder, token permutations: self-attention is permutation equivariant and a
   mean (or CLS) pooling makes the classifier invariant (Lee et al. 2019, Set Transformer);
   learned or rotary positions break it on purpose.
+- EGNN, the Euclidean group E(3) (rotations, reflections, translations), one random element
+  per graph: positions map to Q x + t, velocities to Q v, and the predicted positions must
+  follow (Satorras et al. 2021). A GNN reading coordinates as features has no such symmetry.
 - MLP: no symmetry at all, the contrast.
 """
 from __future__ import annotations
@@ -68,8 +71,41 @@ def permute_nodes(graph: GraphsTuple, perm: np.ndarray) -> GraphsTuple:
     their order and point at the nodes' new indices."""
     inverse = np.empty_like(perm)
     inverse[perm] = np.arange(len(perm))
+    rows = lambda a: None if a is None else a[perm]
     return graph._replace(nodes=graph.nodes[perm], senders=inverse[np.asarray(graph.senders)],
-                          receivers=inverse[np.asarray(graph.receivers)])
+                          receivers=inverse[np.asarray(graph.receivers)], positions=rows(graph.positions),
+                          velocities=rows(graph.velocities))
+
+
+def random_isometry(rng: np.random.Generator, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(Q [dim, dim] orthogonal, a reflection half of the time; t [dim]): x -> Q x + t."""
+    q, r = np.linalg.qr(rng.standard_normal((dim, dim)))
+    q = q * np.sign(np.diag(r))                        # Haar-distributed (Mezzadri 2007)
+    if (np.linalg.det(q) > 0) == (rng.random() < 0.5):
+        q[:, 0] = -q[:, 0]
+    return q.astype(np.float32), rng.standard_normal(dim).astype(np.float32)
+
+
+def isometry_actions(q: np.ndarray, t: np.ndarray) -> tuple[Callable, Callable]:
+    """(on inputs, on outputs) of the per-node isometries q [N, dim, dim], t [N, dim]."""
+    def rotate(a):
+        return None if a is None else jnp.einsum("nij,nj->ni", q, a)
+
+    def act_in(graph: GraphsTuple) -> GraphsTuple:
+        return graph._replace(positions=rotate(graph.positions) + t, velocities=rotate(graph.velocities))
+    return act_in, lambda y: rotate(y) + t
+
+
+def euclidean_errors(f: Callable, graph: GraphsTuple, num: int, seed: int = 0) -> np.ndarray:
+    """Equivariance error of f (graph -> positions [N, dim]) under `num` draws of one random
+    isometry (Q_g, t_g) per graph g: positions Q x + t, velocities Q v, outputs Q y + t -> [num]."""
+    rng = np.random.default_rng(seed)
+    graph_of = np.repeat(np.arange(graph.num_graphs), np.asarray(graph.n_node))
+    out = []
+    for _ in range(num):
+        qs, ts = zip(*(random_isometry(rng, graph.positions.shape[-1]) for _ in range(graph.num_graphs)))
+        out.append(equivariance_error(f, graph, *isometry_actions(np.stack(qs)[graph_of], np.stack(ts)[graph_of])))
+    return np.array(out)
 
 
 def shift_errors(f: Callable, x: jax.Array, shifts: range | list[int]) -> np.ndarray:
@@ -110,10 +146,12 @@ def table(rows: dict[str, dict]) -> str:
 
 # ----------------------------------------------------------------------------- on a run
 GROUPS = {"shift": "circular shifts of the length axis", "permutation": "token permutations",
-          "nodes": "node permutations within each graph"}
+          "nodes": "node permutations within each graph",
+          "e3": "rotations, reflections and translations of each graph (E(3))"}
 DEFAULT_GROUP = {"mlp": "shift", "cnn": "shift", "rnn": "shift", "lstm": "shift", "gru": "shift",
                  "odenet": "shift", "transformer": "permutation",
-                 "gcn": "nodes", "gat": "nodes", "gin": "nodes", "mpnn": "nodes"}
+                 "gcn": "nodes", "gat": "nodes", "gin": "nodes", "mpnn": "nodes", "egnn": "e3"}
+NODE_LEVEL = ("egnn",)   # models whose outputs are always per node (others say so in task_level)
 
 
 def exact_elements(name: str, cfg: Any, group: str, elements: list) -> tuple[str, np.ndarray]:
@@ -125,7 +163,8 @@ def exact_elements(name: str, cfg: Any, group: str, elements: list) -> tuple[str
         stride *= cfg.pool_size ** len(cfg.channels) if cfg.pool != "none" else 1
         return f"shifts by multiples of {stride}", np.array([s % stride == 0 for s in elements])
     if (name == "transformer" and group == "permutation" and cfg.positions == "none") or \
-            (name in ("gcn", "gat", "gin", "mpnn") and group == "nodes"):
+            (name in ("gcn", "gat", "gin", "mpnn", "egnn") and group == "nodes") or \
+            (name == "egnn" and group == "e3"):
         return "every element", np.ones(len(elements), bool)
     return none
 
@@ -137,6 +176,8 @@ def errors(f: Callable, x: Any, group: str, *, num: int, node_level: bool, seed:
         return shifts, shift_errors(f, x, shifts)
     if group == "permutation":
         return list(range(num)), permutation_errors(f, x, num, seed)
+    if group == "e3":
+        return list(range(num)), euclidean_errors(f, x, num, seed)
     return list(range(num)), node_permutation_errors(f, x, num, node_level=node_level, seed=seed)
 
 
@@ -149,11 +190,13 @@ def run(run: Any, *, group: str | None = None, examples: int = 256, num: int = 8
     exp, name = run.exp, run.exp.cfg.model_name
     group = group or DEFAULT_GROUP.get(name)
     if group not in GROUPS:
-        raise ConfigError(f"symmetry needs a group for model {name!r}: pass group=shift|permutation|nodes")
+        raise ConfigError(f"symmetry needs a group for model {name!r}: pass group={'|'.join(GROUPS)}")
     x = rundata.batches(exp, "eval", examples)[0]["x"]
-    x = x if group == "nodes" else x[:examples]
+    if group == "e3" and (not isinstance(x, GraphsTuple) or x.positions is None):
+        raise ConfigError(f"group=e3 needs graphs with node positions; {exp.cfg.data_name} has none")
+    x = x if isinstance(x, GraphsTuple) else x[:examples]
     f = jax.jit(lambda v: exp.model.apply(run.params, v))
-    node_level = getattr(exp.cfg.model, "task_level", "graph") == "node"
+    node_level = name in NODE_LEVEL or getattr(exp.cfg.model, "task_level", "graph") == "node"
     elements, errs = errors(f, x, group, num=num, node_level=node_level, seed=seed)
     exact_for, exact = exact_elements(name, exp.cfg.model, group, elements)
     numbers = {"model": name, "group": group, "elements": elements, "errors": errs, "exact_for": exact_for,
