@@ -375,9 +375,7 @@ def build_mpnn(name: str, cfg: MPNNConfig) -> Model:
         for i, layer in enumerate(params["layers"]):
             graph = graph._replace(nodes=dropout(keys[i], graph.nodes, cfg.dropout_rate, train))
             graph = block(layer, graph)
-        if cfg.task_level == "node":
-            return L.dense(params["head"], graph.nodes)
-        return L.dense(params["head"], graph.globals)
+        return L.dense(params["head"], graph.nodes if cfg.task_level == "node" else graph.globals)
 
     return Model.of(init, apply)
 
