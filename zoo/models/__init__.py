@@ -14,7 +14,7 @@ import dataclasses
 import difflib
 from typing import Any
 
-from zoo.models import cnf, cnn, gnn, mlp, node, recurrent, recurrent_lm, transformer
+from zoo.models import cnf, cnn, gnn, mlp, node, recurrent, recurrent_lm, transformer, vit
 from zoo.models.core import Model, ModelEntry
 
 REGISTRY: dict[str, ModelEntry] = {
@@ -23,6 +23,7 @@ REGISTRY: dict[str, ModelEntry] = {
     **recurrent.MODELS,
     **recurrent_lm.MODELS,
     **transformer.MODELS,
+    **vit.MODELS,
     **gnn.MODELS,
     **node.MODELS,
     **cnf.MODELS,
