@@ -20,9 +20,10 @@ import statistics
 import sys
 from pathlib import Path
 
-from zoo import config
+from zoo import config, inference
 from zoo.commands import host
 from zoo.commands.readme import machine, markers, replace_block
+from zoo.experiment import load_runs
 from zoo.train import fit
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: results/ and README.md live there
@@ -47,8 +48,15 @@ PUBLISHED: dict[str, tuple[str, float | None, str, int]] = {
     "spiral_node": ("eval_mse", None, "torchdiffeq demo, run in bench/", 1),
     "toy2d_cnf": ("eval_loss", None, "test NLL in nats (the density's entropy is ~1.70)", 1),
     "mnist1d_cnn_finetune": ("eval_accuracy", None, "from scratch on the same 400 examples: 75.2%", 1),
+    "digits_vit": ("eval_accuracy", 0.97, "issue target", 1),
+    "digits_mixer": ("eval_accuracy", 0.97, "issue target", 1),
+    # He et al. 2016 (Figs. 1, 6): training loss after equal steps; plain32 > plain8, resnet32 <= resnet8
+    "mnist1d_plain8": ("train_loss", None, "degradation: plain, 8 conv layers", 3),
+    "mnist1d_plain32": ("train_loss", None, "degradation: plain, 32 conv layers", 3),
+    "mnist1d_resnet8": ("train_loss", None, "degradation: residual, 8 conv layers", 3),
+    "mnist1d_resnet32": ("train_loss", None, "degradation: residual, 32 conv layers", 3),
 }
-LOWER_IS_BETTER = ("eval_loss", "eval_mse")
+LOWER_IS_BETTER = ("eval_loss", "eval_mse", "train_loss")
 
 
 def run_config(path: Path, seeds: int, out: Path, overrides: list[str]) -> dict:
@@ -62,8 +70,11 @@ def run_config(path: Path, seeds: int, out: Path, overrides: list[str]) -> dict:
     cfg = config.load(path, [*seeds, f"run.dir={out / 'runs'}", *_start_from(path, out), *overrides])
     summary = fit(cfg)
     rows = summary.get("replicas", [summary])
-    metric = metric if metric in rows[0] else "eval_loss"  # e.g. a density model: no accuracy
-    values = [r[metric] for r in rows]
+    if metric.startswith("train_"):  # the trained params on every training example (eval mode)
+        values = [inference.evaluate(run, "train")[metric] for run in load_runs(summary["run_dir"])]
+    else:
+        metric = metric if metric in rows[0] else "eval_loss"  # e.g. a density model: no accuracy
+        values = [r[metric] for r in rows]
     steps = [r["steps"] for r in rows]  # fewer than configured where early stopping ended a run
     return {"config": name, "metric": metric, "mean": statistics.fmean(values),
             "std": statistics.pstdev(values) if len(values) > 1 else 0.0, "seeds": len(values),
