@@ -168,3 +168,25 @@ def test_the_shipped_configs_learn_the_digits(tmp_path):
         cfg = config.load(ROOT / "configs" / f"digits_{name}.yaml",
                           ["train.steps=300", "train.eval_every=0", f"run.dir={tmp_path}", "run.plots=false"])
         assert train.fit(cfg)["eval_accuracy"] >= 0.85, name
+
+
+def test_cls_attention_is_uniform_over_identical_patches_and_sums_below_one():
+    """Identical patches without positions give identical keys: the CLS query weighs every patch
+    alike in every block, and the patches' share (CLS's own weight left out) is below 1."""
+    from zoo.models import vit
+    cfg = vit.ViTConfig(**TINY_VIT, zero_head=False, positions="none")
+    x = jnp.tile(images(shape=(2, 4, 4, 1)), (1, 2, 2, 1))                        # four equal 4x4 patches
+    params = build("vit", cfg).init(jax.random.PRNGKey(0), x)
+    maps = vit.cls_attention(cfg, params, x)                                       # [B, L, N]
+    assert maps.shape == (2, 2, 4)
+    chex.assert_trees_all_close(maps, jnp.broadcast_to(maps[..., :1], maps.shape), atol=1e-6)
+    assert float(maps.sum(-1).max()) < 1.0
+    varied = vit.cls_attention(cfg, params, images(shape=(2, 8, 8, 1)))
+    assert not np.allclose(varied, varied[..., :1], atol=1e-4)
+
+
+def test_a_vit_run_draws_its_cls_attention(tmp_path):
+    quick = [q for q in QUICK if q != "run.plots=false"]
+    assert alias("train", [str(ROOT / "configs" / "digits_vit.yaml"), "model.num_layers=2", f"run.dir={tmp_path}",
+                           "run.name=v", *quick]) == 0
+    assert (tmp_path / "v" / "cls_attention.png").stat().st_size > 0

@@ -20,7 +20,8 @@ zoo.models.layers.patch_embed), then per block, with mlp(u) = GELU(u W_1 + b_1) 
     U_{*,i} = X_{*,i} + mlp_tokens(LayerNorm(X)_{*,i})      i = 1..D   token mixing, across S
     Y_{j,*} = U_{j,*} + mlp_channels(LayerNorm(U)_{j,*})    j = 1..S   channel mixing, across D
 
-and y = mean_j LayerNorm(Y)_{j,*} W_head + b_head. The token-mixing MLP is one MLP shared by
+and y = mean_j LayerNorm(Y)_{j,*} W_head + b_head. dropout_rate drops elements of each mixing MLP's
+output before its residual sum (a regulariser for small data; the paper uses none). The token-mixing MLP is one MLP shared by
 every channel, so it commutes with any permutation of the channels; the channel-mixing MLP is
 shared by every patch, so it commutes with any permutation of the patches. As big_vision's
 MlpMixer, the head starts at zero (`zero_head`) and the dense layers are LeCun normal.
@@ -87,6 +88,7 @@ class MixerConfig:
     hidden_size: int = 64           # D
     tokens_mlp_dim: int = 32        # D_S
     channels_mlp_dim: int = 256     # D_C
+    dropout_rate: float = 0.0       # on each mixing MLP's output, before the residual sum
     zero_head: bool = True          # big_vision's MlpMixer: head kernel zeros
 
 
@@ -100,15 +102,15 @@ def mlp_block(params: dict, u: jax.Array) -> jax.Array:
     return L.dense(params["down"], jax.nn.gelu(L.dense(params["up"], u)))
 
 
-def token_mixing(params: dict, x: jax.Array) -> jax.Array:
-    """x [B, S, D] + the token MLP across S, for each channel alone."""
+def token_mixing(params: dict, x: jax.Array, drop=lambda u: u) -> jax.Array:
+    """x [B, S, D] + the token MLP across S, for each channel alone (`drop`: dropout)."""
     u = L.layernorm(params["token_norm"], x).swapaxes(1, 2)                 # [B, D, S]
-    return x + mlp_block(params["token_mixing"], u).swapaxes(1, 2)
+    return x + drop(mlp_block(params["token_mixing"], u).swapaxes(1, 2))
 
 
-def channel_mixing(params: dict, x: jax.Array) -> jax.Array:
-    """x [B, S, D] + the channel MLP across D, for each patch alone."""
-    return x + mlp_block(params["channel_mixing"], L.layernorm(params["channel_norm"], x))
+def channel_mixing(params: dict, x: jax.Array, drop=lambda u: u) -> jax.Array:
+    """x [B, S, D] + the channel MLP across D, for each patch alone (`drop`: dropout)."""
+    return x + drop(mlp_block(params["channel_mixing"], L.layernorm(params["channel_norm"], x)))
 
 
 def mixer_block_init(key: jax.Array, cfg: MixerConfig, num_patches: int) -> dict:
@@ -134,8 +136,10 @@ def build_mixer(name: str, cfg: MixerConfig) -> Model:
 
     def apply(params, x, *, key=None, train=False):
         h = L.patch_embed(params["embed"], L.with_image_channels(x))         # [B, S, D]
-        for block in params["blocks"]:
-            h = channel_mixing(block, token_mixing(block, h))
+        keys = L.split_key(key, 2 * len(params["blocks"]))
+        for i, block in enumerate(params["blocks"]):
+            h = token_mixing(block, h, lambda u, k=keys[2 * i]: L.dropout(k, u, cfg.dropout_rate, train))
+            h = channel_mixing(block, h, lambda u, k=keys[2 * i + 1]: L.dropout(k, u, cfg.dropout_rate, train))
         return L.dense(params["head"], L.layernorm(params["final_norm"], h).mean(axis=1))
 
     return Model.of(init, apply)

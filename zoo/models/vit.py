@@ -21,9 +21,12 @@ position is one learned vector either way), initialised N(0, 0.02^2) as GPT-2's.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax
+import jax.numpy as jnp
 
+import zoo.models.attention as A
 import zoo.models.layers as L
 import zoo.models.transformer as T
 from zoo.errors import ConfigError
@@ -54,6 +57,36 @@ def build(name: str, cfg: ViTConfig) -> Model:
         return L.dense(params["head"], T.encode(cfg, params, h, key=key, train=train))
 
     return Model.of(init, apply)
+
+
+def cls_attention(cfg: ViTConfig, params: dict, x: jax.Array) -> jax.Array:
+    """How much the CLS token attends to each patch: [B, L, N], the CLS row of every block's
+    softmax(q k^T / sqrt(Dh)) averaged over heads, the CLS column left out (what is left of
+    each row sums to at most 1). Runs the model's own blocks; only the weights are recomputed."""
+    if cfg.pooling != "cls":
+        raise ConfigError("the CLS attention map needs model.pooling=cls")
+    _, num_heads, d = cfg.dims()
+    h = L.patch_embed(params["embed"], L.with_image_channels(x))
+    h = jnp.concatenate([jnp.broadcast_to(params["cls"], (h.shape[0], 1, d)), h], axis=1)
+    positions = jnp.arange(h.shape[1])
+    h = T.add_positions(cfg, params, h, positions)
+    maps = []
+    for block in T.layer_list(params["blocks"]):
+        maps.append(_cls_weights(cfg, block, T.norm(cfg, block["attention_norm"], h), num_heads, positions)[:, 1:])
+        h, _ = T.block(cfg, block, h, causal=False, positions=positions, cache=None, key=None, train=False)
+    return jnp.stack(maps, axis=1)
+
+
+def _cls_weights(cfg: ViTConfig, block: dict, u: jax.Array, num_heads: int, positions: jax.Array) -> jax.Array:
+    """softmax over keys of the CLS query (position 0) in one block, mean over heads: [B, 1 + N]."""
+    a = block["attention"]
+    q = A.split_heads(L.dense(a["query"], u), num_heads)                    # [B, S, N_h, Dh]
+    k = A.split_heads(L.dense(a["key"], u), a["key"]["kernel"].shape[1] * num_heads // a["query"]["kernel"].shape[1])
+    if cfg.positions == "rotary":
+        q, k = A.rotary(q, positions, cfg.rope_base), A.rotary(k, positions, cfg.rope_base)
+    k = jnp.repeat(k, num_heads // k.shape[2], axis=2)
+    logits = jnp.einsum("bnh,bsnh->bns", q[:, 0], k) / math.sqrt(q.shape[-1])
+    return jax.nn.softmax(logits, axis=-1).mean(axis=1)
 
 
 MODELS = {"vit": ModelEntry(ViTConfig, build,
