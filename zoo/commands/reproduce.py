@@ -39,6 +39,7 @@ PUBLISHED: dict[str, tuple[str, float | None, str, int]] = {
     "mnist1d_transformer": ("eval_accuracy", 0.94, "issue target", 1),
     "charlm_transformer": ("eval_loss", None, "nats/char, no published number", 1),
     "shakespeare_char": ("eval_loss", 1.88, "nanoGPT shakespeare_char, CPU recipe", 3),
+    "shakespeare_llama": ("eval_loss", None, "LLaMA's block (RMSNorm, RoPE, SwiGLU, no bias); GPT-2's: shakespeare_char", 3),
     "karate_gcn": ("eval_accuracy", None, "no published split", 1),
     "cora_gcn": ("eval_accuracy", 0.815, "GCN (Kipf & Welling 2017)", 10),
     "citeseer_gcn": ("eval_accuracy", 0.703, "GCN (Kipf & Welling 2017)", 10),
