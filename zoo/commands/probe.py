@@ -3,6 +3,7 @@
     zoo probe runs/mnist1d_cnn curvature                  # top Hessian eigenvalues, trace, 2/lr
     zoo probe runs/mnist1d_mlp landscape resolution=21    # init -> trained line, loss plane
     zoo probe runs/mnist1d_cnn runs/mnist1d_mlp symmetry  # one row per run
+    zoo probe runs/mnist1d_plain8-seeds0-2 gradflow --replica 0   # one seed of a stacked run
 
 Probes: landscape, curvature, symmetry, calibration, gradflow (zoo.probes). Each writes
 RUN/probes/<probe>.png and <probe>.json and prints its numbers' summary; options are the
@@ -28,6 +29,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
     p.add_argument("--params", choices=("last", "best"), default="last",
                    help="the checkpoint's last parameters, or those train.select kept")
+    p.add_argument("--replica", type=int, default=None,
+                   help="of runs of many replicas (train.seeds/sweep), this one")
     p.set_defaults(run=run)
     return p
 
@@ -75,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     probes.check_options(probe, kwargs)   # before any run is loaded
     rows = {}
     for run_dir in runs:
-        numbers = probes.run(probe, load_run(run_dir, args.step, args.params), **kwargs)
+        numbers = probes.run(probe, load_run(run_dir, args.step, args.params, replica=args.replica), **kwargs)
         rows[run_dir] = numbers
         print(json.dumps({"run": run_dir, **summary(numbers), "files": numbers["files"]}, indent=1))
     if probe == "symmetry" and len(rows) > 1:
