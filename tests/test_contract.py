@@ -29,6 +29,10 @@ CASES = {
     "rnn_lm": (RNN_LM, TEXT), "lstm_lm": (RNN_LM, TEXT), "gru_lm": (RNN_LM, TEXT),
     "transformer": (TINY_TRANSFORMER, ["data.name=mnist1d", "data.format=patches"]),
     "gpt": ({**TINY_TRANSFORMER, "context_length": 16}, TEXT),
+    # a zero head (the default) gives the trunk no gradient at initialisation: tests/test_vision.py
+    "vit": ({**TINY_TRANSFORMER, "patch_size": 4, "zero_head": False}, ["data.name=digits"]),
+    "mixer": ({"patch_size": 4, "num_blocks": 2, "hidden_size": 8, "tokens_mlp_dim": 4, "channels_mlp_dim": 16,
+               "zero_head": False}, ["data.name=digits"]),
     "gcn": ({"hidden_sizes": (8,), "dropout_rate": 0.0}, ["data.name=karate"]),
     "gat": ({"hidden_sizes": (4,), "num_heads": 2, "dropout_rate": 0.0, "attention_dropout_rate": 0.0},
             ["data.name=karate"]),

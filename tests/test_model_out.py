@@ -52,6 +52,24 @@ def test_evaluate_a_step_and_the_validation_split(tmp_path, capsys):
     assert not (tmp_path / "evaluation").exists()
 
 
+def test_the_training_split_is_every_training_example_in_eval_mode(tmp_path, capsys):
+    """--split train: the loss of He et al.'s degradation plots, over all 4000 examples (not
+    the last training batch), without dropout."""
+    run_dir = train(tmp_path, "mnist1d_mlp", "train.steps=20", "model.dropout_rate=0.5", "train.eval_batch_size=512")
+    run = ex.load_run(run_dir)
+    capsys.readouterr()
+    assert main(["evaluate", str(run_dir), "--split", "train"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    data = run.exp.dataset.train
+    logits = run.model.apply(run.params, data["x"])
+    nll = -np.take_along_axis(np.asarray(jax.nn.log_softmax(logits)), data["y"][:, None], 1).mean()
+    np.testing.assert_allclose(printed["train_loss"], nll, rtol=1e-5)
+    assert printed["train_accuracy"] == pytest.approx(np.mean(np.argmax(np.asarray(logits), -1) == data["y"]))
+    assert "eval_loss" not in printed
+    assert main(["evaluate", str(train(tmp_path, "karate_gcn", "train.steps=2")), "--split", "train"]) == 2
+    assert "does not hold its training examples in memory" in capsys.readouterr().err
+
+
 def test_predict_writes_classes_and_probabilities(tmp_path, capsys):
     run_dir = train(tmp_path, "mnist1d_mlp", "train.steps=30")
     run = ex.load_run(run_dir)

@@ -345,7 +345,8 @@ def test_probes_on_a_trained_run_agree_with_the_trainer(tmp_path):
     curv = probes.run("curvature", run, examples=100, k=2, lanczos_steps=10, trace_matvecs=6, at_init=False)
     assert curv["trained"]["top"][0] >= curv["trained"]["top"][1] > 0
     assert list(probes.run("gradflow", run, examples=16)["trained"]) == ["layer 1", "layer 2"]
-    args = argparse.Namespace(words=[str(tmp_path / "t"), "symmetry", "num=2"], step=None, params="last")
+    args = argparse.Namespace(words=[str(tmp_path / "t"), "symmetry", "num=2"], step=None, params="last",
+                              replica=None)
     assert probe.run(args) == 0
     numbers = json.loads((tmp_path / "t" / "probes" / "symmetry.json").read_text())
     assert numbers["group"] == "shift" and numbers["max_error_exact"] is None   # an MLP has no symmetry
@@ -354,4 +355,15 @@ def test_probes_on_a_trained_run_agree_with_the_trainer(tmp_path):
         assert (tmp_path / "t" / "probes" / f"{name}.png").stat().st_size > 0
     with pytest.raises(config.ConfigError, match="no option 'resolutions'"):
         probe.run(argparse.Namespace(words=[str(tmp_path / "t"), "landscape", "resolutions=3"], step=None,
-                                     params="last"))
+                                     params="last", replica=None))
+
+
+def test_one_replica_of_a_stacked_run_is_probed(tmp_path, capsys):
+    from zoo.commands.cli import main
+
+    assert main(["train", "model.name=mlp", "model.width=8", "data.name=mnist1d", "train.seeds=2", "train.steps=3",
+                 "train.eval_batch_size=500", f"run.dir={tmp_path}", "run.name=s", "run.plots=false"]) == 0
+    assert main(["probe", str(tmp_path / "s"), "gradflow", "examples=8"]) == 2
+    assert "holds 2 replicas" in capsys.readouterr().err
+    assert main(["probe", str(tmp_path / "s"), "gradflow", "examples=8", "--replica", "1"]) == 0
+    assert (tmp_path / "s" / "probes" / "gradflow.png").stat().st_size > 0

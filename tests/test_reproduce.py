@@ -30,3 +30,19 @@ def test_a_probed_metric_comes_from_the_probe_on_the_trained_run(tmp_path):
     (value,) = reproduce.probed(str(tmp_path / "r"), "energy_mse")
     assert value == json.loads((tmp_path / "r" / "probes" / "conservation.json").read_text())["energy_mse"] > 0
     assert "e-" in reproduce._fmt(3.9e-5, "energy_mse") and reproduce._fmt(0.0123, "eval_mse") == "0.0123"
+
+
+def test_a_training_loss_row_is_every_seed_on_the_whole_training_set(tmp_path, monkeypatch):
+    """The degradation rows' metric: each seed's params evaluated on all training examples."""
+    from zoo import inference
+    from zoo.experiment import load_runs
+
+    monkeypatch.chdir(ROOT)
+    args = ["mnist1d_plain8", "--out", str(tmp_path), "--no-readme", "--set", "train.steps=5", "model.channels=[4,4]",
+            "model.num_groups=2", "run.plots=false"]
+    assert reproduce.main(args) == 0
+    (row,) = json.loads((tmp_path / "results.json").read_text())
+    runs = load_runs(tmp_path / "runs" / "mnist1d_plain8-seeds0-2")
+    assert row["metric"] == "train_loss" and row["seeds"] == 3 == len(runs)
+    assert row["values"] == [inference.evaluate(run, "train")["train_loss"] for run in runs]
+    assert len(set(row["values"])) == 3   # three seeds, three networks

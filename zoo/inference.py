@@ -3,6 +3,7 @@
     run = zoo.load_run("runs/mnist1d_cnn")
     zoo.evaluate(run)                      # {"eval_loss": ..., "eval_accuracy": ...}, as summary.json
     zoo.evaluate(run, split="val")         # the validation split, keys val_*
+    zoo.evaluate(run, split="train")       # the training examples, keys train_* (in-memory data)
     out = zoo.predict(run, x)              # {"class": [N], "probabilities": [N, K]} for classifiers
 
 `predict` pads the rows into batches of `train.eval_batch_size` (the size evaluation compiled
@@ -10,6 +11,7 @@ for), so any number of rows compiles once, and drops the padding from what it re
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Literal
 
 import jax
@@ -19,20 +21,32 @@ import numpy as np
 from zoo import experiment as ex
 from zoo import mesh as meshlib
 from zoo import steps
+from zoo.data.base import ArrayDataset
 from zoo.errors import ConfigError
 from zoo.experiment import Run
 
-SPLITS = {"test": "eval", "val": "val"}
+SPLITS = {"test": "eval", "val": "val", "train": "train"}
 
 
-def evaluate(run: Run, split: Literal["test", "val"] = "test") -> dict[str, float]:
-    """Metrics of the run's params over its test split (keys eval_*, as in summary.json) or its
-    validation split (keys val_*)."""
+def evaluate(run: Run, split: Literal["test", "val", "train"] = "test") -> dict[str, float]:
+    """Metrics of the run's params over its test split (keys eval_*, as in summary.json), its
+    validation split (keys val_*) or, in eval mode (no dropout), every training example
+    (keys train_*: the training error of He et al. 2016's degradation experiment)."""
     if split not in SPLITS:
         raise ConfigError(f"split {split!r} is not one of: {', '.join(SPLITS)}")
     if split == "val" and not run.exp.dataset.has_validation():
         raise ConfigError(f"data {run.cfg.data_name!r} of {run.run_dir} has no validation split; use split=test")
-    return steps.evaluate(run.exp, steps.make_eval_step(run.exp), run.params, SPLITS[split])
+    exp = training_set_as_evaluation(run) if split == "train" else run.exp
+    return steps.evaluate(exp, steps.make_eval_step(exp), run.params, SPLITS[split])
+
+
+def training_set_as_evaluation(run: Run) -> ex.Experiment:
+    """The run's experiment with its training examples as the evaluation set."""
+    data = run.exp.dataset
+    if not isinstance(data, ArrayDataset):
+        raise ConfigError(f"data {run.cfg.data_name!r} of {run.run_dir} does not hold its training examples "
+                          "in memory; evaluate it on split=test or val")
+    return dataclasses.replace(run.exp, dataset=dataclasses.replace(data, test=data.train))
 
 
 def _forward(run: Run):

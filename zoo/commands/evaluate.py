@@ -1,4 +1,4 @@
-"""`zoo evaluate RUN [--split test|val] [--step N] [--params last|best] [--replica I]`: the
+"""`zoo evaluate RUN [--split test|val|train] [--step N] [--params last|best] [--replica I]`: the
 metrics of a trained run, printed and written to RUN/evaluation/<split>-step<N>.json.
 
 On a finished run the test metrics equal those in its summary.json: a run that selected its
@@ -17,7 +17,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="evaluate a trained run on its test or validation split",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir", help="a run directory, e.g. runs/mnist1d_cnn")
-    p.add_argument("--split", choices=["test", "val"], default="test")
+    p.add_argument("--split", choices=["test", "val", "train"], default="test",
+                   help="train: every training example, in eval mode (in-memory datasets)")
     p.add_argument("--step", type=int, default=None, help="checkpoint step (default: the latest)")
     p.add_argument("--params", choices=["last", "best"], default=None,
                    help="the checkpoint's last params or the selected ones (default: what the summary used)")

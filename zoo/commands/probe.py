@@ -3,6 +3,7 @@
     zoo probe runs/mnist1d_cnn curvature                  # top Hessian eigenvalues, trace, 2/lr
     zoo probe runs/mnist1d_mlp landscape resolution=21    # init -> trained line, loss plane
     zoo probe runs/mnist1d_cnn runs/mnist1d_mlp symmetry  # one row per run
+    zoo probe runs/mnist1d_plain8-seeds0-2 gradflow --replica 0   # one seed of a stacked run
 
 Probes: landscape, curvature, symmetry, calibration, gradflow, conservation (zoo.probes). Each writes
 RUN/probes/<probe>.png and <probe>.json and prints its numbers' summary; options are the

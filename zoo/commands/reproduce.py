@@ -35,6 +35,7 @@ PUBLISHED: dict[str, tuple[str, float | None, str, int]] = {
     "mnist1d_transformer": ("eval_accuracy", 0.94, "issue target", 1),
     "charlm_transformer": ("eval_loss", None, "nats/char, no published number", 1),
     "shakespeare_char": ("eval_loss", 1.88, "nanoGPT shakespeare_char, CPU recipe", 3),
+    "shakespeare_llama": ("eval_loss", None, "LLaMA's block (RMSNorm, RoPE, SwiGLU, no bias); GPT-2's: shakespeare_char", 3),
     "karate_gcn": ("eval_accuracy", None, "no published split", 1),
     "cora_gcn": ("eval_accuracy", 0.815, "GCN (Kipf & Welling 2017)", 10),
     "citeseer_gcn": ("eval_accuracy", 0.703, "GCN (Kipf & Welling 2017)", 10),
@@ -52,10 +53,17 @@ PUBLISHED: dict[str, tuple[str, float | None, str, int]] = {
     "pendulum_baseline": ("energy_mse", 0.041, "HNN paper's baseline MLP, table 1", 3),
     "two_body_hnn": ("energy_mse", 3.9e-5, "HNN (Greydanus et al. 2019), table 1; 10 epochs here", 1),
     "two_body_baseline": ("energy_mse", 6.3e-2, "HNN paper's baseline MLP, table 1; 10 epochs here", 1),
+    "digits_vit": ("eval_accuracy", 0.97, "issue target", 1),
+    "digits_mixer": ("eval_accuracy", 0.97, "issue target", 1),
+    # He et al. 2016 (Figs. 1, 6): training loss after equal steps; plain32 > plain8, resnet32 <= resnet8
+    "mnist1d_plain8": ("train_loss", None, "degradation: plain, 8 conv layers", 3),
+    "mnist1d_plain32": ("train_loss", None, "degradation: plain, 32 conv layers", 3),
+    "mnist1d_resnet8": ("train_loss", None, "degradation: residual, 8 conv layers", 3),
+    "mnist1d_resnet32": ("train_loss", None, "degradation: residual, 32 conv layers", 3),
 }
 # metrics a probe measures on the trained runs rather than the trainer: energy along rollouts
 PROBED = {"energy_mse": "conservation"}
-LOWER_IS_BETTER = ("eval_loss", "eval_mse", "energy_mse")
+LOWER_IS_BETTER = ("eval_loss", "eval_mse", "energy_mse", "train_loss")
 
 
 def run_config(path: Path, seeds: int, out: Path, overrides: list[str]) -> dict:
@@ -73,6 +81,10 @@ def run_config(path: Path, seeds: int, out: Path, overrides: list[str]) -> dict:
     rows = summary.get("replicas", [summary])
     if metric in PROBED:
         values = probed(summary["run_dir"], metric)
+    elif metric.startswith("train_"):  # the trained params on every training example (eval mode)
+        from zoo import inference
+        from zoo.experiment import load_runs
+        values = [inference.evaluate(run, "train")[metric] for run in load_runs(summary["run_dir"])]
     else:
         metric = metric if metric in rows[0] else "eval_loss"  # e.g. a density model: no accuracy
         values = [r[metric] for r in rows]

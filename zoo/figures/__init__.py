@@ -2,16 +2,16 @@
 (zoo.experiment) and writes a PNG into its run directory.
 
 MODEL_FIGURES maps a model name to the figure drawn after its training (ODE phase portraits,
-densities); `after_training(cfg)` lists the hooks `fit` is given by the train command.
+densities, ViT's CLS attention); `after_training(cfg)` lists the hooks `fit` is given by the train command.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from zoo.figures import ode
+from zoo.figures import ode, vit
 from zoo.figures.curves import plot_curves
 
-MODEL_FIGURES: dict[str, Callable] = {**ode.FIGURES}
+MODEL_FIGURES: dict[str, Callable] = {**ode.FIGURES, **vit.FIGURES}
 
 
 def after_training(cfg) -> list[Callable]:

@@ -43,6 +43,8 @@ NAMES: dict[str, tuple[str, str]] = {
     "node": ("node", "neural ODE trajectory model: an MLP vector field integrated from y0 over given times"),
     "cnf": ("cnf", "continuous normalising flow: log p(x) by an ODE with the exact trace"),
     "egnn": ("egnn", "E(n)-equivariant graph network (Satorras et al. 2021): updates positions, node level"),
+    "vit": ("vit", "Vision Transformer: patch embedding, CLS or mean pooling, the encoder's blocks, zero head"),
+    "mixer": ("mlp", "MLP-Mixer (Tolstikhin et al. 2021): patch embedding, token- and channel-mixing MLPs, zero head"),
     "hnn": ("hnn", "Hamiltonian neural network (Greydanus et al. 2019): z' = J grad H_theta; baseline: z' = MLP(z)"),
 }
 

@@ -11,7 +11,12 @@ Layer l (kernel k_l, stride s_l, C_l channels):
     h_l = pool(drop(z_l) + P_l h_{l-1})                    residual=True
 
 P_l is the identity when h_{l-1} and z_l have the same shape, else a strided 1x1 convolution
-(ResNet's projection shortcut, option B). padding "circular" wraps the signal around, so that
+(ResNet's projection shortcut, option B). With preactivation=True each layer after the first
+normalises and activates its input instead of its output (He et al. 2016b, "Identity Mappings
+in Deep Residual Networks"), so the residual stream is a sum of convolutions, never rectified:
+
+    z_l = conv_{k_l, s_l}(drop(act(norm(h_{l-1}))))       l >= 2 (layer 1: conv alone)
+    h_L -> act(norm(h_L)) before the readout padding "circular" wraps the signal around, so that
 with a mean or max readout the network is exactly invariant to circular shifts by multiples
 of its total stride (zoo.probes.symmetry measures it). The readout flattens, or takes the mean or max over
 the spatial axes, then a dense layer gives [B, K].
@@ -43,6 +48,7 @@ class CNNConfig:
     norm: Literal["none", "group", "layer"] = "none"
     num_groups: int = 1
     residual: bool = False
+    preactivation: bool = False                # norm -> act -> conv per layer (He et al. 2016b)
     pool: Literal["none", "max", "avg"] = "none"
     pool_size: int = 2
     dropout_rate: float = 0.0
@@ -79,19 +85,26 @@ def with_channels(cfg: CNNConfig, x):
     return x[..., None] if x.ndim == cfg.dims + 1 else x
 
 
-def normalise(cfg: CNNConfig, block: dict, z):
+def normalise(cfg: CNNConfig, params: dict | None, z):
+    """z normalised with params {"scale", "bias"} (GroupNorm or LayerNorm); z when norm is none."""
     if cfg.norm == "group":
-        return L.groupnorm(block["norm"], z, num_groups=cfg.num_groups)
+        return L.groupnorm(params, z, num_groups=cfg.num_groups)
     if cfg.norm == "layer":
-        return L.layernorm(block["norm"], z)
+        return L.layernorm(params, z)
     return z
 
 
 def layer(cfg: CNNConfig, block: dict, h, i: int, key, train: bool):
-    """Block i: conv -> norm -> activation -> dropout (+ skip) -> pool."""
+    """Block i: conv -> norm -> activation -> dropout (+ skip) -> pool; with preactivation
+    norm -> activation -> dropout -> conv (+ skip) -> pool (layer 0: conv alone)."""
     stride = cfg.per_layer(cfg.strides, "strides")[i]
-    z = L.conv(block["conv"], h, strides=stride, padding=_padding(cfg.padding))
-    z = L.dropout(key, L.activation(cfg.activation)(normalise(cfg, block, z)), cfg.dropout_rate, train)
+    act = L.activation(cfg.activation)
+    if cfg.preactivation:
+        u = L.dropout(key, act(normalise(cfg, block.get("norm"), h)), cfg.dropout_rate, train) if i > 0 else h
+        z = L.conv(block["conv"], u, strides=stride, padding=_padding(cfg.padding))
+    else:
+        z = L.conv(block["conv"], h, strides=stride, padding=_padding(cfg.padding))
+        z = L.dropout(key, act(normalise(cfg, block.get("norm"), z)), cfg.dropout_rate, train)
     if cfg.residual:
         skip = L.conv(block["skip"], h, strides=stride, padding="VALID") if "skip" in block else h
         z = z + skip[(slice(None), *(slice(0, n) for n in z.shape[1:-1]))]
@@ -104,6 +117,8 @@ def features(cfg: CNNConfig, params: dict, x, key=None, train: bool = False):
     keys = L.split_key(key, len(cfg.channels))
     for i, block in enumerate(params["blocks"]):
         h = layer(cfg, block, h, i, keys[i], train)
+    if cfg.preactivation:
+        h = L.activation(cfg.activation)(normalise(cfg, params.get("final_norm"), h))
     if cfg.readout == "mean":
         return h.mean(axis=tuple(range(1, h.ndim - 1)))
     if cfg.readout == "max":
@@ -118,13 +133,15 @@ def init(cfg: CNNConfig, key, x) -> dict:
     blocks = []
     for i, c_out in enumerate(cfg.channels):
         block = {"conv": L.conv_init(keys[2 * i], (kernels[i],) * cfg.dims, c_in, c_out)}
-        if cfg.norm != "none":
-            block["norm"] = L.layernorm_init(c_out)
+        if cfg.norm != "none" and not (cfg.preactivation and i == 0):
+            block["norm"] = L.layernorm_init(c_in if cfg.preactivation else c_out)
         if cfg.residual and (c_in != c_out or strides[i] != 1):
             block["skip"] = L.conv_init(keys[2 * i + 1], (1,) * cfg.dims, c_in, c_out, bias=False)
         blocks.append(block)
         c_in = c_out
     params = {"blocks": blocks}
+    if cfg.preactivation and cfg.norm != "none":
+        params["final_norm"] = L.layernorm_init(c_in)
     d_feat = jax.eval_shape(lambda p, x: features(cfg, p, x), params, x).shape[-1]
     params["head"] = L.dense_init(keys[-1], d_feat, cfg.num_outputs)
     return params

@@ -96,6 +96,48 @@ def conv(params: Params, x: jax.Array, *, strides: int | tuple[int, ...] = 1,
     return y
 
 
+# ----------------------------------------------------------------------------- patches
+def patch_embed_init(key: jax.Array, patch_size: int, c_in: int, d: int) -> Params:
+    """The patch embedding of ViT and MLP-Mixer: a [P, P, C, D] kernel (LeCun normal over
+    fan-in P*P*C, as flax's Conv in big_vision) and a [D] bias."""
+    return conv_init(key, (patch_size, patch_size), c_in, d)
+
+
+def patchify(x: jax.Array, patch_size: int) -> jax.Array:
+    """x [B, H, W, C] -> [B, N, P*P*C]: the non-overlapping P x P patches in row-major order
+    (N = H/P * W/P), each flattened (row, column, channel) as a conv kernel is."""
+    b, h, w, c = x.shape
+    if h % patch_size or w % patch_size:
+        raise ConfigError(f"images of {h}x{w} pixels do not split into {patch_size}x{patch_size} patches; "
+                          f"set model.patch_size to a divisor of both (or data.image_size to a multiple)")
+    p = patch_size
+    x = x.reshape(b, h // p, p, w // p, p, c).transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, (h // p) * (w // p), p * p * c)
+
+
+def patch_embed(params: Params, x: jax.Array) -> jax.Array:
+    """x [B, H, W, C] -> tokens [B, N, D]: each patch times the flattened kernel, plus the bias
+    (Dosovitskiy et al. 2021, eq. 1): a convolution with kernel = stride = P, as a matmul."""
+    kernel = params["kernel"]
+    p, d = kernel.shape[0], kernel.shape[-1]
+    return dense({"kernel": kernel.reshape(-1, d), "bias": params["bias"]}, patchify(x, p))
+
+
+def head_init(key: jax.Array, d: int, num_outputs: int, *, zero: bool) -> Params:
+    """A classifier head [D, K]: kernel zeros (big_vision's ViT and MlpMixer: the initial
+    logits are zero) or LeCun normal; bias zeros."""
+    params = dense_init(key, d, num_outputs)
+    return {**params, "kernel": jnp.zeros_like(params["kernel"])} if zero else params
+
+
+def with_image_channels(x: jax.Array) -> jax.Array:
+    """[B, H, W] -> [B, H, W, 1]; [B, H, W, C] unchanged; other ranks fail naming the shape."""
+    if x.ndim not in (3, 4):
+        raise ConfigError(f"a patch model takes images [B, H, W(, C)], not {list(x.shape)}; "
+                          "use image data (data.name=digits or image_folder)")
+    return (x[..., None] if x.ndim == 3 else x).astype(jnp.float32)
+
+
 # ----------------------------------------------------------------------------- pooling
 def pool(x: jax.Array, kind: str, window: int, stride: int | None = None) -> jax.Array:
     """Max or average pooling over the spatial axes of x: [B, *spatial, C] ("VALID" windows)."""

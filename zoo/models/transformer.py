@@ -269,11 +269,34 @@ def check_length(cfg: BlockConfig, params: dict, t: int) -> None:
 
 
 # ----------------------------------------------------------------------------- encoder classifier
+def encoder_trunk_init(k_cls: jax.Array, k_trunk: jax.Array, cfg: EncoderConfig, num_tokens: int) -> dict:
+    """The encoder between embedding and head: the CLS token (with CLS pooling), the blocks,
+    the final norm and the positions of num_tokens (+ CLS) rows. ViT shares it (zoo.models.vit)."""
+    extra = 1 if cfg.pooling == "cls" else 0
+    params = trunk_init(k_trunk, cfg, cfg.context_length or num_tokens + extra)
+    if cfg.pooling == "cls":
+        params["cls"] = A.normal(k_cls, (cfg.dims()[2],), 0.02)
+    return params
+
+
+def encode(cfg: EncoderConfig, params: dict, h: jax.Array, *, key: jax.Array | None,
+           train: bool) -> jax.Array:
+    """Embedded tokens h [B, T, D] -> the pooled representation [B, D]: the CLS token put
+    first, positions, the bidirectional blocks, the final norm, then the CLS row or the mean."""
+    if cfg.pooling == "cls":
+        cls = jnp.broadcast_to(params["cls"].astype(h.dtype), (h.shape[0], 1, h.shape[-1]))
+        h = jnp.concatenate([cls, h], axis=1)                              # [B, 1 + T, D]
+    check_length(cfg, params, h.shape[1])
+    positions = jnp.arange(h.shape[1])
+    h, _ = stack(cfg, params, add_positions(cfg, params, h, positions), causal=False,
+                 positions=positions, key=key, train=train)
+    return h[:, 0] if cfg.pooling == "cls" else h.mean(axis=1)
+
+
 def build_encoder(name: str, cfg: EncoderConfig) -> Model:
     if cfg.num_outputs is None:
         raise ConfigError("transformer needs num_outputs (the trainer takes it from the dataset)")
     _, _, d = cfg.dims()
-    extra = 1 if cfg.pooling == "cls" else 0
 
     def features(x):
         return (x[..., None] if x.ndim == 2 else x).astype(jnp.float32)
@@ -281,27 +304,15 @@ def build_encoder(name: str, cfg: EncoderConfig) -> Model:
     def init(key, x):
         x = features(x)
         k_embed, k_cls, k_trunk, k_head = jax.random.split(key, 4)
-        length = cfg.context_length or x.shape[1] + extra
-        params = {"embed": {"kernel": A.normal(k_embed, (x.shape[-1], d), 0.02),
-                            "bias": jnp.zeros((d,), jnp.float32)},
-                  **trunk_init(k_trunk, cfg, length),
-                  "head": {"kernel": A.normal(k_head, (d, cfg.num_outputs), 0.02),
-                           "bias": jnp.zeros((cfg.num_outputs,), jnp.float32)}}
-        if cfg.pooling == "cls":
-            params["cls"] = A.normal(k_cls, (d,), 0.02)
-        return params
+        return {"embed": {"kernel": A.normal(k_embed, (x.shape[-1], d), 0.02),
+                          "bias": jnp.zeros((d,), jnp.float32)},
+                **encoder_trunk_init(k_cls, k_trunk, cfg, x.shape[1]),
+                "head": {"kernel": A.normal(k_head, (d, cfg.num_outputs), 0.02),
+                         "bias": jnp.zeros((cfg.num_outputs,), jnp.float32)}}
 
     def apply(params, x, *, key=None, train=False):
         h = L.dense(params["embed"], features(x))                         # [B, T, D]
-        if cfg.pooling == "cls":
-            cls = jnp.broadcast_to(params["cls"].astype(h.dtype), (h.shape[0], 1, d))
-            h = jnp.concatenate([cls, h], axis=1)                          # [B, 1 + T, D]
-        check_length(cfg, params, h.shape[1])
-        positions = jnp.arange(h.shape[1])
-        h, _ = stack(cfg, params, add_positions(cfg, params, h, positions), causal=False,
-                     positions=positions, key=key, train=train)
-        pooled = h[:, 0] if cfg.pooling == "cls" else h.mean(axis=1)
-        return L.dense(params["head"], pooled)
+        return L.dense(params["head"], encode(cfg, params, h, key=key, train=train))
 
     return Model.of(init, apply)
 

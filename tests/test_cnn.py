@@ -1,0 +1,42 @@
+"""The CNN's pre-activation layers (He et al. 2016b) against closed forms: with every later
+convolution zeroed, the residual network carries its first layer's output unchanged to the
+readout, and the plain one carries nothing; one layer is norm -> ReLU -> conv written out."""
+import chex
+import jax
+import jax.numpy as jnp
+
+import zoo.models.cnn as C
+import zoo.models.layers as L
+from zoo.models import build
+
+HYPER = dict(num_outputs=3, channels=(8, 8, 8), kernel_sizes=(3,), strides=(1,), padding="same", norm="group",
+             num_groups=2, readout="mean", preactivation=True)
+
+
+def _zero_later_convs(params):
+    blocks = [params["blocks"][0]] + [{**b, "conv": jax.tree.map(jnp.zeros_like, b["conv"])}
+                                      for b in params["blocks"][1:]]
+    return {**params, "blocks": blocks}
+
+
+def test_zeroed_residual_branches_leave_the_stream_to_the_readout():
+    x = jax.random.normal(jax.random.PRNGKey(0), (4, 20))
+    for residual in (True, False):
+        cfg = C.CNNConfig(**HYPER, residual=residual)
+        params = _zero_later_convs(build("cnn", cfg).init(jax.random.PRNGKey(1), x))
+        first = params["blocks"][0]
+        h0 = L.conv(first["conv"], x[..., None], padding="SAME")
+        if residual:
+            h0 = h0 + L.conv(first["skip"], x[..., None], padding="VALID")
+        stream = h0 if residual else jnp.zeros_like(h0)
+        expected = jax.nn.relu(L.groupnorm(params["final_norm"], stream, num_groups=2)).mean(axis=1)
+        chex.assert_trees_all_close(C.features(cfg, params, x), expected, atol=1e-5)
+
+
+def test_a_later_layer_is_norm_then_relu_then_conv():
+    cfg = C.CNNConfig(**HYPER)
+    h = jax.random.normal(jax.random.PRNGKey(2), (2, 20, 8))
+    block = build("cnn", cfg).init(jax.random.PRNGKey(3), h[..., 0])["blocks"][1]
+    block = {**block, "norm": {"scale": jnp.linspace(0.5, 2, 8), "bias": jnp.linspace(-1, 1, 8)}}
+    expected = L.conv(block["conv"], jax.nn.relu(L.groupnorm(block["norm"], h, num_groups=2)), padding="SAME")
+    chex.assert_trees_all_close(C.layer(cfg, block, h, 1, None, False), expected, atol=1e-5)
