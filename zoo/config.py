@@ -269,11 +269,7 @@ def replica_configs(cfg: Config) -> list[Config]:
             tree["train"].update(seed=seed, seeds=1, sweep={})
             tree["mesh"]["seeds"] = 1
             for key, value in point.items():
-                section, *path = key.split(".")
-                node = tree[section]
-                for part in path[:-1]:
-                    node = node.setdefault(part, {})
-                node[path[-1]] = value
+                set_dotted(tree, key, value)
             out.append(from_tree(tree, cfg.source))
     return out
 
@@ -370,15 +366,21 @@ def apply_override(tree: dict, override: str) -> None:
     parts = key.strip().split(".")
     if parts[0] not in SECTIONS:
         raise ConfigError(f"override {key!r}: unknown section {parts[0]!r}{closest(parts[0], list(SECTIONS))}")
-    node = tree
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"override {key!r}: {part} is not a section")
     if not text.strip() and _names_a_path(parts[-1]):  # `data.path=$DATA` with $DATA unset
         raise ConfigError(f"override {key.strip()}= is empty (an unset shell variable?); give the path, or "
                           f"{key.strip()}=null for the default")
-    node[parts[-1]] = parse(text, f"override {key}") if text.strip() else Raw("")
+    set_dotted(tree, key.strip(), parse(text, f"override {key}") if text.strip() else Raw(""))
+
+
+def set_dotted(tree: dict, key: str, value: Any) -> None:
+    """tree["a"]["b"]["c"] = value for key "a.b.c", making the sections on the way."""
+    *path, last = key.split(".")
+    node = tree
+    for part in path:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {key!r}: {part} is not a section")
+    node[last] = value
 
 
 def _names_a_path(field: str) -> bool:

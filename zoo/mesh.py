@@ -93,11 +93,6 @@ def make_mesh(cfg: MeshConfig, devices: list | None = None) -> Mesh:
     return Mesh(np.array(devices[:used]).reshape(cfg.seeds, data, cfg.fsdp), (REPLICA_AXIS, *BATCH_AXES))
 
 
-def platform(mesh: Mesh) -> str:
-    """The platform the mesh's devices are: "cpu", "gpu" or "tpu"."""
-    return mesh.devices.flat[0].platform
-
-
 def batch_sharding(mesh: Mesh, shardable: bool = True) -> NamedSharding:
     return NamedSharding(mesh, P(BATCH_AXES) if shardable else P())
 

@@ -23,11 +23,7 @@ def program_configs(cfg: Config) -> list[tuple[str, Config]]:
         tree = cfg.to_dict()
         tree["train"]["sweep"] = traced
         for key, value in zip(other, point):
-            section, *path = key.split(".")
-            node = tree[section]
-            for part in path[:-1]:
-                node = node.setdefault(part, {})
-            node[path[-1]] = value
+            config.set_dotted(tree, key, value)
         label = ",".join(f"{k.split('.')[-1]}={v}" for k, v in zip(other, point))
         out.append((label, config.from_tree(tree, cfg.source)))
     return out

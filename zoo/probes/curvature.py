@@ -104,12 +104,6 @@ def rademacher(key: jax.Array, dim: int, k: int) -> np.ndarray:
     return np.asarray(jax.random.rademacher(key, (dim, k), jnp.float32), np.float64)
 
 
-def hutchinson(matvec: Matvec, dim: int, num_samples: int, key: jax.Array) -> float:
-    """tr H ~ mean_i z_i^T H z_i over `num_samples` Rademacher z_i."""
-    z = rademacher(key, dim, num_samples)
-    return float(np.sum(z * matvec(z)) / num_samples)
-
-
 def hutchpp(matvec: Matvec, dim: int, num_matvecs: int, key: jax.Array) -> float:
     """Hutch++: tr(Q^T H Q) + Hutchinson on (I - QQ^T) H (I - QQ^T), Q = orth(H S), with
     num_matvecs // 3 columns each for S, Q and the remainder's probes."""
