@@ -5,12 +5,20 @@ Implicit rank promotion is allowed: bias and norm-scale broadcasting ([..., D] +
 idiom of every layer here and of flax.linen, which these tests compare against."""
 import os
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def zoo_command() -> str:
+    """The `zoo` console script that `pip install` put beside this interpreter: what a user types."""
+    path = Path(sysconfig.get_path("scripts")) / "zoo"
+    assert path.is_file(), f"no {path}: install the project (pip install -e .) so the zoo command exists"
+    return str(path)
 
 
 @pytest.fixture
