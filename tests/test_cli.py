@@ -46,3 +46,11 @@ def test_compile_for_a_tpu_with_the_tpu_extra(tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.startswith("mnist1d_cnn on ") and "train" in proc.stdout and "eval" in proc.stdout
+
+
+def test_overrides_may_follow_the_options(capsys):
+    assert cli.main(["train", "mnist1d_cnn", "--print-config", "train.steps=7"]) == 0
+    assert "\n  steps: 7\n" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["train", "mnist1d_cnn", "--print-config", "steps"])
+    assert stop.value.code == 2 and "unrecognized arguments: steps" in capsys.readouterr().err
