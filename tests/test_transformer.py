@@ -42,6 +42,7 @@ def small_gpt(**kw):
 
 
 # ----------------------------------------------------------------------------- attention
+@pytest.mark.crosscheck
 @pytest.mark.parametrize("implementation", ["auto", "fused", "explicit"])
 def test_attention_matches_flax_with_copied_weights(implementation):
     flax_nn = pytest.importorskip("flax.linen")
@@ -90,6 +91,7 @@ def test_grouped_query_equals_multi_head_with_shared_kv():
                                attend(q, repeat(k), repeat(v), is_causal=True), **TOL)
 
 
+@pytest.mark.crosscheck
 def test_attention_matches_torch_sdpa():
     torch = pytest.importorskip("torch")
     q, k, v = qkv()
