@@ -19,6 +19,17 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+TIERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(items):
+    """Each test carries its tier's marker, from its folder: `pytest -m "not e2e"` selects by it."""
+    for item in items:
+        path = Path(item.path)
+        if path.is_relative_to(ROOT / "tests") and path.relative_to(ROOT / "tests").parts[0] in TIERS:
+            item.add_marker(path.relative_to(ROOT / "tests").parts[0])
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     report = (yield).get_result()

@@ -1,10 +1,10 @@
 """Measure: every file of a run's newest checkpoint truncated, deleted or with a flipped byte;
 each must be skipped for the previous checkpoint (one stderr line), never restored.
 
-    PYTHONPATH=. python tests/damage_corpus.py [--dir /tmp/damage_corpus]
+    PYTHONPATH=. python tools/damage_corpus.py [--dir /tmp/damage_corpus]
 
 Prints the counts; exits 1 on any silent acceptance. A measurement for the reliability
-report; tests/test_reliability.py keeps one case of each kind of damage.
+report; tests/e2e/test_reliability.py keeps one case of each kind of damage.
 """
 import argparse
 import contextlib

@@ -41,7 +41,7 @@ def _env(devices: int) -> dict:
 def test_every_family_on_eight_devices_and_fsdp_matches_one_device(tmp_path):
     spec = {str(ROOT / "configs" / f"{name}.yaml"): ([*SHORT, *overrides], meshes)
             for name, (overrides, meshes) in FAMILIES.items()}
-    cmd = [sys.executable, str(ROOT / "tests" / "multidevice.py"), str(tmp_path), json.dumps(spec)]
+    cmd = [sys.executable, str(ROOT / "tests" / "e2e" / "multidevice.py"), str(tmp_path), json.dumps(spec)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(8), cwd=ROOT, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.split("RESULT ", 1)[1])

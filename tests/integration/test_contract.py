@@ -34,7 +34,7 @@ CASES = {
                                                                "data.num_test=8"]),
     "mpnn": ({"hidden_sizes": (8, 8), "task_level": "graph"}, ["data.name=graph_cycles", "data.num_train=16",
                                                                 "data.num_test=8"]),
-    # fixed-step solvers keep compile times short; tests/test_node.py covers the adaptive ones
+    # fixed-step solvers keep compile times short; tests/unit/test_node.py covers the adaptive ones
     "node": ({"width": 8, "solver": "rk4", "dt0": 0.05}, ["data.name=spiral"]),
     "odenet": ({"channels": 8, "num_groups": 2, "solver": "rk4", "dt0": 0.25}, ["data.name=mnist1d"]),
     "cnf": ({"width": 8, "depth": 1, "solver": "rk4", "dt0": 0.25}, ["data.name=toy2d", "data.num_test=16"]),

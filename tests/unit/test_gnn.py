@@ -14,7 +14,7 @@ from zoo.models import build, gnn
 from zoo.models import segments as S
 
 MODELS = ["gcn", "gat", "gin", "mpnn"]
-CORA = Path(__file__).resolve().parents[2] / "shared" / "data" / "planetoid" / "cora.npz"
+CORA = Path(__file__).resolve().parents[3] / "shared" / "data" / "planetoid" / "cora.npz"
 
 
 def random_graph(rng, num_nodes, num_edges, d=5):

@@ -14,7 +14,7 @@ import zoo.models as M
 from zoo.models import attention as A
 from zoo.models import transformer as T
 
-SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
+SHAKESPEARE = Path(__file__).resolve().parents[3] / "shared" / "data" / "tinyshakespeare.txt"
 TOL = dict(rtol=1e-5, atol=1e-5)
 # Jitted entry points: one compilation per shape instead of one per primitive (fast tests).
 attend = jax.jit(A.attend, static_argnames=("is_causal", "implementation", "dropout_rate", "train"))
