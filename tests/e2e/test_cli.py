@@ -6,7 +6,7 @@ import importlib.util
 import subprocess
 
 import pytest
-from conftest import zoo_command
+from conftest import ROOT, zoo_command
 
 from zoo.commands import cli
 
@@ -54,3 +54,8 @@ def test_overrides_may_follow_the_options(capsys):
     with pytest.raises(SystemExit) as stop:
         cli.main(["train", "mnist1d_cnn", "--print-config", "steps"])
     assert stop.value.code == 2 and "unrecognized arguments: steps" in capsys.readouterr().err
+
+
+def test_the_readme_names_every_subcommand():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert [name for name in cli.SUBCOMMANDS if f"zoo {name} " not in readme] == []
