@@ -36,7 +36,7 @@ import yaml
 from conftest import ROOT, zoo_command
 
 README = ROOT / "README.md"
-SHARED = Path(os.environ.get("ZOO_SHARED", ROOT.parent / "shared"))   # ../shared/data beside the checkout
+SHARED = Path(os.environ.get("ZOO_SHARED", ROOT.parent / "shared"))   # ../shared/data beside the checkout (ZOO_SHARED: elsewhere)
 MARK = re.compile(r"<!-- (?P<kind>not run|first|needs)\s*(?P<arg>[^:]*?)\s*:\s*(?P<text>.+?)\s*-->")
 FENCE = "```"
 SHELL_WORDS = ("zoo", "python", "python3", "pip", ".")
