@@ -1,57 +1,19 @@
 """The model contract (DESIGN.md section 1), checked for every name in the registry:
 init/apply shapes, jit(apply) == apply, finite non-zero gradients for every parameter, and a
 few optax steps overfitting a tiny batch."""
-import dataclasses
-
 import chex
 import jax
 import jax.numpy as jnp
 import optax
 import pytest
+from model_cases import BATCH, CASES, experiment
 
-from zoo import config
 from zoo import experiment as ex
 from zoo.models import REGISTRY, Model, build
-
-# name -> small hyperparameters and the dataset (with options) its inputs come from
-SEQ = ["data.name=mnist1d", "data.format=sequence"]
-TEXT = ["data.name=text", "data.seq_len=16", "train.eval_batches=1"]
-RNN = {"hidden_size": 8, "num_layers": 2, "bidirectional": True}
-RNN_LM = {"embed_dim": 8, "hidden_size": 8, "num_layers": 2}
-TINY_TRANSFORMER = {"num_layers": 1, "num_heads": 2, "d_model": 16}
-CASES = {
-    "mlp": ({"width": 16, "residual": True, "norm": "layer"}, ["data.name=mnist1d"]),
-    "cnn": ({"channels": (4, 8), "kernel_sizes": (3,), "strides": (2,), "norm": "group", "num_groups": 2,
-             "residual": True}, ["data.name=mnist1d"]),
-    "rnn": (RNN, SEQ), "lstm": (RNN, SEQ), "gru": (RNN, SEQ),
-    "rnn_lm": (RNN_LM, TEXT), "lstm_lm": (RNN_LM, TEXT), "gru_lm": (RNN_LM, TEXT),
-    "transformer": (TINY_TRANSFORMER, ["data.name=mnist1d", "data.format=patches"]),
-    "gpt": ({**TINY_TRANSFORMER, "context_length": 16}, TEXT),
-    "gcn": ({"hidden_sizes": (8,), "dropout_rate": 0.0}, ["data.name=karate"]),
-    "gat": ({"hidden_sizes": (4,), "num_heads": 2, "dropout_rate": 0.0, "attention_dropout_rate": 0.0},
-            ["data.name=karate"]),
-    "gin": ({"hidden_sizes": (8, 8), "task_level": "graph"}, ["data.name=graph_cycles", "data.num_train=16",
-                                                               "data.num_test=8"]),
-    "mpnn": ({"hidden_sizes": (8, 8), "task_level": "graph"}, ["data.name=graph_cycles", "data.num_train=16",
-                                                                "data.num_test=8"]),
-    # fixed-step solvers keep compile times short; tests/unit/test_node.py covers the adaptive ones
-    "node": ({"width": 8, "solver": "rk4", "dt0": 0.05}, ["data.name=spiral"]),
-    "odenet": ({"channels": 8, "num_groups": 2, "solver": "rk4", "dt0": 0.25}, ["data.name=mnist1d"]),
-    "cnf": ({"width": 8, "depth": 1, "solver": "rk4", "dt0": 0.25}, ["data.name=toy2d", "data.num_test=16"]),
-}
-BATCH = 8
 
 
 def test_every_registered_model_has_a_contract_case():
     assert set(REGISTRY) == set(CASES), "add a case for each new model to CASES"
-
-
-def experiment(name):
-    hyper, data = CASES[name]
-    cfg = config.load(None, [f"model.name={name}", *data, f"train.batch_size={BATCH}",
-                             f"train.eval_batch_size={BATCH}", "mesh.data=1"])
-    cfg = cfg.replace(model=dataclasses.replace(cfg.model, **hyper))
-    return ex.build(cfg)
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))

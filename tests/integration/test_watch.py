@@ -12,7 +12,7 @@ import termios
 import jax
 import numpy as np
 import pytest
-from test_contract import CASES, experiment
+from model_cases import CASES, experiment
 
 from zoo import config, figures, throughput, train
 from zoo import experiment as ex
