@@ -2,15 +2,48 @@
 sees one CPU device unless it starts a subprocess that asks for more.
 
 Implicit rank promotion is allowed: bias and norm-scale broadcasting ([..., D] + [D]) is the
-idiom of every layer here and of flax.linen, which these tests compare against."""
+idiom of every layer here and of flax.linen, which these tests compare against.
+
+Cross-checks against trusted implementations (`@pytest.mark.crosscheck`: PyTorch, PyTorch
+Geometric, torchdiffeq, flax.linen) skip where their peer is not installed; with
+ZOO_REQUIRE_CROSSCHECKS=1 (set by .ci/run) such a skip fails instead, so CI never passes
+without them."""
 import os
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT / "zoo" / "data" / "files"  # the data files zoo ships (tiny Shakespeare, Planetoid)
+
+
+TIERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(items):
+    """Each test carries its tier's marker, from its folder: `pytest -m "not e2e"` selects by it."""
+    for item in items:
+        path = Path(item.path)
+        if path.is_relative_to(ROOT / "tests") and path.relative_to(ROOT / "tests").parts[0] in TIERS:
+            item.add_marker(path.relative_to(ROOT / "tests").parts[0])
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = (yield).get_result()
+    if report.skipped and item.get_closest_marker("crosscheck") and os.environ.get("ZOO_REQUIRE_CROSSCHECKS") == "1":
+        reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"a cross-check skipped where ZOO_REQUIRE_CROSSCHECKS=1: {reason}"
+
+
+def zoo_command() -> str:
+    """The `zoo` console script that `pip install` put beside this interpreter: what a user types."""
+    path = Path(sysconfig.get_path("scripts")) / "zoo"
+    assert path.is_file(), f"no {path}: install the project (pip install -e .) so the zoo command exists"
+    return str(path)
 
 
 @pytest.fixture

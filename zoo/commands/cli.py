@@ -67,7 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     """Run `zoo ARGV`; returns the exit code. A ConfigError anywhere is one line and exit 2."""
     from zoo.errors import ConfigError
 
-    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    p = parser()
+    args, rest = p.parse_known_args(sys.argv[1:] if argv is None else argv)
+    # key=value overrides may follow the options too (`zoo train NAME --print-config train.steps=5`),
+    # which argparse leaves unparsed once an option has ended the positionals
+    if rest and isinstance(getattr(args, "overrides", None), list) and all("=" in w and not w.startswith("-") for w in rest):
+        args.overrides += rest
+    elif rest:
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return args.run(args)
     except ConfigError as e:

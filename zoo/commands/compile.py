@@ -30,7 +30,6 @@ from zoo.errors import ConfigError
 
 GiB, MiB = 2**30, 2**20
 COLLECTIVES = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "collective-permute")
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 TABLE_TARGETS = ("v5e:2x2", "h100:1x1x4")   # four devices each: one mesh shape for both columns
 TABLE_MARKERS = ("<!-- zoo compile --table: start -->", "<!-- zoo compile --table: end -->")
 
@@ -191,6 +190,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("compile", help="compile a config's steps for a TPU/GPU target, no device needed",
                               description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     _arguments(p)
+    p.set_defaults(run=run)
     return p
 
 
@@ -203,12 +203,6 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sweep", metavar="KEY=V1,V2", help="compile once per value, one row each")
     p.add_argument("--table", action="store_true",
                    help=f"compile every shipped config for {' and '.join(TABLE_TARGETS)} and write README.md's table")
-
-
-def config_path(name: str) -> Path:
-    """A config file, or a shipped config's name."""
-    path = Path(name)
-    return path if path.suffix in (".yaml", ".yml") or path.exists() else CONFIGS / f"{name}.yaml"
 
 
 def sweep(spec: str | None) -> list[str | None]:
@@ -226,7 +220,7 @@ def compile_config(args, target) -> int:
 
     table, failures = [HEADER], []
     for extra in sweep(args.sweep):
-        cfg = config.load(config_path(args.config), [*args.overrides, *([extra] if extra else [])])
+        cfg = config.load(config.config_path(args.config), [*args.overrides, *([extra] if extra else [])])
         try:
             table += rows(compile_steps(cfg, target), target, f"{extra} " if extra else "")
         except CannotCompile as e:
@@ -257,7 +251,7 @@ def markdown_table(targets_used) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     from zoo import config
 
-    for path in sorted(CONFIGS.glob("*.yaml")):
+    for path in config.shipped_configs().values():
         cells = [table_cell(path, t) for t in targets_used]
         lines.append(f"| {path.stem} | {config.read_yaml(path)['model']['name']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -34,6 +34,7 @@ def _from_flax(kind, p):
             "b": cat(["ir", "iz", "in"], "bias"), "b_hn": p["hn"]["bias"]}
 
 
+@pytest.mark.crosscheck
 @pytest.mark.parametrize("kind", KINDS)
 def test_cell_matches_flax(kind):
     nn = pytest.importorskip("flax.linen")
@@ -74,6 +75,7 @@ def _torch_module(torch, kind, d, h, num_layers, bidirectional):
     return cls(d, h, num_layers=num_layers, bidirectional=bidirectional, batch_first=True)
 
 
+@pytest.mark.crosscheck
 @pytest.mark.parametrize("kind, impl", [("rnn", "scan"), ("lstm", "scan"), ("gru", "scan"),
                                         ("lstm", "fused"), ("gru", "fused")])
 def test_stack_matches_torch(kind, impl):
@@ -93,6 +95,7 @@ def test_stack_matches_torch(kind, impl):
         np.testing.assert_allclose(got_c, want_state[1].numpy(), atol=ATOL)
 
 
+@pytest.mark.crosscheck
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_lengths_match_torch_packed_sequences(kind):
     torch = pytest.importorskip("torch")

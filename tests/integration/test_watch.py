@@ -12,7 +12,7 @@ import termios
 import jax
 import numpy as np
 import pytest
-from test_contract import CASES, experiment
+from model_cases import CASES, experiment
 
 from zoo import config, figures, rundir, steps, throughput, train
 from zoo import experiment as ex
@@ -21,7 +21,7 @@ from zoo.commands import cli
 from zoo.figures import curves
 from zoo.summary import summarize
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # tests/integration/ -> the checkout
 SMALL = ["model.name=mlp", "model.width=16", "data.name=mnist1d", "train.batch_size=50", "train.eval_batch_size=500",
          "train.log_every=5", "train.steps=10", "train.eval_every=10", "mesh.data=1"]
 

@@ -14,7 +14,7 @@ import zoo.models as M
 from zoo.models import attention as A
 from zoo.models import transformer as T
 
-SHAKESPEARE = Path(__file__).resolve().parents[1] / "zoo" / "data" / "files" / "tinyshakespeare.txt"  # shipped
+SHAKESPEARE = Path(__file__).resolve().parents[2] / "zoo" / "data" / "files" / "tinyshakespeare.txt"  # shipped
 TOL = dict(rtol=1e-5, atol=1e-5)
 # Jitted entry points: one compilation per shape instead of one per primitive (fast tests).
 attend = jax.jit(A.attend, static_argnames=("is_causal", "implementation", "dropout_rate", "train"))
@@ -42,6 +42,7 @@ def small_gpt(**kw):
 
 
 # ----------------------------------------------------------------------------- attention
+@pytest.mark.crosscheck
 @pytest.mark.parametrize("implementation", ["auto", "fused", "explicit"])
 def test_attention_matches_flax_with_copied_weights(implementation):
     flax_nn = pytest.importorskip("flax.linen")
@@ -90,6 +91,7 @@ def test_grouped_query_equals_multi_head_with_shared_kv():
                                attend(q, repeat(k), repeat(v), is_causal=True), **TOL)
 
 
+@pytest.mark.crosscheck
 def test_attention_matches_torch_sdpa():
     torch = pytest.importorskip("torch")
     q, k, v = qkv()

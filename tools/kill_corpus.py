@@ -3,11 +3,11 @@ before their first checkpoint, during a save, anywhere) and resumed end bit for 
 uninterrupted run ends; a run killed before it wrote its config is started again by name and
 must take its leftover directory (not name-2).
 
-    PYTHONPATH=. python tests/kill_corpus.py [--kills 20] [--seed 0] [--dir /tmp/kill_corpus]
+    PYTHONPATH=. python tools/kill_corpus.py [--kills 20] [--seed 0] [--dir /tmp/kill_corpus]
 
 Prints one line per kill and a total; exits 1 unless every resumed run matches. A measurement
-for the reliability report, not a test (it takes minutes); tests/test_train.py and
-tests/test_reliability.py keep representative kills.
+for the reliability report, not a test (it takes minutes); tests/e2e/test_train.py and
+tests/e2e/test_reliability.py keep representative kills.
 """
 import argparse
 import random

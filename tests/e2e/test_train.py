@@ -17,7 +17,7 @@ from zoo import checkpoint, config, figures, steps, train
 from zoo import experiment as ex
 from zoo.selection import Selection
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["model.name=mlp", "model.width=32", "data.name=mnist1d", "train.batch_size=50",
          "train.eval_batch_size=300", "train.log_every=10"]
 

@@ -3,7 +3,7 @@ in one line on stderr and exit 2 with no run directory made, or be read as docum
 
 `CASES` holds (arguments, files, expected text); "{tmp}" in an argument or a file's content is
 the test's scratch folder, `files` maps a name there to its content (str, or bytes). Used by
-tests/test_reliability.py, in-process through zoo.commands.cli.main.
+tests/e2e/test_reliability.py, in-process through zoo.commands.cli.main.
 """
 import numpy as np
 

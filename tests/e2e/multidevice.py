@@ -1,5 +1,5 @@
-"""Run by tests/test_distributed.py in a subprocess with 8 simulated CPU devices:
-`python tests/multidevice.py RUN_DIR JSON` where JSON maps config paths to their overrides and
+"""Run by tests/e2e/test_distributed.py in a subprocess with 8 simulated CPU devices:
+`python tests/e2e/multidevice.py RUN_DIR JSON` where JSON maps config paths to their overrides and
 to the meshes to try; prints, as JSON, each run's eval metrics by config and mesh."""
 import json
 import sys

@@ -3,10 +3,10 @@ and checkpoints that are not what their names say (another step's, with a manife
 of before manifests named the step; another run's); each must be skipped for the previous
 checkpoint with one stderr line (absl's and orbax's records included), never restored.
 
-    PYTHONPATH=. python tests/damage_corpus.py [--dir /tmp/damage_corpus]
+    PYTHONPATH=. python tools/damage_corpus.py [--dir /tmp/damage_corpus]
 
 Prints the counts; exits 1 on any silent acceptance or any case that is not exactly one line.
-A measurement for the reliability report; tests/test_reliability.py keeps one case of each kind.
+A measurement for the reliability report; tests/e2e/test_reliability.py keeps one case of each kind.
 """
 import argparse
 import contextlib

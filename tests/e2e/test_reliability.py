@@ -19,7 +19,7 @@ from zoo import checkpoint, config, rundir, steps, train
 from zoo import experiment as ex
 from zoo.commands import cli
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _materialize(tmp_path: Path, args, files) -> list[str]:
@@ -391,7 +391,7 @@ def test_a_directory_a_killed_start_left_is_taken_by_the_next_start(tmp_path):
 
 def test_eight_devices_keep_a_bounded_number_of_steps_in_flight(tmp_path):
     """XLA's CPU all-reduce aborts with some 200 steps queued on 8 devices (measured before the
-    fix, tests/test_reliability.py's docstring); the loop now waits two steps behind."""
+    fix, tests/e2e/test_reliability.py's docstring); the loop now waits two steps behind."""
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
     proc = subprocess.run([sys.executable, str(ROOT / "train.py"), "mnist1d_cnn", "mesh.data=8", "train.batch_size=96",
                            "train.steps=200", "train.log_every=1000", "train.eval_every=0", "train.eval_batches=1",

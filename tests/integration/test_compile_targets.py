@@ -32,7 +32,7 @@ def target(request):
 @pytest.mark.parametrize("name", FAMILIES)
 def test_shipped_config_compiles(target, name):
     """Compiles, or (ODE models on GPU targets: a host callback) says why in one line."""
-    cfg = config.load(C.config_path(name), SMALL)
+    cfg = config.load(config.config_path(name), SMALL)
     try:
         train, evaluate = C.compile_steps(cfg, target)
     except C.CannotCompile as e:
@@ -44,7 +44,7 @@ def test_shipped_config_compiles(target, name):
 
 
 def test_over_memory_is_one_line(target):
-    cfg = config.load(C.config_path("charlm_transformer"),
+    cfg = config.load(config.config_path("charlm_transformer"),
                       ["model.size=small", "model.num_layers=12", "data.seq_len=1024", "train.batch_size=2048",
                        "train.eval_batch_size=8"])
     with pytest.raises(C.DoesNotFit, match=rf"^train step needs [\d.]+ GiB per device, {target.kind} has "):
@@ -55,7 +55,7 @@ def test_remat_and_fsdp_lower_the_peak(target):
     base = ["data.seq_len=256", "train.batch_size=32", "train.eval_batch_size=8"]
 
     def peak(*extra):
-        cfg = config.load(C.config_path("charlm_transformer"), [*base, *extra])
+        cfg = config.load(config.config_path("charlm_transformer"), [*base, *extra])
         return C.compile_steps(cfg, target, steps=("train",))[0].peak
 
     plain = peak()

@@ -325,11 +325,11 @@ def test_gradflow_through_time_rnn_vanishes_lstm_gru_keep_it():
 
 # ----------------------------------------------------------------------------- on a trained run
 def test_probes_on_a_trained_run_agree_with_the_trainer(tmp_path):
-    ex = pytest.importorskip("zoo.experiment")     # the experiment API (load_run) on main
     import argparse
     import json
 
     from zoo import config, probes, train
+    from zoo import experiment as ex
     from zoo.commands import probe
 
     cfg = config.load(None, ["model.name=mlp", "model.width=32", "data.name=mnist1d", "train.batch_size=50",

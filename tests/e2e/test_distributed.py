@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import ROOT
@@ -40,7 +41,7 @@ def _env(devices: int) -> dict:
 def test_every_family_on_eight_devices_and_fsdp_matches_one_device(tmp_path):
     spec = {str(ROOT / "configs" / f"{name}.yaml"): ([*SHORT, *overrides], meshes)
             for name, (overrides, meshes) in FAMILIES.items()}
-    cmd = [sys.executable, str(ROOT / "tests" / "multidevice.py"), str(tmp_path), json.dumps(spec)]
+    cmd = [sys.executable, str(ROOT / "tests" / "e2e" / "multidevice.py"), str(tmp_path), json.dumps(spec)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(8), cwd=ROOT, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.split("RESULT ", 1)[1])
@@ -101,6 +102,18 @@ def test_checkpoint_saved_on_eight_devices_restores_on_one_and_back(tmp_path):
     assert ckpts == [10, 20, 30]
 
 
+def _products(jaxpr):
+    """(primitive, input dtypes) of every matmul and convolution in a jaxpr, nested ones included."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in ("dot_general", "conv_general_dilated"):
+            yield eqn.primitive.name, {v.aval.dtype for v in eqn.invars}
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, tuple | list) else (value,):
+                sub = getattr(sub, "jaxpr", sub)
+                if hasattr(sub, "eqns"):
+                    yield from _products(sub)
+
+
 def test_bfloat16_computes_in_bf16_and_keeps_float32_params(tmp_path):
     cfg = config.load(ROOT / "configs" / "mnist1d_cnn.yaml",
                       ["train.precision=bfloat16", "train.steps=200", f"run.dir={tmp_path}", "run.plots=false",
@@ -108,8 +121,9 @@ def test_bfloat16_computes_in_bf16_and_keeps_float32_params(tmp_path):
     exp = ex.build(cfg)
     state, shardings = ex.init_state(exp)
     batch = ex.train_batch(exp, 0)
-    jaxpr = str(jax.make_jaxpr(lambda p, b: ex.loss_sums(exp, p, b, None, train=False))(state["params"], batch))
-    assert "bf16" in jaxpr
+    jaxpr = jax.make_jaxpr(lambda p, b: ex.loss_sums(exp, p, b, None, train=False))(state["params"], batch)
+    products = list(_products(jaxpr.jaxpr))
+    assert products and all(d == jnp.bfloat16 for _, dtypes in products for d in dtypes), products
     summary = train.fit(cfg)
     assert summary["eval_accuracy"] > 0.6
     restored = checkpoint.Checkpointer(tmp_path / "mnist1d_cnn" / "checkpoints", 1)

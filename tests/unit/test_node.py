@@ -185,6 +185,7 @@ def test_spiral_batches():
 
 
 # ----------------------------------------------------------------------------- torchdiffeq
+@pytest.mark.crosscheck
 def test_matches_torchdiffeq_with_copied_weights():
     torch = pytest.importorskip("torch")
     torchdiffeq = pytest.importorskip("torchdiffeq")

@@ -16,7 +16,7 @@ def cpu_target(memory_bytes=2**34):
 
 
 def test_steps_compile_for_given_devices_without_placing_data():
-    cfg = config.load(C.config_path("mnist1d_mlp"), ["train.batch_size=8", "train.eval_batch_size=8"])
+    cfg = config.load(config.config_path("mnist1d_mlp"), ["train.batch_size=8", "train.eval_batch_size=8"])
     train, evaluate = C.compile_steps(cfg, cpu_target())
     assert (train.step, evaluate.step) == ("train", "eval")
     assert train.arguments > 0 and train.peak >= train.arguments and train.flops > evaluate.flops > 0
@@ -31,7 +31,7 @@ def test_a_config_of_many_seeds_compiles_its_stacked_step():
 
 
 def test_a_step_that_does_not_fit_is_one_line():
-    cfg = config.load(C.config_path("mnist1d_mlp"), ["train.batch_size=8", "train.eval_batch_size=8"])
+    cfg = config.load(config.config_path("mnist1d_mlp"), ["train.batch_size=8", "train.eval_batch_size=8"])
     with pytest.raises(C.DoesNotFit) as e:
         C.compile_steps(cfg, cpu_target(memory_bytes=1000))
     assert "\n" not in str(e.value)
@@ -80,7 +80,7 @@ def test_sweep_spells_one_override_per_value():
 
 
 def test_platform_choices_follow_the_mesh_not_the_host():
-    cfg = config.load(C.config_path("charlm_transformer"), ["train.batch_size=8", "train.eval_batch_size=8"])
+    cfg = config.load(config.config_path("charlm_transformer"), ["train.batch_size=8", "train.eval_batch_size=8"])
     choose = entry(cfg.model_name).for_platform
     assert choose(cfg.model, "gpu").attention == choose(cfg.model, "tpu").attention == "fused"
     assert choose(cfg.model, "cpu").attention == "explicit"

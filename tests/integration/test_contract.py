@@ -1,54 +1,15 @@
 """The model contract (DESIGN.md section 1), checked for every name in the registry:
 init/apply shapes, jit(apply) == apply, finite non-zero gradients for every parameter, and a
 few optax steps overfitting a tiny batch."""
-import dataclasses
-import tempfile
-
 import chex
 import jax
 import jax.numpy as jnp
 import optax
 import pytest
+from model_cases import BATCH, CASES, experiment
 
-from zoo import config
 from zoo import experiment as ex
 from zoo.models import REGISTRY, Model, build
-
-# name -> small hyperparameters and the dataset (with options) its inputs come from
-SEQ = ["data.name=mnist1d", "data.format=sequence"]
-TEXT = ["data.name=text", "data.seq_len=16", "train.eval_batches=1"]
-RNN = {"hidden_size": 8, "num_layers": 2, "bidirectional": True}
-RNN_LM = {"embed_dim": 8, "hidden_size": 8, "num_layers": 2}
-TINY_TRANSFORMER = {"num_layers": 1, "num_heads": 2, "d_model": 16}
-NBODY_CACHE = f"{tempfile.gettempdir()}/zoo-test-cache"   # small simulated splits, kept between runs
-CASES = {
-    "mlp": ({"width": 16, "residual": True, "norm": "layer"}, ["data.name=mnist1d"]),
-    "cnn": ({"channels": (4, 8), "kernel_sizes": (3,), "strides": (2,), "norm": "group", "num_groups": 2,
-             "residual": True}, ["data.name=mnist1d"]),
-    "rnn": (RNN, SEQ), "lstm": (RNN, SEQ), "gru": (RNN, SEQ),
-    "rnn_lm": (RNN_LM, TEXT), "lstm_lm": (RNN_LM, TEXT), "gru_lm": (RNN_LM, TEXT),
-    "transformer": (TINY_TRANSFORMER, ["data.name=mnist1d", "data.format=patches"]),
-    "gpt": ({**TINY_TRANSFORMER, "context_length": 16}, TEXT),
-    # a zero head (the default) gives the trunk no gradient at initialisation: tests/test_vision.py
-    "vit": ({**TINY_TRANSFORMER, "patch_size": 4, "zero_head": False}, ["data.name=digits"]),
-    "mixer": ({"patch_size": 4, "num_blocks": 2, "hidden_size": 8, "tokens_mlp_dim": 4, "channels_mlp_dim": 16,
-               "zero_head": False}, ["data.name=digits"]),
-    "gcn": ({"hidden_sizes": (8,), "dropout_rate": 0.0}, ["data.name=karate"]),
-    "gat": ({"hidden_sizes": (4,), "num_heads": 2, "dropout_rate": 0.0, "attention_dropout_rate": 0.0},
-            ["data.name=karate"]),
-    "gin": ({"hidden_sizes": (8, 8), "task_level": "graph"}, ["data.name=graph_cycles", "data.num_train=16",
-                                                               "data.num_test=8"]),
-    "mpnn": ({"hidden_sizes": (8, 8), "task_level": "graph"}, ["data.name=graph_cycles", "data.num_train=16",
-                                                                "data.num_test=8"]),
-    "egnn": ({"hidden_size": 8, "num_layers": 2}, ["data.name=nbody", "data.num_train=16", "data.num_val=2",
-                                                   "data.num_test=8", f"data.cache_dir={NBODY_CACHE}"]),
-    "hnn": ({"width": 16}, ["data.name=hamiltonian", "data.system=two_body"]),
-    # fixed-step solvers keep compile times short; tests/test_node.py covers the adaptive ones
-    "node": ({"width": 8, "solver": "rk4", "dt0": 0.05}, ["data.name=spiral"]),
-    "odenet": ({"channels": 8, "num_groups": 2, "solver": "rk4", "dt0": 0.25}, ["data.name=mnist1d"]),
-    "cnf": ({"width": 8, "depth": 1, "solver": "rk4", "dt0": 0.25}, ["data.name=toy2d", "data.num_test=16"]),
-}
-BATCH = 8
 
 
 
@@ -69,14 +30,6 @@ def test_registry_names_each_family_module_entry_and_no_other():
 
 def test_every_registered_model_has_a_contract_case():
     assert set(REGISTRY) == set(CASES), "add a case for each new model to CASES"
-
-
-def experiment(name):
-    hyper, data = CASES[name]
-    cfg = config.load(None, [f"model.name={name}", *data, f"train.batch_size={BATCH}",
-                             f"train.eval_batch_size={BATCH}", "mesh.data=1"])
-    cfg = cfg.replace(model=dataclasses.replace(cfg.model, **hyper))
-    return ex.build(cfg)
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))
@@ -108,7 +61,9 @@ def test_params_are_named_float32_arrays(case):
 def test_output_shape_follows_targets(case):
     _, exp, batch, params = case
     y = outputs(exp.model, params, batch["x"])
-    assert y.shape[:batch["y"].ndim] == batch["y"].shape or y.shape[0] == batch["y"].shape[0]
+    scores = exp.dataset.task in ("classification", "language_model")   # one score per class or token
+    classes = (exp.dataset.model_defaults["num_outputs"],) if scores else ()
+    assert y.shape == batch["y"].shape + classes, (exp.dataset.task, y.shape, batch["y"].shape)
     chex.assert_tree_all_finite(y)
 
 

@@ -55,7 +55,7 @@ def graph() -> dict[str, set[str]]:
 def tier(name: str) -> int:
     matches = [(len(prefix), i) for i, level in enumerate(TIERS) for prefix in level
                if name == prefix or name.startswith(prefix + ".")]
-    assert matches, f"{name} belongs to no tier: add it to TIERS in tests/test_layout.py"
+    assert matches, f"{name} belongs to no tier: add it to TIERS in tests/unit/test_layout.py"
     return max(matches)[1]
 
 
