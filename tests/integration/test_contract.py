@@ -12,7 +12,6 @@ from zoo import experiment as ex
 from zoo.models import REGISTRY, Model, build
 
 
-
 def test_registry_names_each_family_module_entry_and_no_other():
     """NAMES (what `zoo list models` shows without importing a family) and the family modules'
     MODELS agree: every module of zoo.models that defines MODELS has each name listed there."""
