@@ -114,6 +114,16 @@ def _products(jaxpr):
                     yield from _products(sub)
 
 
+@pytest.mark.parametrize("name", ["mnist1d_transformer", "digits_vit"])
+def test_bfloat16_reaches_every_matmul_of_the_encoders(name):
+    """train.precision=bfloat16 computes the encoder in bf16 (its inputs were cast back to float32)."""
+    exp = ex.build(config.load(ROOT / "configs" / f"{name}.yaml", ["train.precision=bfloat16", "train.batch_size=8"]))
+    state, _ = ex.init_state(exp)
+    jaxpr = jax.make_jaxpr(lambda p, b: ex.loss_sums(exp, p, b, None, train=False))(state["params"], ex.train_batch(exp, 0))
+    products = list(_products(jaxpr.jaxpr))
+    assert products and all(d == jnp.bfloat16 for _, dtypes in products for d in dtypes), products
+
+
 def test_bfloat16_computes_in_bf16_and_keeps_float32_params(tmp_path):
     cfg = config.load(ROOT / "configs" / "mnist1d_cnn.yaml",
                       ["train.precision=bfloat16", "train.steps=200", f"run.dir={tmp_path}", "run.plots=false",

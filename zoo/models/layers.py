@@ -135,7 +135,13 @@ def with_image_channels(x: jax.Array) -> jax.Array:
     if x.ndim not in (3, 4):
         raise ConfigError(f"a patch model takes images [B, H, W(, C)], not {list(x.shape)}; "
                           "use image data (data.name=digits or image_folder)")
-    return (x[..., None] if x.ndim == 3 else x).astype(jnp.float32)
+    return floating(x[..., None] if x.ndim == 3 else x)
+
+
+def floating(x: jax.Array) -> jax.Array:
+    """Model inputs as floats: in the precision they came in (the trainer casts them to
+    train.precision, so bfloat16 reaches every matmul), float32 for integer inputs."""
+    return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.float32)
 
 
 # ----------------------------------------------------------------------------- pooling

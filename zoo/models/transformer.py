@@ -299,7 +299,8 @@ def build_encoder(name: str, cfg: EncoderConfig) -> Model:
     _, _, d = cfg.dims()
 
     def features(x):
-        return (x[..., None] if x.ndim == 2 else x).astype(jnp.float32)
+        """[B, T] or [B, T, F] -> [B, T, F] floats (layers.floating)."""
+        return L.floating(x[..., None] if x.ndim == 2 else x)
 
     def init(key, x):
         x = features(x)
