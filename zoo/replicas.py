@@ -128,7 +128,7 @@ class Stacked(Program):
         batch and its devices take their blocks: the "seeds" axis may split the replicas over
         processes as the data axes split the rows."""
         batch = host_batches(self.replicas, step, jax.process_count() > 1, self.shared)[1]
-        return meshlib.place_whole(batch, jax.tree.map(lambda a: a.sharding, self.batch))
+        return meshlib.place_whole(batch, jax.tree.leaves(self.batch)[0].sharding)   # one layout for every leaf
 
     def eval_step(self) -> Callable:
         """The jitted `eval_step(params [R], batch) -> (metric sums [R], stats [R])`."""

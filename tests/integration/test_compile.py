@@ -24,8 +24,8 @@ def test_steps_compile_for_given_devices_without_placing_data():
 
 def test_a_config_of_many_seeds_compiles_its_stacked_step():
     overrides = ["train.batch_size=8", "train.eval_batch_size=8"]
-    one, = C.compile_steps(config.load(C.config_path("mnist1d_mlp"), overrides), cpu_target(), ("train",))
-    four, = C.compile_steps(config.load(C.config_path("mnist1d_mlp"), [*overrides, "train.seeds=4"]), cpu_target(),
+    one, = C.compile_steps(config.load(config.config_path("mnist1d_mlp"), overrides), cpu_target(), ("train",))
+    four, = C.compile_steps(config.load(config.config_path("mnist1d_mlp"), [*overrides, "train.seeds=4"]), cpu_target(),
                             ("train",))
     assert four.arguments > 3.5 * one.arguments and four.flops > 3.5 * one.flops   # four replicas' state and work
 

@@ -1,6 +1,7 @@
 """Every shipped config for user data runs on the file that the command in its header
 (`python -m zoo.data.examples KIND PATH`) makes."""
 import json
+import math
 import subprocess
 import sys
 
@@ -26,7 +27,7 @@ def test_shipped_user_data_config_runs_on_the_file_its_header_makes(tmp_path, ca
                    capture_output=True)
     cache = [f"data.cache_dir={tmp_path / 'cache'}"] if kind == "digits-png" else []
     code = alias("train", [str(path), f"data.path={made}", *cache, "train.steps=3", "train.log_every=1", "train.eval_batches=1",
-                 f"run.dir={tmp_path / 'runs'}", "run.plots=false"])
+                 f"run.dir={tmp_path / 'runs'}", f"run.name={name}", "run.plots=false"])
     assert code == 0, capsys.readouterr().err[-2000:]
     summary = json.loads((tmp_path / "runs" / name / "summary.json").read_text())
-    assert summary["steps"] == 3 and summary["eval_loss"] == summary["eval_loss"]
+    assert summary["steps"] == 3 and isinstance(summary["eval_loss"], float) and math.isfinite(summary["eval_loss"])

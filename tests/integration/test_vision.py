@@ -155,7 +155,7 @@ def test_trains_from_a_png_folder_and_exports_through_the_cli(name, tmp_path, mo
 
 @pytest.mark.parametrize("name", ["vit", "mixer"])
 def test_steps_compile_for_given_devices(name):
-    cfg = config.load(C.config_path(f"digits_{name}"), ["train.batch_size=8", "train.eval_batch_size=8"])
+    cfg = config.load(config.config_path(f"digits_{name}"), ["train.batch_size=8", "train.eval_batch_size=8"])
     target = targets.Target("cpu", "cpu", "cpu", "1", tuple(jax.devices()), 2**34)
     step, evaluate = C.compile_steps(cfg, target)
     assert step.flops > evaluate.flops > 0
