@@ -295,7 +295,7 @@ def fit_program(cfg: Config, *, hooks: Sequence[Callable[[Run], None]] = (),
             loop.ckpt.close()
     summary = _summary(loop, eval_metrics, final_params, timer.elapsed(), run_dir)
     rundir.write_summary(run_dir, summary)
-    if rundir.is_writer():
+    if rundir.is_writer() and hooks:  # a stacked run's first replica is sliced from arrays other processes may hold
         run = program.first_run(run_dir, final_params, summary["steps"])
         for hook in hooks:
             hook(run)

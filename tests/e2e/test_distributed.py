@@ -142,9 +142,6 @@ def test_bfloat16_computes_in_bf16_and_keeps_float32_params(tmp_path):
     assert all(p.dtype == np.float32 for p in jax.tree.leaves(final["params"]))
 
 
-@pytest.mark.xfail(strict=True, reason="regression of the one-trainer merge, open in #23: a stacked run split over two "
-                   "processes (mesh.seeds=2) aborts with the workers out of sync; one process and one-replica "
-                   "runs over two processes pass")
 def test_replicas_spread_over_two_processes_match_one_process(tmp_path):
     """mesh.seeds=2 over 2 processes: each holds 2 of the 4 replicas and every row of their
     batches (the processes split replicas, not rows), and the summary gathers all 4."""
