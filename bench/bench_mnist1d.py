@@ -29,6 +29,7 @@ from bench.common import (
     train_steps,
     write_readme_block,
 )
+from bench.peers import mnist1d_model
 from zoo import train
 
 BATCH, STEPS = 100, 6000
@@ -37,15 +38,6 @@ ZOO_MODELS = {
     "cnn": ["model.name=cnn", "model.channels=[25,25,25]", "model.kernel_sizes=[5,3,3]",
             "model.strides=[2,2,2]", "model.padding=1"],
 }
-
-
-def torch_model(name: str):
-    import torch.nn as nn
-    if name == "mlp":
-        return nn.Sequential(nn.Linear(40, 100), nn.ReLU(), nn.Linear(100, 100), nn.ReLU(), nn.Linear(100, 10))
-    return nn.Sequential(nn.Unflatten(1, (1, 40)),
-                         nn.Conv1d(1, 25, 5, 2, 1), nn.ReLU(), nn.Conv1d(25, 25, 3, 2, 1), nn.ReLU(),
-                         nn.Conv1d(25, 25, 3, 2, 1), nn.ReLU(), nn.Flatten(), nn.Linear(125, 10))
 
 
 def bench_zoo(name: str, number: int) -> dict:
@@ -62,7 +54,7 @@ def bench_zoo(name: str, number: int) -> dict:
 def bench_torch(name: str, number: int) -> dict:
     import torch
     torch.manual_seed(0)
-    model = torch_model(name)
+    model = mnist1d_model(name)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     x, y = torch.randn(BATCH, 40), torch.randint(0, 10, (BATCH,))
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -96,7 +88,7 @@ def recipe_torch(name: str) -> tuple[float, float]:
     a = mnist1d.generate()
     x, y = torch.from_numpy(a["x"]), torch.from_numpy(a["y"]).long()
     torch.manual_seed(0)
-    model = torch_model(name)
+    model = mnist1d_model(name)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     loss_fn = torch.nn.CrossEntropyLoss()
     start = time.perf_counter()

@@ -125,11 +125,18 @@ def peak_rss_mib() -> float:
 
 
 def limit_xla_threads(n: int) -> None:
-    """Limit XLA's CPU thread pool to n threads. Call it before the first JAX computation:
-    XLA reads XLA_FLAGS once, when its backend starts (importing jax does not start it)."""
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                               f" --xla_cpu_multi_thread_eigen={str(n != 1).lower()}"
-                               f" intra_op_parallelism_threads={n}").strip()
+    """Limit XLA's CPU work to n threads. Call it before the first JAX computation: XLA reads
+    XLA_FLAGS once, when its backend starts (importing jax does not start it).
+
+    XLA has no thread-count flag: it sizes its CPU thread pools from the CPUs this process may
+    run on, so the process is pinned to n of them (sched_setaffinity, where the OS has it), and
+    with n == 1 Eigen's multithreading is turned off as well. (An earlier version appended
+    `intra_op_parallelism_threads=N`, which is not an XLA flag: XLA stops parsing XLA_FLAGS at
+    the first word without `--`, so every flag after it was silently ignored.)"""
+    if n == 1:
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:n])
 
 
 class Report:

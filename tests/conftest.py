@@ -11,15 +11,25 @@ without them."""
 import os
 import sys
 import sysconfig
+import tempfile
 from pathlib import Path
 
 import pytest
+
+from zoo.commands import host
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT / "zoo" / "data" / "files"  # the data files zoo ships (tiny Shakespeare, Planetoid)
 
 
 TIERS = ("unit", "integration", "e2e")
+
+# Every test process (xdist workers, and the zoo commands they start) keeps its compiled programs
+# in one persistent compilation cache, as zoo's command line does (zoo.commands.host): a program
+# compiled by one test is loaded by the next (one folder per user, kept between sessions; set
+# ZOO_COMPILATION_CACHE=0 to compile everything afresh).
+os.environ.setdefault("ZOO_COMPILATION_CACHE", str(Path(tempfile.gettempdir()) / f"zoo-test-compilation-cache-{os.getuid()}"))
+host.use_compilation_cache()  # before any test module compiles: JAX decides once per process
 
 
 def pytest_collection_modifyitems(items):

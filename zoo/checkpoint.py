@@ -12,6 +12,12 @@ skipped, one stderr line per fallback, for the newest intact one; when none is i
 restore is a one-line ConfigError. Damaged values are never restored silently. Manifests
 written before they recorded the step and the run are checked for what they hold.
 
+Asynchronous: a save copies the state to host memory and returns; orbax writes the files in a
+background thread while training goes on, and a thread of ours writes the manifest as soon as
+orbax has committed the step, so a killed run loses at most the save in flight. The next save,
+a restore and close() wait for the one before (and raise what it raised). Over several processes saves stay
+synchronous (every process must agree on when a save is done).
+
 A step that must be saved and whose directory exists (damaged, or skipped at restore because
 it was newer than the state the run resumed from) is replaced: the old directory is deleted
 and orbax writes the new one atomically, so the final step of a finished run is always on disk.
@@ -30,6 +36,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -120,14 +127,17 @@ class Checkpointer:
         self.logs = _LibraryLog(self.directory.parent / rundir.LIBRARY_LOG)
         try:
             self.run = rundir.run_id(self.directory.parent)  # made at the first save of a run without one
+            self.asynchronous = create and jax.process_count() == 1
             options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=create, cleanup_tmp_directories=create,
-                                                   enable_async_checkpointing=False)
+                                                   enable_async_checkpointing=self.asynchronous)
             with _unwritable_as_oserror(self.directory):
                 self.manager = ocp.CheckpointManager(self.directory, options=options)
         except BaseException:
             self.logs.close()
             raise
         self.unsealed: list[int] = []   # steps this process saved whose manifest is not written yet
+        self.sealer: threading.Thread | None = None   # seals the save in flight (asynchronous saves)
+        self.sealer_error: BaseException | None = None
         self.verified: set[int] = set()
         self.failed = False             # a save the file system refused: close() waits for nothing
 
@@ -160,26 +170,51 @@ class Checkpointer:
         """Checkpoint `step`; a directory of that step already there (damaged, or newer than the
         state this run resumed from, so skipped at restore) is replaced. OSError naming the
         checkpoint folder when the file system refuses the write."""
+        self.seal()
         with _unwritable_as_oserror(self.directory, on_error=self._failed):
             if step in self.manager.all_steps():
                 self.manager.delete(step)
                 self.verified.discard(step)
+            self.unsealed.append(step)  # a save refused below clears it (_failed)
             # force: orbax would skip a step below a newer (damaged) one it still lists
             self.manager.save(step, force=True, args=ocp.args.Composite(
                 state=ocp.args.StandardSave(state), position=ocp.args.JsonSave(position)))
-            self.unsealed.append(step)
-            self.seal()  # a committed checkpoint gets its manifest at once: resume can trust it
+        if self.asynchronous:
+            self.sealer = threading.Thread(target=self._seal_in_background, name="zoo-checkpoint-seal", daemon=True)
+            self.sealer.start()
+        else:
+            self.seal()
+
+    def _seal_in_background(self) -> None:
+        try:
+            self._seal_now()
+        except BaseException as e:  # raised in the training thread by seal()
+            self.sealer_error = e
 
     def seal(self) -> None:
-        """Wait for the saves in flight, then write their manifests."""
-        self.manager.wait_until_finished()
-        if jax.process_index() == 0:
-            if self.unsealed and self.run is None:
-                self.run = rundir.run_id(self.directory.parent, create=True)
-            for step in self.unsealed:
-                if (self.directory / str(step)).is_dir():  # not yet rotated out by keep-N
-                    write_manifest(self.directory / str(step), self.run)
-        self.unsealed = []
+        """Wait for the save in flight and its manifest. OSError naming the checkpoint folder when
+        the file system refused the save."""
+        if self.sealer is None:
+            self._seal_now()
+            return
+        self.sealer.join()
+        self.sealer, error, self.sealer_error = None, self.sealer_error, None
+        if error is not None:
+            if self.failed:  # orbax's writers may have added to its temporary folder since: drop it again
+                self._failed()
+            raise error
+
+    def _seal_now(self) -> None:
+        """Wait for orbax, then write the manifests not yet written."""
+        with _unwritable_as_oserror(self.directory, on_error=self._failed):
+            self.manager.wait_until_finished()
+            if jax.process_index() == 0:
+                if self.unsealed and self.run is None:
+                    self.run = rundir.run_id(self.directory.parent, create=True)
+                for step in self.unsealed:
+                    if (self.directory / str(step)).is_dir():  # not yet rotated out by keep-N
+                        write_manifest(self.directory / str(step), self.run)
+            self.unsealed = []
 
     def _failed(self) -> None:
         """After a refused save: drop orbax's half-written temporary folder (where the file
@@ -192,6 +227,7 @@ class Checkpointer:
     def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict]:
         """The state at `step` (default: the newest intact), laid out as `abstract_state`'s
         shardings, after its checksums were verified."""
+        self.seal()
         step = self.check_step(step, self.directory.parent)
         restored = self.manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract_state), position=ocp.args.JsonRestore()))
@@ -199,11 +235,17 @@ class Checkpointer:
 
     def close(self) -> None:
         try:
-            if not self.failed:
+            if self.sealer is not None or not self.failed:  # a save in flight reports how it ended
                 self.seal()
-            self.manager.close()
         finally:
-            self.logs.close()
+            try:
+                if self.failed:  # orbax raises the refused save again: it was reported (OSError) already
+                    with contextlib.suppress(Exception):
+                        self.manager.close()
+                else:
+                    self.manager.close()
+            finally:
+                self.logs.close()
 
 
 class _FileHandler(logging.FileHandler):
@@ -216,6 +258,10 @@ class _FileHandler(logging.FileHandler):
 
     def handleError(self, record):
         pass
+
+    def close(self):
+        with contextlib.suppress(OSError):  # the last records, flushed onto a full disk
+            super().close()
 
 
 class _LibraryLog:

@@ -78,6 +78,7 @@ class RunConfig:
     tensorboard: bool = False            # also write metrics as TensorBoard events into RUN/tensorboard/
     allow_changes: bool = False          # resume with a changed model, optimizer, data or data order
                                          # (batch_size, seed, precision, select); exactness is lost
+    compilation_cache: bool = True       # keep compiled programs between runs (zoo train; $ZOO_COMPILATION_CACHE)
 
 
 @dataclasses.dataclass(frozen=True)

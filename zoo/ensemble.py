@@ -18,6 +18,7 @@ unchanged.
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 from pathlib import Path
 
@@ -41,12 +42,15 @@ def mean_and_std(rows: list[dict], *, skip: tuple[str, ...] = ()) -> dict:
         values = [row.get(key) for row in rows]
         if key in skip or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             continue
-        out[key], out[f"{key}_std"] = statistics.fmean(values), statistics.pstdev(values)
+        out[key], out[f"{key}_std"] = mean_std(values)
     return out
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
-    """(mean, population std) of one metric over replicas."""
+    """(mean, population std) of one metric over replicas; nan when one is not finite (a
+    diverging replica's loss: Python's statistics.pstdev raises on nan)."""
+    if not all(math.isfinite(v) for v in values):
+        return statistics.fmean(values), math.nan
     return statistics.fmean(values), statistics.pstdev(values)
 
 

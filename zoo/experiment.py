@@ -13,7 +13,6 @@ re-assembling setup -> state by hand.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
@@ -139,7 +138,7 @@ def loss_sums(exp: Experiment, params, batch: dict, key, train: bool) -> tuple[d
 
 
 # ----------------------------------------------------------------------------- state
-def _state_fn(exp: Experiment) -> Callable:
+def state_fn(exp: Experiment) -> Callable:
     """make(init_key, x) -> the fresh train state; x: an example input (only shapes matter)."""
     _, train_key = jax.random.split(jax.random.PRNGKey(exp.cfg.train.seed))
 
@@ -154,7 +153,7 @@ def fresh_state(exp: Experiment, seed, x) -> dict:
     """The fresh train state a run with train.seed=`seed` starts from (`seed` may be traced, so
     that N replicas' states are one vmapped call); x: an example input (only shapes matter)."""
     init_key, train_key = jax.random.split(jax.random.PRNGKey(seed))
-    return {**_state_fn(exp)(init_key, x), "key": train_key}
+    return {**state_fn(exp)(init_key, x), "key": train_key}
 
 
 def init_key(exp: Experiment) -> jax.Array:
@@ -169,7 +168,7 @@ def abstract_state(exp: Experiment, batch: Any = None) -> tuple[Any, Any]:
     x = (batch_spec(exp) if batch is None else batch)["x"]
 
     def state_of_an_applied_model(key, x):
-        state = _state_fn(exp)(key, x)
+        state = state_fn(exp)(key, x)
         exp.model.apply(state["params"], x)
         return state
     try:
@@ -186,8 +185,8 @@ def init_state(exp: Experiment, shardings: Any = None) -> tuple[dict, Any]:
     """The fresh train state of `exp` on its mesh, and its shardings (abstract_state's, unless
     the caller has them)."""
     shardings = abstract_state(exp)[1] if shardings is None else shardings
-    make = functools.partial(_state_fn(exp), x=jax.tree.map(jnp.asarray, host_batch(exp, 0)["x"]))
-    return jax.jit(make, out_shardings=shardings)(init_key(exp)), shardings
+    x = jax.tree.map(jnp.asarray, host_batch(exp, 0)["x"])
+    return jax.jit(state_fn(exp), out_shardings=shardings)(init_key(exp), x), shardings
 
 
 def count_params(params) -> int:

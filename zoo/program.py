@@ -38,6 +38,7 @@ class Program:
     shapes: Any
     shardings: Any
     batch: Any
+    compiled: dict = dataclasses.field(default_factory=dict, compare=False)  # programs compiled once: init
 
     stacked = False
 
@@ -55,8 +56,24 @@ class Program:
         return 1
 
     # ------------------------------------------------------------------------- state
+    def init_program(self) -> tuple[Callable, tuple]:
+        """(the state's initialiser, its arguments): make(init_key, x), x batch 0's inputs (an
+        argument, not a constant: the program does not hold data, and a compilation cache finds
+        it again for any data of these shapes)."""
+        x = jax.tree.map(jnp.asarray, ex.host_batch(self.exp, 0)["x"])
+        return ex.state_fn(self.exp), (ex.init_key(self.exp), x)
+
+    def compile_init(self) -> None:
+        """Compile the initialiser, once per Program (the trainer does it in a thread while the
+        step compiles: XLA compiles the two side by side)."""
+        if "init" not in self.compiled:
+            make, args = self.init_program()
+            self.compiled["init"] = jax.jit(make, out_shardings=self.shardings).lower(*args).compile(), args
+
     def init_state(self) -> dict:
-        return ex.init_state(self.exp, self.shardings)[0]
+        self.compile_init()
+        compiled, args = self.compiled["init"]
+        return compiled(*args)
 
     def warm_start(self, state: dict) -> dict:
         """`state` with train.init_from's params copied in and the optimizer state made anew."""
@@ -144,24 +161,36 @@ def check_memory(program: Program, compiled) -> None:
                       f"train fewer at once (train.seeds), or spread them with mesh.seeds")
 
 
-def windowed_step(program: Program) -> tuple[Callable, Callable]:
-    """The train step that also adds its metrics to float32 sums carried through the loop:
-    `(state, sums, batch, *step_args) -> (state, sums, bad_step)`, compiled ahead of time for the
-    abstract state and batch, state and sums donated; bad_step is 1 where the step was skipped
-    as non-finite. Returns (compiled step, zero_sums() -> fresh sums)."""
+def windowed_step(program: Program) -> tuple[Callable, Callable, Callable]:
+    """The train step that also adds its metrics to float32 sums carried through the loop and
+    counts skipped steps on the device: `(state, sums, guard, batch, *step_args) -> (state, sums,
+    guard)`, compiled ahead of time for the abstract state and batch, state and sums donated.
+    `guard` holds int32 counters per replica: "bad_steps" (steps skipped as non-finite),
+    "in_a_row" (the current run of them) and "worst" (the longest run), read by the loop only
+    every few steps. Returns (compiled step, zero_sums(), zero_guard())."""
     train_step = program.train_step()
 
-    def windowed(state, sums, batch, *args):
+    def windowed(state, sums, guard, batch, *args):
         state, metrics = train_step(state, batch, *args)
         sums = jax.tree.map(lambda total, m: total + m.astype(jnp.float32), sums, metrics)
-        return state, sums, metrics["bad_step"]
+        bad = metrics["bad_step"]
+        in_a_row = jnp.where(bad > 0, guard["in_a_row"] + 1, 0)
+        guard = {"bad_steps": guard["bad_steps"] + bad, "in_a_row": in_a_row,
+                 "worst": jnp.maximum(guard["worst"], in_a_row)}
+        return state, sums, guard
 
     args = program.step_args(np.ones(program.count, bool))
     metrics = jax.eval_shape(train_step, program.shapes, program.batch, *args)[1]
     replicated = meshlib.replicated(program.exp.mesh)
     zero_sums = jax.jit(lambda: jax.tree.map(lambda m: jnp.zeros(m.shape, jnp.float32), metrics),
                         out_shardings=replicated)
+    bad = metrics["bad_step"]
+    zero_guard = jax.jit(lambda: {k: jnp.zeros(bad.shape, jnp.int32) for k in ("bad_steps", "in_a_row", "worst")},
+                         out_shardings=replicated)
     batch_shardings = jax.tree.map(lambda a: a.sharding, program.batch)
+    # the guard is not donated: the loop keeps earlier steps' counters to read them later
     step = jax.jit(windowed, donate_argnums=(0, 1), out_shardings=(program.shardings, replicated, replicated),
-                   in_shardings=(program.shardings, replicated, batch_shardings, *[None] * len(args)))
-    return step.lower(program.shapes, jax.eval_shape(zero_sums), program.batch, *args).compile(), zero_sums
+                   in_shardings=(program.shardings, replicated, replicated, batch_shardings, *[None] * len(args)))
+    compiled = step.lower(program.shapes, jax.eval_shape(zero_sums), jax.eval_shape(zero_guard), program.batch,
+                          *args).compile()
+    return compiled, zero_sums, zero_guard

@@ -12,6 +12,7 @@ option means the same for both; a single run is the one-replica case.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
 import signal
 from collections.abc import Callable, Sequence
@@ -50,6 +51,10 @@ class Diverged(Exception):
 
 # ----------------------------------------------------------------------------- the loop
 IN_FLIGHT = meshlib.IN_FLIGHT
+# The device counts skipped steps; the loop reads its counters of a step this many steps later
+# (by then computed: reading them does not wait), and at every log, evaluation and checkpoint.
+# A run diverging past train.max_bad_steps stops within 2 * CHECK_EVERY steps of it.
+CHECK_EVERY = 8
 
 
 class _StopSignals:
@@ -95,6 +100,7 @@ class Loop:
     selection: Selections | None
     step_fn: Callable                     # the compiled windowed step (program.windowed_step)
     zero_sums: Callable
+    zero_guard: Callable
     rates: throughput.StepRates
     ckpt: checkpoint.Checkpointer
     log: rundir.MetricsLog
@@ -109,13 +115,19 @@ class Loop:
     active: np.ndarray | None = None      # [R] bool: replicas still training (train.patience)
     bad_steps: np.ndarray | None = None   # [R]: steps skipped for a non-finite loss or gradient
     bad_in_a_row: np.ndarray | None = None
-    in_flight: collections.deque = dataclasses.field(default_factory=collections.deque)
+    guard: Any = None                     # on device: the counters behind bad_steps (program.windowed_step)
+    checks: collections.deque = dataclasses.field(default_factory=collections.deque)  # (step, guard) to read
 
     def __post_init__(self):
         count, patience = self.program.count, self.program.exp.cfg.train.patience
         self.eval_step = self.program.eval_step()
         self.active = ~self.selection.exhausted(patience) if self.selection else np.ones(count, bool)
         self.bad_steps, self.bad_in_a_row = np.zeros(count, int), np.zeros(count, int)
+        self.guard = self.zero_guard()
+        # XLA's CPU collectives abort with dozens of steps queued over several devices
+        # (zoo.mesh.IN_FLIGHT): there every step is checked, IN_FLIGHT steps behind
+        mesh = self.program.exp.mesh
+        self.bounded = mesh.devices.size > 1 and mesh.devices.flat[0].platform == "cpu"
 
     @property
     def cfg(self) -> Config:
@@ -128,35 +140,46 @@ class Loop:
             return
         self.sums, self.window = self.zero_sums(), rundir.Timer()  # compiling is not training time
         with _StopSignals() as stop, rundir.Profile(self.log.run_dir, t.profile_steps) as profile:
+            done = start
             for step in range(start, t.steps):
                 if not self.active.any():
                     break
                 profile.before(step + 1)
                 batch = self.program.train_batch(step)
-                self.state, self.sums, bad = self.step_fn(self.state, self.sums, batch, *self.program.step_args(self.active))
+                self.state, self.sums, self.guard = self.step_fn(self.state, self.sums, self.guard, batch,
+                                                                 *self.program.step_args(self.active))
                 self.log.advance()
                 profile.after(step + 1, self.state)
-                self.in_flight.append((step + 1, bad))
-                if len(self.in_flight) > IN_FLIGHT:
-                    self.settle(*self.in_flight.popleft())
-                self.after_step(step + 1, stop.agreed())
-            while self.in_flight:
-                self.settle(*self.in_flight.popleft())
+                if self.bounded or (step + 1) % CHECK_EVERY == 0:
+                    self.checks.append((step + 1, self.guard))
+                if len(self.checks) > (IN_FLIGHT if self.bounded else 1):
+                    self.settle(*self.checks.popleft())
+                done = step + 1
+                self.after_step(done, stop.agreed())
+            self.settle_all(done)
 
-    def settle(self, done: int, bad: jax.Array) -> None:
-        """Wait for step `done`'s outputs (so at most IN_FLIGHT steps are queued on the devices,
-        whatever the logging interval) and count the replicas it skipped as non-finite."""
-        bad = np.atleast_1d(meshlib.to_host(bad)).astype(bool)
-        self.bad_steps += bad
-        self.bad_in_a_row = np.where(bad, self.bad_in_a_row + 1, 0)
-        if (self.bad_in_a_row >= self.cfg.train.max_bad_steps).any():
-            last = self.ckpt.latest_step()
-            which = "" if self.program.count == 1 else f" (replica {int(np.argmax(self.bad_in_a_row))})"
-            raise Diverged(f"stopped at step {done}: {int(self.bad_in_a_row.max())} steps in a row had a non-finite loss "
-                           f"or gradient{which} (each was skipped; the params stayed finite); likely cause: the learning "
-                           f"rate is too high (optimizer.learning_rate={self.cfg.optimizer.learning_rate:g}; lower it, "
-                           f"or set optimizer.clip_norm) or the data holds nan/inf; last checkpoint: "
-                           f"{'none' if last is None else f'step {last}'}", str(self.log.run_dir))
+    def settle(self, done: int, guard) -> None:
+        """Read the device's counters of skipped steps as of step `done` (which waits for that
+        step) and stop the run when one replica skipped train.max_bad_steps in a row."""
+        guard = {k: np.atleast_1d(v) for k, v in meshlib.to_host(guard).items()}
+        self.bad_steps, self.bad_in_a_row = guard["bad_steps"].astype(int), guard["in_a_row"].astype(int)
+        worst = guard["worst"]
+        if (worst >= self.cfg.train.max_bad_steps).any():
+            which = "" if self.program.count == 1 else f" (replica {int(np.argmax(worst))})"
+            self.diverged(done, f"{int(worst.max())} steps in a row had a non-finite loss or gradient{which} (each "
+                                f"was skipped; the params stayed finite)")
+
+    def diverged(self, done: int, what: str):
+        last = self.ckpt.latest_step()
+        raise Diverged(f"stopped at step {done}: {what}; likely cause: the learning rate is too high "
+                       f"(optimizer.learning_rate={self.cfg.optimizer.learning_rate:g}; lower it, or set "
+                       f"optimizer.clip_norm) or the data holds nan/inf; last checkpoint: "
+                       f"{'none' if last is None else f'step {last}'}", str(self.log.run_dir))
+
+    def settle_all(self, done: int) -> None:
+        """Read the counters as of step `done`, the newest (at a log, evaluation or checkpoint)."""
+        self.checks.clear()
+        self.settle(done, self.guard)
 
     def after_step(self, done: int, signum: int | None) -> None:
         t = self.cfg.train
@@ -168,7 +191,8 @@ class Loop:
                               str(self.log.run_dir))
         evaluate_now = done == t.steps or bool(t.eval_every and done % t.eval_every == 0)
         if done % t.log_every == 0 or evaluate_now:
-            self.log_and_evaluate(done, evaluate_now)
+            self.log_and_evaluate(done, evaluate_now)  # logged first: the record of a diverged step is kept
+            self.settle_all(done)
         if not self.active.any() or done == t.steps or (t.checkpoint_every and done % t.checkpoint_every == 0):
             self.save(done)
 
@@ -208,6 +232,11 @@ class Loop:
                 **self.rates.at(steps_per_s), "elapsed_s": elapsed}
 
     def save(self, step: int) -> None:
+        """Checkpoint the state at `step`: only finite params reach a checkpoint (a finite
+        gradient whose update overflowed is caught here, where reading the params is cheap)."""
+        self.settle_all(step)
+        if not steps.all_finite(self.state["params"]):
+            self.diverged(step, "the params are no longer finite (a finite gradient's update overflowed)")
         position = self.program.exp.dataset.position(step, self.cfg.train.batch_size)
         saved = self.state if self.selection is None else {**self.state, "best": self.selection.tree()}
         self.ckpt.save(step, saved, position)
@@ -281,12 +310,15 @@ def fit_program(cfg: Config, *, hooks: Sequence[Callable[[Run], None]] = (),
     check_optimizer(program)
     if program.exp.cfg.train.init_from is not None and not program.exp.cfg.run.resume:
         load_run_config(program.exp.cfg.train.init_from)  # a missing source run: one line, before a run dir exists
-    compiled, zero_sums = windowed_step(program)
-    check_memory(program, compiled)  # the last user error, before any run directory
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # XLA compiles the init beside the step
+        init = pool.submit(program.compile_init)
+        windowed = windowed_step(program)  # (compiled step, zero_sums, zero_guard)
+        init.result()
+    check_memory(program, windowed[0])  # the last user error, before any run directory
     run_dir = rundir.prepare(program.exp.cfg)
     with rundir.lock(run_dir):
         with rundir.removed_on_failure(run_dir, fresh=not program.exp.cfg.run.resume):
-            loop, start = _start(program, run_dir, compiled, zero_sums, on_step)
+            loop, start = _start(program, run_dir, windowed, on_step)
         try:
             loop.run(start)
             eval_metrics, final_params = loop.final_metrics()
@@ -333,7 +365,7 @@ def check_optimizer(program: Program) -> None:
                           f"parameters: {message}") from None
 
 
-def _start(program: Program, run_dir: Path, compiled, zero_sums, on_step) -> tuple[Loop, int]:
+def _start(program: Program, run_dir: Path, windowed: tuple, on_step) -> tuple[Loop, int]:
     """The loop of a fresh or resumed run, ready at its first step. A resumed run restores its
     newest intact checkpoint (or starts at step 0 when it has none); its config.yaml is
     rewritten and its later metrics dropped only once that restore succeeded."""
@@ -363,8 +395,8 @@ def _start(program: Program, run_dir: Path, compiled, zero_sums, on_step) -> tup
         replicas = f" ({program.count} replicas)" if program.stacked else ""
         print(f"run directory: {run_dir}{replicas}", flush=True)
     tokens = program.tokens_per_step() if program.exp.dataset.task == "language_model" else None
-    rates = steps.step_rates(program.exp, compiled, tokens, program.count)
-    return Loop(program, state, selection, compiled, zero_sums, rates, ckpt, log, on_step), start
+    rates = steps.step_rates(program.exp, windowed[0], tokens, program.count)
+    return Loop(program, state, selection, *windowed, rates, ckpt, log, on_step), start
 
 
 def restore(program: Program, ckpt: checkpoint.Checkpointer, selection: Selections | None = None,

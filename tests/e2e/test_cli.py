@@ -3,6 +3,7 @@ outside the checkout. Every subcommand has its handler and a --help; a target wh
 installed is one line naming the extra, exit 2."""
 import argparse
 import importlib.util
+import os
 import subprocess
 
 import pytest
@@ -59,3 +60,38 @@ def test_overrides_may_follow_the_options(capsys):
 def test_the_readme_names_every_subcommand():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert [name for name in cli.SUBCOMMANDS if f"zoo {name} " not in readme] == []
+
+
+# ----------------------------------------------------------------------------- compilation cache
+CACHED_RUN = ["model.name=mlp", "model.width=16", "data.name=mnist1d", "train.batch_size=50", "train.steps=5",
+              "train.eval_batches=1", "run.plots=false"]
+
+
+def _train_with_cache(tmp_path, cache: str, name: str, *extra: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env["ZOO_COMPILATION_CACHE"] = cache
+    proc = subprocess.run([zoo_command(), "train", *CACHED_RUN, f"run.dir={tmp_path / 'runs'}", f"run.name={name}", *extra],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_a_second_run_of_a_config_loads_its_compiled_programs_from_the_cache(tmp_path):
+    cache = tmp_path / "cache"
+    _train_with_cache(tmp_path, str(cache), "first")
+    compiled = {p.name for p in cache.glob("*-cache")}
+    big = ("jit_windowed-", "jit_make-")                     # the train step and the initialiser
+    assert all(any(n.startswith(b) for n in compiled) for b in big)
+    _train_with_cache(tmp_path, str(cache), "second")        # another run directory, the same programs
+    new = {p.name for p in cache.glob("*-cache")} - compiled
+    assert not any(n.startswith(big) for n in new), new
+
+
+@pytest.mark.parametrize("off", ["env", "config"])
+def test_the_compilation_cache_turns_off(tmp_path, off):
+    cache = tmp_path / "cache"
+    if off == "env":
+        _train_with_cache(tmp_path, "0", "off")
+        assert not cache.exists() and not (tmp_path / "0").exists()
+    else:
+        _train_with_cache(tmp_path, str(cache), "off", "run.compilation_cache=false")
+        assert not list(cache.glob("*-cache"))

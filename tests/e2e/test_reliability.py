@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -257,11 +258,10 @@ def small_disk(tmp_path):
 
 def _fill(disk: Path, leave: int = 0):
     """Fill `disk` until fewer than `leave` bytes are free."""
-    with open(disk / "filler", "ab") as f:
+    with open(disk / "filler", "ab", buffering=0) as f:  # unbuffered: nothing left to flush at close
         while os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize > leave:
             try:
                 f.write(b"\0" * 4096)
-                f.flush()
             except OSError:
                 break
 
@@ -275,7 +275,11 @@ def _intact(run: Path) -> list[int]:
 
 def test_a_disk_filling_up_during_a_save_is_an_oserror_naming_the_folder_earlier_checkpoints_intact(small_disk):
     def fill_after_the_first_checkpoint(done, state):
-        if done == 15:
+        if done == 15:  # the first checkpoint is saved in the background: once it is sealed
+            sealed = small_disk / "full" / "checkpoints" / "10" / checkpoint.MANIFEST
+            deadline = time.time() + 60
+            while not sealed.exists() and time.time() < deadline:
+                time.sleep(0.01)
             _fill(small_disk)
     with pytest.raises(OSError) as caught:
         train.fit(small_cfg(small_disk, "full", *RUN), on_step=fill_after_the_first_checkpoint)

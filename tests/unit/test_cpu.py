@@ -40,3 +40,25 @@ def test_keep_freed_memory_serves_big_blocks_from_the_heap_and_keeps_them():
     assert before["mmapped"] >= 64 << 20 and before["heap_kept"] == 0   # glibc's default, as XLA's buffers get it
     assert took_effect is True
     assert after["mmapped"] == 0 and after["heap_kept"] >= 60 << 20
+
+
+THREADS = """
+import json, os
+from bench.common import limit_xla_threads
+limit_xla_threads(1)
+os.environ["XLA_FLAGS"] += " --xla_force_host_platform_device_count=3"
+import jax
+print(json.dumps([jax.device_count(), len(os.sched_getaffinity(0)), os.environ["XLA_FLAGS"]]))
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "sched_setaffinity"), reason="pins CPUs with sched_setaffinity")
+def test_limiting_xla_threads_keeps_every_later_xla_flag_in_effect():
+    """bench/common.limit_xla_threads once appended a word that is not an XLA flag, and XLA
+    silently dropped every flag after it: a device count set later must still hold."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", THREADS], capture_output=True, text=True, cwd=root, check=True,
+                         env={"PATH": "", "PYTHONPATH": str(root), "XLA_FLAGS": ""})
+    devices, cpus, flags = json.loads(out.stdout)
+    assert devices == 3 and cpus == 1 and all(word.startswith("--") for word in flags.split())

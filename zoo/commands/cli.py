@@ -30,6 +30,11 @@ SUBCOMMANDS = {
     "reproduce": "reproduce",
 }
 
+# commands that load a run and compile its programs: they keep them in JAX's persistent cache
+# (zoo.commands.host); `zoo train` decides from its config (run.compilation_cache), `zoo
+# reproduce` compiles afresh so that its train times stay comparable
+CACHED = ("evaluate", "predict", "generate", "export", "probe")
+
 
 class Parser(argparse.ArgumentParser):
     """argparse whose usage errors are one line and exit 2, like every other user mistake."""
@@ -75,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides += rest
     elif rest:
         p.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command in CACHED:
+        from zoo.commands import host
+        host.use_compilation_cache()
     try:
         return args.run(args)
     except ConfigError as e:

@@ -130,6 +130,7 @@ def _train(args: argparse.Namespace) -> int:
     from zoo.train import Diverged, Interrupted, fit
 
     host.keep_freed_memory()  # page-fault-free steps on CPU (zoo.commands.host)
+    host.use_compilation_cache(cfg.run.compilation_cache)
     try:
         summary = _fit_or_remove(fit, cfg, hooks=figures.after_training(cfg))
     except Interrupted as e:
