@@ -11,7 +11,7 @@ shapes and dtypes, the output, the model, its config, the class names or vocabul
 preprocessing, the jax version and the training step.
 
 Shapes. The batch axis is symbolic ("b": any size, one artifact) where the model allows it; the
-sequence axis of sequence models (SEQUENCE_MODELS) is tried symbolic too ("t", unbounded, then
+sequence axis of sequence models (ModelEntry.sequence) is tried symbolic too ("t", unbounded, then
 "t <= T", the trained length, as learned position tables require). Each choice is tried in
 turn and the first that exports is used; the manifest's `shape_attempts` says what was tried
 and why it failed, and a model that takes no symbolic dimension is exported at the fixed shape
@@ -50,14 +50,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from zoo import experiment as ex
+from zoo import models
 from zoo.errors import ConfigError
 from zoo.experiment import Run
 from zoo.graphs import GraphsTuple
 from zoo.models.node import SolverConfig
 from zoo.optim import path_name
 
-# models whose input axis 1 is a sequence of any length: tried with a symbolic "t"
-SEQUENCE_MODELS = frozenset({"transformer", "gpt", "rnn", "lstm", "gru", "rnn_lm", "lstm_lm", "gru_lm"})
 OUTPUTS = {"classification": "logits [..., K]: softmax gives the class probabilities",
            "language_model": "next-token logits [B, T, V]",
            "regression": "the model's outputs", "density": "log p(x) per example [B] (nats)"}
@@ -94,7 +93,7 @@ def attempts(run: Run, x: Any, symbolic_batch: bool) -> list[tuple[str, list[str
     if not symbolic_batch or isinstance(x, GraphsTuple):
         return [("", [])]
     tries = []
-    if run.cfg.model_name in SEQUENCE_MODELS:
+    if models.entry(run.cfg.model_name).sequence:  # axis 1 a sequence of any length: a symbolic "t"
         length = jax.tree.leaves(x)[0].shape[1]
         tries += [("b, t", []), ("b, t", [f"t <= {length}"])]
     return [*tries, ("b", []), ("", [])]

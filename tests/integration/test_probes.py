@@ -258,7 +258,7 @@ def test_gradflow_mlp_last_layer_matches_backprop_by_hand():
     model = build("mlp", num_outputs=5, depth=3, width=8, activation="tanh")
     params = model.init(jax.random.key(0), x)
     loss_sum = lambda p: _classifier_loss(model)(p, {"x": x, "y": y})[0]  # noqa: E731
-    points = gradflow.mlp_points(params, len(y))
+    points = gradflow.mlp_points(None, params, x)
     grads = jax.jit(lambda p: gradflow.activation_gradients(loss_sum, p, points))(params)
     h = x
     for block in params["blocks"]:
@@ -275,7 +275,7 @@ def test_gradflow_mlp_last_layer_matches_backprop_by_hand():
     deep = build("mlp", num_outputs=5, depth=11, width=4)
     deep_params = deep.init(jax.random.key(0), x)
     deep_grads = gradflow.activation_gradients(lambda p: _classifier_loss(deep)(p, {"x": x, "y": y})[0],
-                                               deep_params, gradflow.mlp_points(deep_params, len(y)))
+                                               deep_params, gradflow.mlp_points(None, deep_params, x))
     assert list(deep_grads) == [f"layer {i}" for i in range(1, 12)]   # network order, not sorted
 
 
@@ -285,7 +285,7 @@ def test_gradflow_cnn_and_transformer_points_sum_to_bias_gradients():
     cnn_cfg = entry("cnn").config(num_outputs=3, channels=(4, 6), kernel_sizes=(3,), strides=(1,), pool="max")
     for model, points in [
             (build("cnn", cnn_cfg), lambda p: gradflow.cnn_points(cnn_cfg, p, x)),
-            (build("transformer", num_outputs=3, size="tiny"), lambda p: gradflow.transformer_points(p, x[..., None]))]:
+            (build("transformer", num_outputs=3, size="tiny"), lambda p: gradflow.transformer_points(None, p, x))]:
         params = model.init(jax.random.key(0), x)
         loss_sum = lambda p, model=model: _classifier_loss(model)(p, {"x": x, "y": y})[0]  # noqa: E731
         pts = points(params)

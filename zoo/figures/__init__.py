@@ -1,17 +1,26 @@
 """Figures: what a person looks at after training. Each takes a trained `Run`
 (zoo.experiment) and writes a PNG into its run directory.
 
-MODEL_FIGURES maps a model name to the figure drawn after its training (ODE phase portraits,
-densities, ViT's CLS attention); `after_training(cfg)` lists the hooks `fit` is given by the train command.
+A model's own figure (ODE phase portraits, densities, ViT's CLS attention) is named by its
+registry entry (`ModelEntry.figure`); `after_training(cfg)` lists the hooks `fit` is given by
+the train command.
 """
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
-from zoo.figures import ode, vit
+from zoo import models
 from zoo.figures.curves import plot_curves
 
-MODEL_FIGURES: dict[str, Callable] = {**ode.FIGURES, **vit.FIGURES}
+
+def model_figure(name: str) -> Callable | None:
+    """The figure model `name`'s registry entry names ("zoo.figures.MODULE:FUNCTION"), or None."""
+    where = models.entry(name).figure
+    if where is None:
+        return None
+    module, function = where.split(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def after_training(cfg) -> list[Callable]:
@@ -20,6 +29,5 @@ def after_training(cfg) -> list[Callable]:
     if not cfg.run.plots:
         return []
     hooks = [lambda run: plot_curves(run.run_dir)]
-    if cfg.model_name in MODEL_FIGURES:
-        hooks.append(MODEL_FIGURES[cfg.model_name])
-    return hooks
+    figure = model_figure(cfg.model_name)
+    return hooks if figure is None else [*hooks, figure]

@@ -121,14 +121,12 @@ def cnf_density(run) -> Path:
     return plot_density(run.run_dir / DENSITY_FILENAME, log_density, data, np.asarray(samples))
 
 
-FIGURES = {"node": phase_portrait, "cnf": cnf_density}
-
-
 if __name__ == "__main__":
     from zoo.experiment import load_run
 
     if len(sys.argv) != 2:
         raise SystemExit("usage: python -m zoo.figures.ode RUN_DIR")
+    from zoo.figures import model_figure
     run = load_run(sys.argv[1])
-    draw_figure = FIGURES.get(run.cfg.model_name)
-    print(draw_figure(run) if draw_figure else "no ODE figure for this run's model")
+    draw_figure = model_figure(run.cfg.model_name)
+    print(draw_figure(run) if draw_figure else "no figure for this run's model")

@@ -52,8 +52,6 @@ def cls_attention(run, count: int = 6) -> Path | None:
                               np.asarray(run.exp.dataset.test["y"][:count]))
 
 
-FIGURES = {"vit": cls_attention}
-
 
 def main(argv: list[str] | None = None) -> int:
     from zoo.experiment import load_run

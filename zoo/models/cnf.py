@@ -78,4 +78,4 @@ def sample(cfg: CNFConfig, params, key: jax.Array, num: int, dim: int = 2) -> ja
     return zs[-1]
 
 
-MODELS = {"cnf": ModelEntry(CNFConfig, build)}
+MODELS = {"cnf": ModelEntry(CNFConfig, build, figure="zoo.figures.ode:cnf_density")}

@@ -30,6 +30,7 @@ import dataclasses
 from typing import Literal
 
 import jax
+import numpy as np
 
 import zoo.models.layers as L
 from zoo.errors import ConfigError
@@ -156,4 +157,15 @@ def build(name: str, cfg: CNNConfig) -> Model:
     return Model.of(lambda key, x: init(cfg, key, x), apply)
 
 
-MODELS = {"cnn": ModelEntry(CNNConfig, build)}
+def exact_shifts(cfg: CNNConfig, group: str, elements: list) -> tuple[str, np.ndarray]:
+    """Circular padding and a mean or max readout make shifts by multiples of the total stride
+    exact symmetries of the outputs (zoo probe RUN symmetry)."""
+    if group != "shift" or cfg.padding != "circular" or cfg.readout not in ("mean", "max"):
+        return "", np.zeros(len(elements), bool)
+    stride = int(np.prod(cfg.per_layer(cfg.strides, "strides")))
+    stride *= cfg.pool_size ** len(cfg.channels) if cfg.pool != "none" else 1
+    return f"shifts by multiples of {stride}", np.array([s % stride == 0 for s in elements])
+
+
+MODELS = {"cnn": ModelEntry(CNNConfig, build, symmetry="shift", exact_symmetry=exact_shifts,
+                            probe_points="zoo.probes.gradflow:cnn_points")}

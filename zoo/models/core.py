@@ -58,9 +58,39 @@ class ModelEntry:
     for_platform: for_platform(cfg, platform) -> cfg, the config to build with on a device
         platform ("cpu", "gpu", "tpu"): implementation choices such as the attention path follow
         the mesh the model runs on, not the host that builds it. None: the config as it is.
+
+    What the commands need to know of a family is said here too, so that a new family plugs in
+    by its module alone (README, "Add a family"):
+    sequence: inputs [B, T, ...] take any length T (`zoo export` tries T symbolic).
+    symmetry: the group `zoo probe RUN symmetry` tests by default (zoo.probes.symmetry.GROUPS).
+    exact_symmetry: exact_symmetry(cfg, group, elements) -> (description, mask [len(elements)])
+        of the group elements the architecture makes exact symmetries of its outputs.
+    node_level: its outputs are always per node (a graph model without task_level).
+    figure: "zoo.figures.MODULE:FUNCTION", the figure drawn after its training (run.plots).
+    probe_points: "zoo.probes.gradflow:FUNCTION", (cfg, params, x) -> the points of its network
+        where `zoo probe RUN gradflow` measures the gradient by depth; "time": by time step
+        (recurrent models).
     """
     config: type
     build: Callable[[str, Any], Model]
     _: dataclasses.KW_ONLY
     sample: Callable[..., Any] | None = None
     for_platform: Callable[[Any, str], Any] | None = None
+    sequence: bool = False
+    symmetry: str | None = None
+    exact_symmetry: Callable[[Any, str, list], tuple[str, Any]] | None = None
+    node_level: bool = False
+    figure: str | None = None
+    probe_points: str | None = None
+
+
+def every_element(groups: tuple[str, ...]) -> Callable[[Any, str, list], tuple[str, Any]]:
+    """An exact_symmetry for architectures symmetric under every element of `groups` (message
+    passing under node permutations, EGNN under E(3))."""
+    import numpy as np
+
+    def exact(cfg: Any, group: str, elements: list) -> tuple[str, Any]:
+        if group in groups:
+            return "every element", np.ones(len(elements), bool)
+        return "", np.zeros(len(elements), bool)
+    return exact

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import zoo.models.layers as L
 from zoo.errors import ConfigError
 from zoo.graphs import GraphsTuple
-from zoo.models.core import Model, ModelEntry
+from zoo.models.core import Model, ModelEntry, every_element
 from zoo.models.gnn import mlp
 from zoo.models.segments import segment_mean, segment_sum
 
@@ -139,5 +139,6 @@ def build_egnn(name: str, cfg: EGNNConfig) -> Model:
 
 
 MODELS = {
-    "egnn": ModelEntry(EGNNConfig, build_egnn),
+    "egnn": ModelEntry(EGNNConfig, build_egnn, symmetry="e3", exact_symmetry=every_element(("nodes", "e3")),
+                       node_level=True),
 }

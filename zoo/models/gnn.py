@@ -42,7 +42,7 @@ from jax.experimental import sparse
 import zoo.models.layers as L
 from zoo.errors import ConfigError
 from zoo.graphs import GraphsTuple
-from zoo.models.core import Model, ModelEntry
+from zoo.models.core import Model, ModelEntry, every_element
 from zoo.models.segments import SEGMENT_REDUCERS, edge_graph_index, node_graph_index, readout, segment_softmax, segment_sum
 
 
@@ -381,8 +381,8 @@ def build_mpnn(name: str, cfg: MPNNConfig) -> Model:
 
 
 MODELS = {
-    "gcn": ModelEntry(GCNConfig, build_gcn),
-    "gat": ModelEntry(GATConfig, build_gat),
-    "gin": ModelEntry(GINConfig, build_gin),
-    "mpnn": ModelEntry(MPNNConfig, build_mpnn),
+    "gcn": ModelEntry(GCNConfig, build_gcn, symmetry="nodes", exact_symmetry=every_element(("nodes",))),
+    "gat": ModelEntry(GATConfig, build_gat, symmetry="nodes", exact_symmetry=every_element(("nodes",))),
+    "gin": ModelEntry(GINConfig, build_gin, symmetry="nodes", exact_symmetry=every_element(("nodes",))),
+    "mpnn": ModelEntry(MPNNConfig, build_mpnn, symmetry="nodes", exact_symmetry=every_element(("nodes",))),
 }

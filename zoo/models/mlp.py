@@ -145,4 +145,5 @@ def build_mixer(name: str, cfg: MixerConfig) -> Model:
     return Model.of(init, apply)
 
 
-MODELS = {"mlp": ModelEntry(MLPConfig, build), "mixer": ModelEntry(MixerConfig, build_mixer)}
+MODELS = {"mlp": ModelEntry(MLPConfig, build, symmetry="shift", probe_points="zoo.probes.gradflow:mlp_points"),
+          "mixer": ModelEntry(MixerConfig, build_mixer)}

@@ -265,6 +265,6 @@ def build_node(name: str, cfg: NODEConfig) -> Model:
 
 
 MODELS = {
-    "odenet": ModelEntry(ODENetConfig, build_odenet),
-    "node": ModelEntry(NODEConfig, build_node),
+    "odenet": ModelEntry(ODENetConfig, build_odenet, symmetry="shift"),
+    "node": ModelEntry(NODEConfig, build_node, figure="zoo.figures.ode:phase_portrait"),
 }

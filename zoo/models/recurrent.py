@@ -297,7 +297,6 @@ def build_classifier(kind: str, cfg: RecurrentConfig) -> Model:
 
 
 MODELS = {
-    "rnn": ModelEntry(RecurrentConfig, build_classifier),
-    "lstm": ModelEntry(RecurrentConfig, build_classifier),
-    "gru": ModelEntry(RecurrentConfig, build_classifier),
+    name: ModelEntry(RecurrentConfig, build_classifier, sequence=True, symmetry="shift", probe_points="time")
+    for name in ("rnn", "lstm", "gru")
 }

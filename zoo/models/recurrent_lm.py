@@ -92,7 +92,5 @@ def _build(name: str, cfg: RecurrentLMConfig) -> Model:
 
 
 MODELS = {
-    "rnn_lm": ModelEntry(RecurrentLMConfig, _build, sample=_sample),
-    "lstm_lm": ModelEntry(RecurrentLMConfig, _build, sample=_sample),
-    "gru_lm": ModelEntry(RecurrentLMConfig, _build, sample=_sample),
+    name: ModelEntry(RecurrentLMConfig, _build, sample=_sample, sequence=True) for name in ("rnn_lm", "lstm_lm", "gru_lm")
 }

@@ -49,6 +49,7 @@ from typing import Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 import zoo.models.attention as A
 import zoo.models.layers as L
@@ -432,6 +433,12 @@ def _generate(cfg: GPTConfig, params: dict, prompt: jax.Array, key: jax.Array, *
     return tokens
 
 
+def _exact_permutations(cfg: EncoderConfig, group: str, elements: list) -> tuple[str, np.ndarray]:
+    """Without positions the encoder is a set function: every token permutation is exact."""
+    exact = group == "permutation" and cfg.positions == "none"
+    return ("every element" if exact else ""), np.full(len(elements), exact)
+
+
 def _for_platform(cfg: BlockConfig, platform: str) -> BlockConfig:
     """`attention="auto"` made concrete for the platform the model will run on."""
     if cfg.attention != "auto":
@@ -444,6 +451,8 @@ def _sample(name: str, cfg: GPTConfig, params: dict, prompt, **options) -> jax.A
 
 
 MODELS = {
-    "transformer": ModelEntry(EncoderConfig, build_encoder, for_platform=_for_platform),
-    "gpt": ModelEntry(GPTConfig, build_gpt, sample=_sample, for_platform=_for_platform),
+    "transformer": ModelEntry(EncoderConfig, build_encoder, for_platform=_for_platform, sequence=True,
+                              symmetry="permutation", exact_symmetry=_exact_permutations,
+                              probe_points="zoo.probes.gradflow:transformer_points"),
+    "gpt": ModelEntry(GPTConfig, build_gpt, sample=_sample, for_platform=_for_platform, sequence=True),
 }

@@ -89,4 +89,4 @@ def _cls_weights(cfg: ViTConfig, block: dict, u: jax.Array, num_heads: int, posi
     return jax.nn.softmax(logits, axis=-1).mean(axis=1)
 
 
-MODELS = {"vit": ModelEntry(ViTConfig, build, for_platform=T._for_platform)}
+MODELS = {"vit": ModelEntry(ViTConfig, build, for_platform=T._for_platform, figure="zoo.figures.vit:cls_attention")}

@@ -23,6 +23,7 @@ which keep it alive with the remember gates open.
 """
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from zoo import models
 from zoo.models import layers as L
 
 Point = tuple[str, tuple, tuple[int, ...]]   # (label, path of a bias leaf, shape of z_l)
@@ -74,9 +76,10 @@ def input_gradient_norms(loss_sum_of_x: Callable, x: jax.Array) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- probe points
-def mlp_points(params: dict, batch_size: int) -> list[Point]:
+# Each model's points are named by its registry entry (ModelEntry.probe_points): (cfg, params, x)
+def mlp_points(cfg: Any, params: dict, x: jax.Array) -> list[Point]:
     """The pre-activation of every hidden layer: [B, width]."""
-    return [(f"layer {i + 1}", ("blocks", i, "dense", "bias"), (batch_size, block["dense"]["bias"].shape[0]))
+    return [(f"layer {i + 1}", ("blocks", i, "dense", "bias"), (x.shape[0], block["dense"]["bias"].shape[0]))
             for i, block in enumerate(params["blocks"])]
 
 
@@ -94,9 +97,10 @@ def cnn_points(cfg: Any, params: dict, x: jax.Array) -> list[Point]:
     return points
 
 
-def transformer_points(params: dict, x: jax.Array) -> list[Point]:
+def transformer_points(cfg: Any, params: dict, x: jax.Array) -> list[Point]:
     """The encoder's residual stream [B, T', D] after the embedding, each attention sub-layer
-    and each block (T' = T + 1 with a CLS token)."""
+    and each block (T' = T + 1 with a CLS token); x [B, T] or [B, T, F]."""
+    x = x if x.ndim == 3 else x[..., None]
     if "bias" not in params["embed"] or "bias" not in params["blocks"][0]["mlp"]["down"]:
         raise ValueError("gradflow reads a transformer's residual stream through its biases: "
                          "it needs model.bias=true and the standard MLP")
@@ -110,20 +114,20 @@ def transformer_points(params: dict, x: jax.Array) -> list[Point]:
 
 
 # ----------------------------------------------------------------------------- on a run
-RECURRENT = ("rnn", "lstm", "gru")
+def axis(name: str) -> str:
+    """"depth" or "time": how model `name`'s registry entry says gradflow measures it."""
+    from zoo.errors import ConfigError
+    where = models.entry(name).probe_points
+    if where is None:
+        measured = ", ".join(n for n in models.REGISTRY if models.entry(n).probe_points)
+        raise ConfigError(f"gradflow measures {measured} runs, not {name!r}")
+    return "time" if where == "time" else "depth"
 
 
 def points_for(name: str, cfg: Any, params: dict, x: jax.Array) -> list[Point]:
-    """The probe points of model `name` (mlp, cnn or transformer) at inputs x."""
-    from zoo.errors import ConfigError
-
-    if name == "mlp":
-        return mlp_points(params, x.shape[0])
-    if name == "cnn":
-        return cnn_points(cfg, params, x)
-    if name == "transformer":
-        return transformer_points(params, x if x.ndim == 3 else x[..., None])
-    raise ConfigError(f"gradflow measures mlp, cnn, transformer and {', '.join(RECURRENT)} runs, not {name!r}")
+    """The probe points of model `name` at inputs x (its ModelEntry.probe_points)."""
+    module, function = models.entry(name).probe_points.split(":")
+    return getattr(importlib.import_module(module), function)(cfg, params, x)
 
 
 def depth_profile(name: str, cfg: Any, loss_sums: Callable, params: dict, batch: dict) -> dict[str, float]:
@@ -151,9 +155,9 @@ def run(run: Any, *, examples: int = 256) -> dict:
     exp, name = run.exp, run.exp.cfg.model_name
     loss_sums = rundata.loss_fn(exp)
     batch = {k: v[:examples] for k, v in rundata.batches(exp, "eval", examples)[0].items()}
-    numbers = {"model": name, "axis": "time" if name in RECURRENT else "depth"}
+    numbers = {"model": name, "axis": axis(name)}
     for when, params in (("init", rundata.initial_params(exp)), ("trained", run.params)):
-        if name in RECURRENT:
+        if numbers["axis"] == "time":
             numbers[when] = time_profile(loss_sums, params, batch)
         else:
             numbers[when] = depth_profile(name, exp.cfg.model, loss_sums, params, batch)

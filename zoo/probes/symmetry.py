@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from zoo import models
 from zoo.graphs import GraphsTuple
 
 
@@ -148,25 +149,11 @@ def table(rows: dict[str, dict]) -> str:
 GROUPS = {"shift": "circular shifts of the length axis", "permutation": "token permutations",
           "nodes": "node permutations within each graph",
           "e3": "rotations, reflections and translations of each graph (E(3))"}
-DEFAULT_GROUP = {"mlp": "shift", "cnn": "shift", "rnn": "shift", "lstm": "shift", "gru": "shift",
-                 "odenet": "shift", "transformer": "permutation",
-                 "gcn": "nodes", "gat": "nodes", "gin": "nodes", "mpnn": "nodes", "egnn": "e3"}
-NODE_LEVEL = ("egnn",)   # models whose outputs are always per node (others say so in task_level)
-
-
 def exact_elements(name: str, cfg: Any, group: str, elements: list) -> tuple[str, np.ndarray]:
     """(description, mask [len(elements)]) of the elements the architecture makes an exact
-    symmetry of its outputs ("", all False: none)."""
-    none = ("", np.zeros(len(elements), bool))
-    if name == "cnn" and group == "shift" and cfg.padding == "circular" and cfg.readout in ("mean", "max"):
-        stride = int(np.prod(cfg.per_layer(cfg.strides, "strides")))
-        stride *= cfg.pool_size ** len(cfg.channels) if cfg.pool != "none" else 1
-        return f"shifts by multiples of {stride}", np.array([s % stride == 0 for s in elements])
-    if (name == "transformer" and group == "permutation" and cfg.positions == "none") or \
-            (name in ("gcn", "gat", "gin", "mpnn", "egnn") and group == "nodes") or \
-            (name == "egnn" and group == "e3"):
-        return "every element", np.ones(len(elements), bool)
-    return none
+    symmetry of its outputs ("", all False: none), as its registry entry says."""
+    exact = models.entry(name).exact_symmetry
+    return ("", np.zeros(len(elements), bool)) if exact is None else exact(cfg, group, elements)
 
 
 def errors(f: Callable, x: Any, group: str, *, num: int, node_level: bool, seed: int) -> tuple[list, np.ndarray]:
@@ -188,7 +175,7 @@ def run(run: Any, *, group: str | None = None, examples: int = 256, num: int = 8
     from zoo.probes import rundata
 
     exp, name = run.exp, run.exp.cfg.model_name
-    group = group or DEFAULT_GROUP.get(name)
+    group = group or models.entry(name).symmetry
     if group not in GROUPS:
         raise ConfigError(f"symmetry needs a group for model {name!r}: pass group={'|'.join(GROUPS)}")
     x = rundata.batches(exp, "eval", examples)[0]["x"]
@@ -196,7 +183,7 @@ def run(run: Any, *, group: str | None = None, examples: int = 256, num: int = 8
         raise ConfigError(f"group=e3 needs graphs with node positions; {exp.cfg.data_name} has none")
     x = x if isinstance(x, GraphsTuple) else x[:examples]
     f = jax.jit(lambda v: exp.model.apply(run.params, v))
-    node_level = name in NODE_LEVEL or getattr(exp.cfg.model, "task_level", "graph") == "node"
+    node_level = models.entry(name).node_level or getattr(exp.cfg.model, "task_level", "graph") == "node"
     elements, errs = errors(f, x, group, num=num, node_level=node_level, seed=seed)
     exact_for, exact = exact_elements(name, exp.cfg.model, group, elements)
     numbers = {"model": name, "group": group, "elements": elements, "errors": errs, "exact_for": exact_for,
