@@ -161,15 +161,18 @@ def init_key(exp: Experiment) -> jax.Array:
     return jax.random.split(jax.random.PRNGKey(exp.cfg.train.seed))[0]
 
 
-def abstract_state(exp: Experiment, batch: Any = None) -> tuple[Any, Any]:
-    """(ShapeDtypeStructs with shardings, shardings) of the train state; touches no device. The
-    model is applied to the batch too (abstractly), so inputs it cannot take fail here, before
-    a run directory exists. batch: batch_spec(exp), when the caller has it."""
+def abstract_state(exp: Experiment, batch: Any = None, *, check_inputs: bool = False) -> tuple[Any, Any]:
+    """(ShapeDtypeStructs with shardings, shardings) of the train state; touches no device.
+    check_inputs: the model is applied to the batch too (abstractly, in the same trace), so
+    inputs it cannot take fail here, before a run directory exists (what a new run and `zoo
+    summary` need; a trained run's state is only restored). batch: batch_spec(exp), when the
+    caller has it."""
     x = (batch_spec(exp) if batch is None else batch)["x"]
 
     def state_of_an_applied_model(key, x):
         state = state_fn(exp)(key, x)
-        exp.model.apply(state["params"], x)
+        if check_inputs:
+            exp.model.apply(state["params"], x)
         return state
     try:
         shapes = jax.eval_shape(state_of_an_applied_model, jax.ShapeDtypeStruct((2,), jnp.uint32), x)
@@ -281,33 +284,43 @@ def load_run(run_dir: str | Path, step: int | None = None, params: Literal["last
     run, a step without a checkpoint, "best" on a run that selected nothing, or a replica
     missing or out of range.
     """
-    cfg = load_run_config(Path(run_dir), overrides)
+    return _one(Path(run_dir), _saved_config(run_dir, overrides), step, params, devices, replica)
+
+
+def _one(run_dir: Path, cfg: Config, step: int | None, params: Literal["last", "best"], devices: list | None,
+         replica: int | None) -> Run:
     count = len(replica_configs(cfg)) if is_stacked(cfg) else 0
     if (replica is None) != (count == 0) or (replica is not None and not 0 <= replica < count):
         raise ConfigError(f"{run_dir} holds {count or 'no'} replicas (train.seeds/sweep): give replica=0..{count - 1}"
                           if count else f"{run_dir} is a single run; load it without replica")
-    runs = load_runs(run_dir, step, params, devices=devices, overrides=overrides)
-    return runs[replica or 0]
+    return _load(run_dir, cfg, step, params, devices)[replica or 0]
 
 
 def load_one(run_dir: str | Path, step: int | None = None, params: Literal["last", "best"] = "last",
              replica: int | None = None) -> Run:
     """The one model a command uses (generate, probe, export): the single run, or replica
     `replica` of a run of many (default: the first)."""
-    if replica is None and is_stacked(load_run_config(Path(run_dir))):
-        replica = 0
-    return load_run(run_dir, step, params, replica=replica)
+    cfg = _saved_config(run_dir)
+    return _one(Path(run_dir), cfg, step, params, None, 0 if replica is None and is_stacked(cfg) else replica)
 
 
 def load_runs(run_dir: str | Path, step: int | None = None, params: Literal["last", "best"] = "last",
               *, devices: list | None = None, overrides: list[str] = ()) -> list[Run]:
     """Every replica of a run directory as a Run (one for a single run), read from one restore;
     arguments as load_run."""
+    return _load(Path(run_dir), _saved_config(run_dir, overrides), step, params, devices)
+
+
+def _saved_config(run_dir: str | Path, overrides: list[str] = ()) -> Config:
+    """The config a run directory was trained with, read once; a stacked run's replicas come
+    back whole on a data x fsdp mesh, whatever mesh.seeds trained them."""
+    return load_run_config(Path(run_dir), ["mesh.seeds=1", *overrides])
+
+
+def _load(run_dir: Path, cfg: Config, step: int | None, params: Literal["last", "best"],
+          devices: list | None) -> list[Run]:
     from zoo.selection import Selection
 
-    run_dir = Path(run_dir)
-    # a stacked run's replicas come back whole on a data x fsdp mesh, whatever mesh.seeds trained them
-    cfg = load_run_config(run_dir, ["mesh.seeds=1", *overrides])
     exp = build(cfg, devices=devices)
     ckpt = checkpoint.Checkpointer(run_dir / "checkpoints", cfg.train.keep_checkpoints, create=False)
     try:

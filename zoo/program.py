@@ -47,7 +47,7 @@ class Program:
         """The program of `cfg` on `devices` (default: every device of every process)."""
         exp = ex.build(cfg, devices=devices)
         batch = ex.batch_spec(exp)
-        shapes, shardings = ex.abstract_state(exp, batch)
+        shapes, shardings = ex.abstract_state(exp, batch, check_inputs=True)
         return cls(exp, shapes, shardings, batch)
 
     @property

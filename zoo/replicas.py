@@ -63,7 +63,7 @@ class Stacked(Program):
         hyper = {key: ex.traced_values(key, [ex.swept_value(r.cfg, key) for r in replicas])
                  for key in cfg.train.sweep if key in TRACED_SWEEP_KEYS}
         one_batch = ex.batch_spec(exp)
-        one, _ = ex.abstract_state(replicas[0], one_batch)
+        one, _ = ex.abstract_state(replicas[0], one_batch, check_inputs=True)
         shapes = ex.stack_abstract(one, len(replicas))
         shared = host_batches(replicas, 0)[0]
         batch = one_batch if shared else ex.stack_abstract(one_batch, len(replicas))

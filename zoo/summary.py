@@ -29,7 +29,7 @@ FAST_CPU_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expen
 def parameters(exp: Experiment) -> list[dict]:
     """One row per parameter: path ("blocks/0/dense/kernel"), shape, dtype, count and its
     sharding's PartitionSpec on the mesh (e.g. "PartitionSpec()" when replicated)."""
-    shapes, shardings = ex.abstract_state(exp)
+    shapes, shardings = ex.abstract_state(exp, check_inputs=True)
     leaves = jax.tree_util.tree_leaves_with_path(shapes["params"])
     return [{"path": path_name(path), "shape": list(leaf.shape), "dtype": str(leaf.dtype),
              "count": int(np.prod(leaf.shape)), "sharding": str(sharding.spec)}
@@ -46,7 +46,7 @@ def step_costs(exp: Experiment) -> dict[str, Any]:
     """{"train_step": costs, "forward": costs} of the compiled programs for a training batch,
     costs as zoo.throughput.program_costs: flops, bytes_accessed, memory (bytes: arguments,
     outputs, temporaries, aliased), all per device. Compiles for the experiment's mesh."""
-    shapes, shardings = ex.abstract_state(exp)
+    shapes, shardings = ex.abstract_state(exp, check_inputs=True)
     batch = ex.batch_spec(exp)
     options = FAST_CPU_COMPILE if ex.platform(exp.mesh) == "cpu" else None
     train = make_train_step(exp, shardings).lower(shapes, batch).compile(options)
