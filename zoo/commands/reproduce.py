@@ -65,10 +65,15 @@ PUBLISHED: dict[str, tuple[str, float | None, str, int]] = {
     "g1d_anode": ("eval_mse", None, "ANODE paper: one extra dimension fits -x", 3),
     "spheres_node": ("eval_mse", None, "ANODE paper, concentric spheres 2-D: NODE", 3),
     "spheres_anode": ("eval_mse", None, "ANODE paper, concentric spheres 2-D: ANODE", 3),
+    # Rubanova et al. 2019 §4.1 (toy data): figures, no table; the paper's ordering is latent ODE best
+    "periodic_latent_ode": ("eval_interp_mse", None, "Latent ODE (Rubanova et al. 2019), toy data: no table", 3),
+    "periodic_ode_rnn": ("eval_interp_mse", None, "ODE-RNN (Rubanova et al. 2019), toy data: no table", 3),
+    "periodic_gru_gaps": ("eval_interp_mse", None, "RNN with time gaps (Rubanova et al. 2019's baseline)", 3),
 }
 # config -> further metrics of the same runs, one row each (mean over the same seeds)
-ALSO: dict[str, tuple[str, ...]] = {name: ("eval_nfe",) for name in
-                                    ("g1d_node", "g1d_anode", "spheres_node", "spheres_anode")}
+ALSO: dict[str, tuple[str, ...]] = {
+    **{name: ("eval_nfe",) for name in ("g1d_node", "g1d_anode", "spheres_node", "spheres_anode")},
+    **{name: ("eval_extrap_mse",) for name in ("periodic_latent_ode", "periodic_ode_rnn", "periodic_gru_gaps")}}
 # metrics a probe measures on the trained runs rather than the trainer: energy along rollouts
 PROBED = {"energy_mse": "conservation"}
 LOWER_IS_BETTER = ("eval_loss", "eval_mse", "energy_mse", "train_loss")
