@@ -44,11 +44,34 @@ def density(log_px: jax.Array, batch: dict) -> dict[str, jax.Array]:
     return {"loss": -jnp.sum(w * log_px.astype(jnp.float32)), "count": jnp.sum(w)}
 
 
+def irregular(outputs: jax.Array | dict, batch: dict) -> dict[str, jax.Array]:
+    """Series at irregular times (zoo.data.irregular): outputs [B, T, D] predicted at every time,
+    or {"y": [B, T, D], "kl": [B]} from a latent-variable model. Per series, the mean squared
+    error over all T points (its training loss) plus kl / (T D), and the mean squared errors
+    over its interpolation and extrapolation points, `interp_mse` and `extrap_mse`.
+
+    A latent ODE's kl is 2σ² KL(q(z0|x) || p(z0)) (σ its fixed observation noise), so that this
+    loss is 2σ² / (T D) times its negative ELBO, up to a constant: the same objective, in MSE units.
+    """
+    pred, kl = (outputs["y"], outputs["kl"]) if isinstance(outputs, dict) else (outputs, 0.0)
+    target = batch["y"]
+    sq = jnp.square(pred.astype(jnp.float32) - target["values"]).mean(-1)          # [B, T]
+    w = batch["mask"].astype(jnp.float32)
+
+    def mean_over(points):
+        return jnp.sum(sq * points, -1) / jnp.maximum(jnp.sum(points, -1), 1.0)
+
+    loss = sq.mean(-1) + kl / pred[0].size
+    return {"loss": jnp.sum(w * loss), "count": jnp.sum(w), "interp_mse": jnp.sum(w * mean_over(target["interp"])),
+            "extrap_mse": jnp.sum(w * mean_over(target["extrap"]))}
+
+
 TASKS: dict[str, Callable[[jax.Array, dict], dict[str, jax.Array]]] = {
     "classification": classification,
     "language_model": classification,
     "regression": regression,
     "density": density,
+    "irregular": irregular,
 }
 
 

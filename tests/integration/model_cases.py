@@ -12,6 +12,7 @@ TEXT = ["data.name=text", "data.seq_len=16", "train.eval_batches=1"]
 RNN = {"hidden_size": 8, "num_layers": 2, "bidirectional": True}
 RNN_LM = {"embed_dim": 8, "hidden_size": 8, "num_layers": 2}
 TINY_TRANSFORMER = {"num_layers": 1, "num_heads": 2, "d_model": 16}
+IRREGULAR = ["data.name=irregular_periodic", "data.num_train=16", "data.num_test=8", "data.num_points=8"]
 NBODY_CACHE = f"{tempfile.gettempdir()}/zoo-test-cache"   # small simulated splits, kept between runs
 CASES = {
     "mlp": ({"width": 16, "residual": True, "norm": "layer"}, ["data.name=mnist1d"]),
@@ -37,6 +38,9 @@ CASES = {
     "hnn": ({"width": 16}, ["data.name=hamiltonian", "data.system=two_body"]),
     # fixed-step solvers keep compile times short; tests/unit/test_node.py covers the adaptive ones
     "node": ({"width": 8, "solver": "rk4", "dt0": 0.05}, ["data.name=spiral"]),
+    "gru_gaps": ({"hidden_size": 8}, IRREGULAR),
+    "ode_rnn": ({"hidden_size": 8, "width": 8}, IRREGULAR),
+    "latent_ode": ({"hidden_size": 8, "width": 8, "latent_dim": 4}, IRREGULAR),
     "odenet": ({"channels": 8, "num_groups": 2, "solver": "rk4", "dt0": 0.25}, ["data.name=mnist1d"]),
     "cnf": ({"width": 8, "depth": 1, "solver": "rk4", "dt0": 0.25}, ["data.name=toy2d", "data.num_test=16"]),
 }

@@ -60,9 +60,11 @@ def test_params_are_named_float32_arrays(case):
 def test_output_shape_follows_targets(case):
     _, exp, batch, params = case
     y = outputs(exp.model, params, batch["x"])
+    y = y["y"] if isinstance(y, dict) else y          # a latent ODE's {"y", "kl"}
+    target = batch["y"]["values"] if exp.dataset.task == "irregular" else batch["y"]
     scores = exp.dataset.task in ("classification", "language_model")   # one score per class or token
     classes = (exp.dataset.model_defaults["num_outputs"],) if scores else ()
-    assert y.shape == batch["y"].shape + classes, (exp.dataset.task, y.shape, batch["y"].shape)
+    assert y.shape == target.shape + classes, (exp.dataset.task, y.shape, target.shape)
     chex.assert_tree_all_finite(y)
 
 

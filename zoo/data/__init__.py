@@ -11,7 +11,22 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from zoo.data import arrays, digits, graph_npz, graphs, hamiltonian, images, mnist1d, nbody, ode, plugin, text, toy2d
+from zoo.data import (
+    anode,
+    arrays,
+    digits,
+    graph_npz,
+    graphs,
+    hamiltonian,
+    images,
+    irregular,
+    mnist1d,
+    nbody,
+    ode,
+    plugin,
+    text,
+    toy2d,
+)
 from zoo.data.base import ArrayDataset, Dataset
 from zoo.data.plugin import dataset
 
@@ -46,6 +61,12 @@ DATASETS: dict[str, DatasetEntry] = {
                                 "mass-spring, pendulum or two-body trajectories (HNN paper): states and their derivatives"),
     "toy2d": DatasetEntry(toy2d.Toy2DConfig, toy2d.load,
                           "2-D densities (eight Gaussians, two moons, checkerboard) for density estimation"),
+    "g1d": DatasetEntry(anode.G1DConfig, anode.load_g1d,
+                        "g(x) = -x on [-1, 1] (Augmented Neural ODEs): a 1-D flow cannot represent it"),
+    "concentric_spheres": DatasetEntry(anode.SpheresConfig, anode.load_spheres,
+                                       "a ball (-1) inside a shell (+1) (Augmented Neural ODEs), regression"),
+    "irregular_periodic": DatasetEntry(irregular.IrregularConfig, irregular.load,
+                                       "periodic series at random times (Latent ODEs' toy data): interpolate, extrapolate"),
     "array": DatasetEntry(arrays.ArrayConfig, arrays.load,
                           "your examples from data.path: .npz, .npy (memory-mapped) or .csv/.tsv with a header"),
     "image_folder": DatasetEntry(images.ImageFolderConfig, images.load,

@@ -6,6 +6,7 @@
 - `node` on a trajectory dataset ("spiral"): RUN_DIR/phase_portrait.png, true vs learned
   trajectory (integrated from y(0) over the whole evaluation horizon, as for eval_mse) and
   the learned vector field.
+- `node` on g1d (a flow, Augmented Neural ODEs): RUN_DIR/trajectories.png (zoo.figures.anode).
 - `cnf` on a 2-D density ("toy2d"): RUN_DIR/density.png, data, model density, model samples.
 
 """
@@ -119,6 +120,17 @@ def cnf_density(run) -> Path:
     samples = jax.jit(lambda key: sample(run.cfg.model, params, key, 5000))(jax.random.PRNGKey(0))
     data = draw(run.exp.dataset.density_name, np.random.default_rng(0), 5000)
     return plot_density(run.run_dir / DENSITY_FILENAME, log_density, data, np.asarray(samples))
+
+
+def node_figure(run) -> Path | None:
+    """A `node` run's figure: the phase portrait of a trajectory fit, the paths of a g1d flow
+    (zoo.figures.anode), none for other flows."""
+    from zoo.data.ode import TrajectoryDataset
+    from zoo.figures import anode
+
+    if isinstance(run.exp.dataset, TrajectoryDataset):
+        return phase_portrait(run)
+    return anode.trajectories(run) if run.cfg.data_name == "g1d" else None
 
 
 if __name__ == "__main__":

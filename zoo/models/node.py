@@ -29,6 +29,17 @@ Models:
             [B, K]. The batch is one ODE state, as in Chen et al.
     node    x = {"y0": [B, D], "t": [B, T]} -> y(t) [B, T, D], y(t[:, 0]) = y0. Each example
             is solved on its own time grid (vmap), so step-size control sees one trajectory.
+            Or x [B, D] -> h(t1) of the batch as one ODE state (Dupont et al.'s toy tasks),
+            read out by a linear layer to [B, K] (`num_outputs`) or projected onto its first D
+            coordinates [B, D] (None: the flow itself must map x to the target).
+
+Augmented Neural ODEs (Dupont, Doucet & Teh 2019, "Augmented Neural ODEs", NeurIPS):
+`augment_dim` = A > 0 solves in R^(D+A) from h(0) = [y0 ; 0_A] and reads the first D
+coordinates (or all D+A by the linear readout). Without it a flow is a homeomorphism of R^D
+whose trajectories cannot cross, so a NODE cannot map x to -x in one dimension (the best
+monotone fit of -x on U[-1, 1] is the constant 0, MSE 1/3) nor pull a ball out of the sphere
+around it; the extra dimensions let them pass each other, and the simpler flow needs fewer
+function evaluations.
 
 `apply` returns `(outputs, {"nfe": nfe})`. NFE counts the vector-field evaluations of the
 forward solve, from diffrax's step count: num_steps × evaluations per step (euler 1, rk4 4,
@@ -241,6 +252,9 @@ def build_odenet(name: str, cfg: ODENetConfig) -> Model:
 # ----------------------------------------------------------------------------- node
 @dataclasses.dataclass(frozen=True)
 class NODEConfig(SolverConfig):
+    augment_dim: int = 0         # A: zeros appended to the state (ANODE; 0: a plain NODE)
+    num_outputs: int | None = None  # x [B, D] only: a linear readout of h(t1); None: its first D coords
+    t1: float = 1.0              # x [B, D] only: the flow runs over [0, t1]
     width: int = 50
     depth: int = 1               # hidden layers of the MLP vector field
     activation: str = "tanh"
@@ -249,22 +263,51 @@ class NODEConfig(SolverConfig):
     init_std: float | None = None  # N(0, init_std²) weights (torchdiffeq's demo: 0.1); None: LeCun
 
 
+def augment(y0: jax.Array, augment_dim: int) -> jax.Array:
+    """[..., D] -> [..., D + augment_dim]: ANODE's zeros appended to the initial state."""
+    return jnp.pad(y0, [(0, 0)] * (y0.ndim - 1) + [(0, augment_dim)])
+
+
 def build_node(name: str, cfg: NODEConfig) -> Model:
     f = mlp_field(cfg.activation, cfg.input_power, cfg.time_dependent)
 
     def init(key, x):
-        return {"field": mlp_field_init(key, x["y0"].shape[-1], cfg.width, cfg.depth,
-                                        time_dependent=cfg.time_dependent, init_std=cfg.init_std)}
+        d = (x["y0"] if isinstance(x, dict) else x).shape[-1]
+        k_field, k_head = jax.random.split(key)
+        params = {"field": mlp_field_init(k_field, d + cfg.augment_dim, cfg.width, cfg.depth,
+                                          time_dependent=cfg.time_dependent, init_std=cfg.init_std)}
+        if cfg.num_outputs is not None and not isinstance(x, dict):
+            params["head"] = L.dense_init(k_head, d + cfg.augment_dim, cfg.num_outputs)
+        return params
+
+    def trajectories(params, x):
+        d = x["y0"].shape[-1]
+        solve = lambda y0, ts: odeint(cfg, f, params["field"], augment(y0, cfg.augment_dim), ts)
+        hs, nfe = jax.vmap(solve)(x["y0"], x["t"].astype(x["y0"].dtype))   # [B, T, D + A], [B]
+        return hs[..., :d], nfe.mean()
+
+    def flow(params, x):
+        ts = jnp.array([0.0, cfg.t1], x.dtype)
+        hs, nfe = odeint(cfg, f, params["field"], augment(x, cfg.augment_dim), ts)   # [2, B, D + A]
+        if "head" in params:
+            return L.dense(params["head"], hs[-1]), nfe                            # [B, K]
+        return hs[-1, :, :x.shape[-1]], nfe                                         # [B, D]
 
     def apply_with_stats(params, x, *, key=None, train=False):
-        solve = lambda y0, ts: odeint(cfg, f, params["field"], y0, ts)
-        ys, nfe = jax.vmap(solve)(x["y0"], x["t"].astype(x["y0"].dtype))   # [B, T, D], [B]
-        return ys, {"nfe": nfe.astype(jnp.float32).mean()}
+        y, nfe = trajectories(params, x) if isinstance(x, dict) else flow(params, x)
+        return y, {"nfe": nfe.astype(jnp.float32)}
 
     return Model.with_stats(init, apply_with_stats)
 
 
+def node_path(cfg: NODEConfig, params: dict, x: jax.Array, ts: jax.Array) -> jax.Array:
+    """The augmented state h(t) [T, B, D + A] of a flow-mode `node` (x [B, D]) at times ts [T]:
+    what a figure of its trajectories draws."""
+    f = mlp_field(cfg.activation, cfg.input_power, cfg.time_dependent)
+    return odeint(cfg, f, params["field"], augment(x, cfg.augment_dim), ts)[0]
+
+
 MODELS = {
     "odenet": ModelEntry(ODENetConfig, build_odenet, symmetry="shift"),
-    "node": ModelEntry(NODEConfig, build_node, figure="zoo.figures.ode:phase_portrait"),
+    "node": ModelEntry(NODEConfig, build_node, figure="zoo.figures.ode:node_figure"),
 }

@@ -296,7 +296,45 @@ def build_classifier(kind: str, cfg: RecurrentConfig) -> Model:
     return Model.of(init, apply)
 
 
+@dataclasses.dataclass(frozen=True)
+class TimeGapsConfig:
+    """GRU over an irregular series {"t", "values", "observed"} (zoo.data.irregular), predicting
+    every point: the RNN baseline of Rubanova et al. 2019 (their "RNN Δt")."""
+    num_outputs: int | None = None  # D; None: taken from the dataset
+    hidden_size: int = 20
+    num_layers: int = 1
+
+
+def build_time_gaps(name: str, cfg: TimeGapsConfig) -> Model:
+    """Step i reads [x_{i-1} o_{i-1}, o_{i-1}, t_i - t_{i-1}] (o: observed, 0/1; zeros before
+    the first point) and predicts x_i from its output: the time gap is an input feature, and a
+    point is predicted before it is read, as ode_rnn does (zoo.models.latent_ode)."""
+    if cfg.num_outputs is None:
+        raise ConfigError(f"{name} needs num_outputs (the trainer takes it from the dataset)")
+
+    def features(x):
+        if not (isinstance(x, dict) and {"t", "values", "observed"} <= set(x)):
+            raise ConfigError(f"{name} takes irregular series {{'t', 'values', 'observed'}} (data irregular_periodic)")
+        seen = x["observed"][..., None].astype(x["values"].dtype)
+        previous = jnp.concatenate([x["values"] * seen, seen], -1)                       # [B, T, D + 1]
+        previous = jnp.pad(previous, ((0, 0), (1, 0), (0, 0)))[:, :-1]
+        gaps = jnp.diff(x["t"], axis=1, prepend=x["t"][:, :1])[..., None].astype(previous.dtype)
+        return jnp.concatenate([previous, gaps], -1)                                      # [B, T, D + 2]
+
+    def init(key, x):
+        k_rnn, k_out = jax.random.split(key)
+        return {"rnn": stack_init(k_rnn, "gru", features(x).shape[-1], cfg.hidden_size, cfg.num_layers, False),
+                "out": L.dense_init(k_out, cfg.hidden_size, cfg.num_outputs)}
+
+    def apply(params, x, *, key=None, train=False):
+        ys, _ = stack("gru", params["rnn"], features(x))
+        return L.dense(params["out"], ys)
+
+    return Model.of(init, apply)
+
+
 MODELS = {
-    name: ModelEntry(RecurrentConfig, build_classifier, sequence=True, symmetry="shift", probe_points="time")
-    for name in ("rnn", "lstm", "gru")
+    "gru_gaps": ModelEntry(TimeGapsConfig, build_time_gaps),
+    **{name: ModelEntry(RecurrentConfig, build_classifier, sequence=True, symmetry="shift", probe_points="time")
+       for name in ("rnn", "lstm", "gru")},
 }
