@@ -55,6 +55,9 @@ class ModelEntry:
         "lstm" from "gru" without a config subclass per name.
     sample: for language models, sample(name, cfg, params, prompt [B, T0] int, *, steps, key,
         temperature, top_k) -> [B, T0 + steps] int32; None otherwise.
+    translate: for sequence-to-sequence models, translate(name, cfg, params, source [B, S] int,
+        *, beam_size=None, length_penalty=None, max_length=None) -> [B, L] int32 output ids
+        (EOS, then PAD, after each text; None: the config's choices); None otherwise.
     for_platform: for_platform(cfg, platform) -> cfg, the config to build with on a device
         platform ("cpu", "gpu", "tpu"): implementation choices such as the attention path follow
         the mesh the model runs on, not the host that builds it. None: the config as it is.
@@ -63,4 +66,5 @@ class ModelEntry:
     build: Callable[[str, Any], Model]
     _: dataclasses.KW_ONLY
     sample: Callable[..., Any] | None = None
+    translate: Callable[..., Any] | None = None
     for_platform: Callable[[Any, str], Any] | None = None
