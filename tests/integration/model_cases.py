@@ -26,6 +26,8 @@ CASES = {
     "mixer": ({"patch_size": 4, "num_blocks": 2, "hidden_size": 8, "tokens_mlp_dim": 4, "channels_mlp_dim": 16,
                "zero_head": False}, ["data.name=digits"]),
     "seq2seq": (TINY_TRANSFORMER, ["data.name=translation", "data.max_number=99"]),
+    "gru_seq2seq": ({"embed_dim": 8, "hidden_size": 8, "attention_size": 8}, ["data.name=translation", "data.max_number=99"]),
+    "lstm_seq2seq": ({"embed_dim": 8, "hidden_size": 8, "attention_size": 8}, ["data.name=translation", "data.max_number=99"]),
     "gcn": ({"hidden_sizes": (8,), "dropout_rate": 0.0}, ["data.name=karate"]),
     "gat": ({"hidden_sizes": (4,), "num_heads": 2, "dropout_rate": 0.0, "attention_dropout_rate": 0.0},
             ["data.name=karate"]),

@@ -60,6 +60,7 @@ PUBLISHED: dict[str, tuple[str, float | None, str, int]] = {
     "mnist1d_plain32": ("train_loss", None, "degradation: plain, 32 conv layers", 3),
     "mnist1d_resnet8": ("train_loss", None, "degradation: residual, 8 conv layers", 3),
     "mnist1d_resnet32": ("train_loss", None, "degradation: residual, 32 conv layers", 3),
+    "numbers_en_de_transformer": ("eval_exact_match", 0.99, "issue target (greedy; 1,000 held-out numbers)", 3),
 }
 # metrics a probe measures on the trained runs rather than the trainer: energy along rollouts
 PROBED = {"energy_mse": "conservation"}
@@ -113,7 +114,7 @@ def _start_from(path: Path, out: Path) -> list[str]:
 
 
 def _fmt(value: float, metric: str) -> str:
-    if metric.endswith("accuracy"):
+    if metric.endswith(("accuracy", "exact_match")):
         return f"{100 * value:.1f}%"
     return f"{value:.4f}" if value == 0 or abs(value) >= 1e-3 else f"{value:.2e}"
 

@@ -122,7 +122,7 @@ def dataset(sources: list[str], targets: list[str], train: np.ndarray, test: np.
     def split(rows):
         return arrays([sources[i] for i in rows], [targets[i] for i in rows], vocab, source_length, target_length)
     ds = TranslationDataset(
-        task="translation", model_defaults={"vocab_size": len(vocab)},
+        task="translation", model_defaults={"vocab_size": len(vocab), "max_decode_length": target_length},
         preprocessing={**preprocessing, "vocab": list(vocab), "source_length": source_length,
                        "target_length": target_length},
         train=split(train), test=split(test), vocab=vocab)
