@@ -156,3 +156,47 @@ def test_greedy_follows_the_argmax_chain():
     table = jnp.eye(5)[jnp.array([0, 3, 2, 4, 2])] * 5.0       # BOS -> 3 -> 4 -> EOS
     out = decoding.greedy(markov_step(table), jnp.zeros(1), batch=1, max_length=6, bos=1, eos=2, pad=0)
     assert out[0].tolist() == [3, 4, 2, 0, 0, 0]
+
+
+# ----------------------------------------------------------------------------- the attentional RNN
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_bahdanau_attention_reads_real_source_positions_only(numbers, kind):
+    from zoo.models import recurrent_seq2seq as RS
+    cfg = RS.RecurrentSeq2SeqConfig(vocab_size=len(numbers.vocab), embed_dim=8, hidden_size=8, attention_size=8)
+    batch = numbers.train_batch(0, 0, 3)
+    params = M.build(f"{kind}_seq2seq", cfg).init(jax.random.key(0), batch["x"])
+    _, alpha = RS.forward(kind, params, jnp.asarray(batch["x"]["source"]), jnp.asarray(batch["x"]["target"]))
+    real = batch["x"]["source"] != data.PAD
+    np.testing.assert_allclose(alpha.sum(-1), 1.0, rtol=1e-5)
+    assert float(jnp.abs(alpha * ~real[:, None, :]).max()) == 0.0
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_recurrent_greedy_is_the_argmax_of_the_teacher_forced_model(numbers, kind):
+    from zoo.models import recurrent_seq2seq as RS
+    cfg = RS.RecurrentSeq2SeqConfig(vocab_size=len(numbers.vocab), embed_dim=8, hidden_size=16,
+                                    attention_size=8, max_decode_length=10)
+    batch = numbers.train_batch(0, 0, 8)
+    params = M.build(f"{kind}_seq2seq", cfg).init(jax.random.key(2), batch["x"])
+    leaves, tree = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.key(3), len(leaves))            # outputs that depend on the source
+    params = jax.tree.unflatten(tree, [a + 1.0 * jax.random.normal(k, a.shape) for a, k in zip(leaves, keys)])
+    source = jnp.asarray(batch["x"]["source"])
+    out = np.asarray(RS.translate(kind, cfg, params, source, beam_size=1))
+    target = np.full((8, 11), data.PAD, np.int32)
+    target[:, 0] = data.BOS
+    for i in range(10):
+        target[:, i + 1] = np.argmax(RS.forward(kind, params, source, jnp.asarray(target))[0][:, i], -1)
+    for row, expected in zip(out, target[:, 1:]):
+        end = list(expected).index(data.EOS) + 1 if data.EOS in expected else 10
+        assert list(row[:end]) == list(expected[:end])
+    assert len({tuple(row) for row in out}) > 1
+
+
+# ----------------------------------------------------------------------------- scores
+def test_scores_of_perfect_and_wrong_translations():
+    from zoo.translating import scores
+    perfect = scores(["vierzig", "zwei"], ["vierzig", "zwei"])
+    assert perfect == {"exact_match": 1.0, "bleu": pytest.approx(100.0), "chrf": pytest.approx(100.0)}
+    half = scores(["vierzig", "xyz"], ["vierzig", "zwei"])
+    assert half["exact_match"] == 0.5 and 0 < half["bleu"] < 100 and 0 < half["chrf"] < 100

@@ -141,7 +141,11 @@ def _translate_entry(name: str, cfg: RecurrentSeq2SeqConfig, params: dict, sourc
     return translate(name.split("_")[0], cfg, params, source, **options)
 
 
+def _alignment(name: str, cfg: RecurrentSeq2SeqConfig, params: dict, x: dict) -> jax.Array:
+    return forward(name.split("_")[0], params, x["source"], x["target"])[1]
+
+
 MODELS = {
-    "gru_seq2seq": ModelEntry(RecurrentSeq2SeqConfig, build, translate=_translate_entry),
-    "lstm_seq2seq": ModelEntry(RecurrentSeq2SeqConfig, build, translate=_translate_entry),
+    "gru_seq2seq": ModelEntry(RecurrentSeq2SeqConfig, build, translate=_translate_entry, alignment=_alignment),
+    "lstm_seq2seq": ModelEntry(RecurrentSeq2SeqConfig, build, translate=_translate_entry, alignment=_alignment),
 }

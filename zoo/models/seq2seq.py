@@ -232,10 +232,31 @@ def _translate(cfg: Seq2SeqConfig, params: dict, source: jax.Array, *, beam_size
                                 alpha=length_penalty, bos=BOS, eos=EOS, pad=PAD)
 
 
+def alignment(cfg: Seq2SeqConfig, params: dict, x: dict) -> jax.Array:
+    """The last decoder block's cross-attention weights, averaged over heads: [B, T, S]."""
+    memory, source_mask = encode(cfg, params, x["source"])
+    target = x["target"]
+    positions = jnp.arange(target.shape[1])
+    memories = memory_keys(cfg, params, memory)
+    h = embed(cfg, params, params["decoder"], target, positions)
+    *blocks, last = params["decoder"]["blocks"]
+    for i, block_params in enumerate(blocks):
+        h, _ = decoder_block(cfg, block_params, h, memories[i], source_mask=source_mask, positions=positions,
+                             cache=None, key=None, train=False)
+    a, _ = A.multi_head_attention(last["self_attention"], T.norm(cfg, last["self_attention_norm"], h),
+                                  num_heads=cfg.dims()[1], causal=True, positions=positions,
+                                  implementation=cfg.attention,
+                                  rope_base=cfg.rope_base if cfg.positions == "rotary" else None)
+    return A.cross_attention_weights(last["cross_attention"], T.norm(cfg, last["cross_attention_norm"], h + a),
+                                     memories[-1], num_heads=cfg.dims()[1], key_mask=source_mask)
+
+
 def _translate_entry(name: str, cfg: Seq2SeqConfig, params: dict, source, **options) -> jax.Array:
     return translate(cfg, params, source, **options)
 
 
 MODELS = {
-    "seq2seq": ModelEntry(Seq2SeqConfig, build, translate=_translate_entry, for_platform=T._for_platform),
+    "seq2seq": ModelEntry(Seq2SeqConfig, build, translate=_translate_entry,
+                          alignment=lambda name, cfg, params, x: alignment(cfg, params, x),
+                          for_platform=T._for_platform),
 }
