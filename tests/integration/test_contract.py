@@ -60,8 +60,9 @@ def test_params_are_named_float32_arrays(case):
 def test_output_shape_follows_targets(case):
     _, exp, batch, params = case
     y = outputs(exp.model, params, batch["x"])
-    scores = exp.dataset.task in ("classification", "language_model")   # one score per class or token
-    classes = (exp.dataset.model_defaults["num_outputs"],) if scores else ()
+    # one score per class or token
+    scores = {"classification": "num_outputs", "language_model": "num_outputs", "translation": "vocab_size"}
+    classes = (exp.dataset.model_defaults[scores[exp.dataset.task]],) if exp.dataset.task in scores else ()
     assert y.shape == batch["y"].shape + classes, (exp.dataset.task, y.shape, batch["y"].shape)
     chex.assert_tree_all_finite(y)
 

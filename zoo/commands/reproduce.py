@@ -62,6 +62,7 @@ PUBLISHED: dict[str, tuple[str, float | None, str, int]] = {
     "mnist1d_resnet32": ("train_loss", None, "degradation: residual, 32 conv layers", 3),
     "numbers_en_de_transformer": ("eval_exact_match", 0.99, "issue target (greedy; 1,000 held-out numbers)", 3),
     "numbers_en_de_gru": ("eval_exact_match", 0.95, "issue target (greedy; 1,000 held-out numbers)", 3),
+    "numbers_en_fr_gru": ("eval_exact_match", None, "second language pair, no target; one seed", 1),
 }
 # metrics a probe measures on the trained runs rather than the trainer: energy along rollouts
 PROBED = {"energy_mse": "conservation"}
