@@ -64,6 +64,31 @@ def irregular(outputs: jax.Array | dict, batch: dict) -> dict[str, jax.Array]:
     loss = sq.mean(-1) + kl / pred[0].size
     return {"loss": jnp.sum(w * loss), "count": jnp.sum(w), "interp_mse": jnp.sum(w * mean_over(target["interp"])),
             "extrap_mse": jnp.sum(w * mean_over(target["extrap"]))}
+LABEL_SMOOTHING = 0.1   # epsilon_ls of Vaswani et al. 2017, section 5.4
+PAD = 0                 # a target id that is no token (zoo.data.translation)
+
+
+def translation(logits: jax.Array, batch: dict) -> dict[str, jax.Array]:
+    """Sequence to sequence: logits [B, T, V], targets y [B, T] (PAD after the end), mask [B].
+
+    The loss is the label-smoothed cross-entropy (the target distribution (1 - eps) one-hot +
+    eps / V) averaged over each sentence's tokens, then over sentences; `nll` is the same
+    without smoothing. `correct` is the fraction of a sentence's tokens predicted right under
+    teacher forcing; `exact_match` counts sentences with every token right, which is exactly
+    the sentences greedy decoding reproduces (each step's input is then the argmax it took).
+    """
+    y, w = batch["y"], batch["mask"].astype(jnp.float32)
+    logits = logits.astype(jnp.float32)
+    real = (y != PAD).astype(jnp.float32)
+
+    def per_sentence(a):
+        return jnp.sum(w * jnp.sum(a * real, -1) / jnp.maximum(jnp.sum(real, -1), 1.0))
+    targets = optax.smooth_labels(jax.nn.one_hot(y, logits.shape[-1]), LABEL_SMOOTHING)
+    right = jnp.argmax(logits, -1) == y
+    return {"loss": per_sentence(optax.softmax_cross_entropy(logits, targets)),
+            "nll": per_sentence(optax.softmax_cross_entropy_with_integer_labels(logits, y)),
+            "correct": per_sentence(right.astype(jnp.float32)),
+            "exact_match": jnp.sum(w * jnp.all(right | (real == 0), -1)), "count": jnp.sum(w)}
 
 
 TASKS: dict[str, Callable[[jax.Array, dict], dict[str, jax.Array]]] = {
@@ -72,6 +97,7 @@ TASKS: dict[str, Callable[[jax.Array, dict], dict[str, jax.Array]]] = {
     "regression": regression,
     "density": density,
     "irregular": irregular,
+    "translation": translation,
 }
 
 

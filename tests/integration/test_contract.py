@@ -62,8 +62,9 @@ def test_output_shape_follows_targets(case):
     y = outputs(exp.model, params, batch["x"])
     y = y["y"] if isinstance(y, dict) else y          # a latent ODE's {"y", "kl"}
     target = batch["y"]["values"] if exp.dataset.task == "irregular" else batch["y"]
-    scores = exp.dataset.task in ("classification", "language_model")   # one score per class or token
-    classes = (exp.dataset.model_defaults["num_outputs"],) if scores else ()
+    # one score per class or token
+    scores = {"classification": "num_outputs", "language_model": "num_outputs", "translation": "vocab_size"}
+    classes = (exp.dataset.model_defaults[scores[exp.dataset.task]],) if exp.dataset.task in scores else ()
     assert y.shape == target.shape + classes, (exp.dataset.task, y.shape, target.shape)
     chex.assert_tree_all_finite(y)
 

@@ -6,6 +6,8 @@ parameters (train.select) is evaluated with the selected ones by default, as its
 A run of many replicas (train.seeds, train.sweep) reports each replica ("replicas"), their
 mean and standard deviation (KEY_std) and their deep ensemble's metrics ("ensemble": the mean
 of their probabilities, or outputs, scored; zoo.ensemble), or the one replica --replica names.
+A translation run also reports exact match, BLEU and chrF of greedy and beam-search translations
+(KEY_greedy_*, KEY_beam_*; zoo.translating) and each decoder's tokens/s.
 """
 from __future__ import annotations
 
@@ -37,10 +39,10 @@ def run(args: argparse.Namespace) -> int:
     params = args.params or reported_params(cfg)
     if args.replica is not None or not config.is_stacked(cfg):
         trained = load_run(args.run_dir, args.step, params, replica=args.replica)
-        metrics = inference.evaluate(trained, args.split)
+        metrics = measure(trained, args.split)
     else:
         runs = load_runs(args.run_dir, args.step, params)
-        each = [inference.evaluate(r, args.split) for r in runs]
+        each = [measure(r, args.split) for r in runs]
         trained, metrics = runs[0], {**ensemble.mean_and_std(each), "replicas": each}
         if runs[0].exp.dataset.task in ensemble.COMBINED:
             metrics["ensemble"] = inference.evaluate(ensemble.of_runs(runs), args.split)
@@ -54,3 +56,13 @@ def run(args: argparse.Namespace) -> int:
         atomic_write(out, json.dumps(metrics, indent=2) + "\n")
     print(json.dumps(metrics, indent=2))
     return 0
+
+
+def measure(trained, split: str) -> dict:
+    """The run's metrics on `split`, and for a translation run its decoders' scores."""
+    from zoo import inference, translating
+    metrics = inference.evaluate(trained, split)
+    if trained.exp.dataset.task != "translation":
+        return metrics
+    prefix = inference.SPLITS[split]
+    return {**metrics, **{f"{prefix}_{k}": v for k, v in translating.evaluate(trained, split).items()}}

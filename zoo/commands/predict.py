@@ -10,6 +10,10 @@ for density models, and for images the path of each image. Language models are s
 the mean of their probabilities (or outputs), with the replicas' standard deviation beside it
 (probabilities_std, output_std); --replica I predicts with one of them.
 
+A translation run (a model with ModelEntry.translate) reads a UTF-8 text file, one source text a
+line, and writes a .txt of their translations, line for line, by the config's beam search
+(model.beam_size; 1 is greedy); a run of many replicas translates with --replica (default 0).
+
 The output is written atomically (a temporary file in its folder, then renamed); it is never
 the input, never a folder, and replaces an existing file only with --overwrite. The command
 runs in four steps, each replaceable: load the run, read the inputs, compute, write.
@@ -84,6 +88,9 @@ def compute(runs: list, new) -> dict[str, np.ndarray]:
 def run(args: argparse.Namespace) -> int:
     from zoo.data import preprocess, validate
 
+    if translates(args.run_dir):
+        return translate(args)
+
     output = validate.output_file(args.output, args.input, OUTPUT_FORMATS, args.overwrite)
     validate.existing(args.input, "--input", "an .npz, .npy, .csv, .tsv or image file or folder")
     runs = load(args)
@@ -93,6 +100,29 @@ def run(args: argparse.Namespace) -> int:
     class_names = preprocessing.get("class_names")
     write(output, table(predictions, class_names, new.paths), class_names)
     print(f"wrote {len(new.x)} predictions to {output}")
+    return 0
+
+
+def translates(run_dir: str) -> bool:
+    """Whether the run's model translates text (its registry entry has `translate`)."""
+    from zoo import config
+    from zoo.models import entry
+    return entry(config.load_run_config(run_dir).model_name).translate is not None
+
+
+def translate(args: argparse.Namespace) -> int:
+    """Lines of --input translated, line for line, into the .txt --output."""
+    from zoo import experiment as ex
+    from zoo import translating
+    from zoo.data import validate
+    from zoo.rundir import atomic_write
+
+    output = validate.output_file(args.output, args.input, (".txt",), args.overwrite)
+    source = validate.existing(args.input, "--input", "a UTF-8 text file, one source text a line")
+    lines = validate.read_text(source).splitlines()
+    trained = ex.load_one(args.run_dir, args.step, args.params or "last", args.replica)
+    atomic_write(output, "".join(f"{line}\n" for line in translating.translate(trained, lines)))
+    print(f"wrote {len(lines)} translations to {output}")
     return 0
 
 

@@ -69,6 +69,9 @@ PUBLISHED: dict[str, tuple[str, float | None, str, int]] = {
     "periodic_latent_ode": ("eval_interp_mse", None, "Latent ODE (Rubanova et al. 2019), toy data: no table", 3),
     "periodic_ode_rnn": ("eval_interp_mse", None, "ODE-RNN (Rubanova et al. 2019), toy data: no table", 3),
     "periodic_gru_gaps": ("eval_interp_mse", None, "RNN with time gaps (Rubanova et al. 2019's baseline)", 3),
+    "numbers_en_de_transformer": ("eval_exact_match", 0.99, "issue target (greedy; 1,000 held-out numbers)", 3),
+    "numbers_en_de_gru": ("eval_exact_match", 0.95, "issue target (greedy; 1,000 held-out numbers)", 3),
+    "numbers_en_fr_gru": ("eval_exact_match", None, "second language pair, no target; one seed", 1),
 }
 # config -> further metrics of the same runs, one row each (mean over the same seeds)
 ALSO: dict[str, tuple[str, ...]] = {
@@ -129,7 +132,7 @@ def _start_from(path: Path, out: Path) -> list[str]:
 def _fmt(value: float, metric: str) -> str:
     if metric.endswith("nfe"):
         return f"{value:.1f}"
-    if metric.endswith("accuracy"):
+    if metric.endswith(("accuracy", "exact_match")):
         return f"{100 * value:.1f}%"
     return f"{value:.4f}" if value == 0 or abs(value) >= 1e-3 else f"{value:.2e}"
 

@@ -26,6 +26,7 @@ from zoo.data import (
     plugin,
     text,
     toy2d,
+    translation,
 )
 from zoo.data.base import ArrayDataset, Dataset
 from zoo.data.plugin import dataset
@@ -73,8 +74,9 @@ DATASETS: dict[str, DatasetEntry] = {
                                  "your images from data.path: one sub-folder per class (PNG/JPEG/BMP), decoded once"),
     "graph_npz": DatasetEntry(graph_npz.GraphNpzConfig, graph_npz.load,
                               "your graphs from data.path: many small graphs in one .npz, one class each"),
+    "translation": DatasetEntry(translation.TranslationConfig, translation.load,
+                                "numbers in words, one language to another (num2words), split by number"),
 }
-
 
 
 def entry(name: str) -> DatasetEntry | None:

@@ -36,6 +36,11 @@ NAMES: dict[str, tuple[str, str]] = {
                                    "positions"),
     "gpt": ("transformer", "decoder-only causal language model (GPT-2 shapes): KV-cache generation, grouped-query "
                            "attention"),
+    "seq2seq": ("seq2seq", "encoder-decoder Transformer (Vaswani et al. 2017): cross-attention, greedy and beam "
+                           "search with a KV cache"),
+    "gru_seq2seq": ("recurrent_seq2seq", "attentional encoder-decoder GRU (Bahdanau et al. 2015): bidirectional "
+                                         "encoder, additive attention, beam search"),
+    "lstm_seq2seq": ("recurrent_seq2seq", "attentional encoder-decoder LSTM (Bahdanau et al. 2015's attention)"),
     "gcn": ("gnn", "graph convolutional network (Kipf & Welling 2017), node or graph level"),
     "gat": ("gnn", "graph attention network (Velickovic et al. 2018), multi-head"),
     "gin": ("gnn", "graph isomorphism network (Xu et al. 2019), sum aggregation"),

@@ -209,3 +209,38 @@ def multi_head_attention(params: Params, x: jax.Array, *, num_heads: int, causal
     y = attend(q, k, v, mask, is_causal=causal, implementation=implementation,
                dropout_key=key, dropout_rate=dropout_rate, train=train)
     return L.dense(params["out"], y.reshape(*x.shape[:-1], -1)), cache
+
+
+# ----------------------------------------------------------------------------- cross-attention
+def memory_keys(params: Params, memory: jax.Array, *, num_heads: int) -> Params:
+    """Keys and values of an encoder's output memory [B, S, D] for cross-attention,
+    {"key": [B, S, K, Dh], "value": [B, S, K, Dh]}: computed once per source, then read by
+    every decoding step (the cross-attention half of a decoder's cache)."""
+    num_kv_heads = params["key"]["kernel"].shape[1] * num_heads // params["query"]["kernel"].shape[1]
+    return {"key": split_heads(L.dense(params["key"], memory), num_kv_heads),
+            "value": split_heads(L.dense(params["value"], memory), num_kv_heads)}
+
+
+def cross_attention(params: Params, x: jax.Array, memory: Params, *, num_heads: int,
+                    key_mask: jax.Array | None = None, implementation: str = "auto",
+                    dropout_rate: float = 0.0, key: jax.Array | None = None,
+                    train: bool = False) -> jax.Array:
+    """Queries from x [B, T, D] attend to memory_keys(...) of a memory [B, S, D] -> [B, T, D];
+    key_mask [B, S] marks the memory's real positions (the source's padding is False)."""
+    q = split_heads(L.dense(params["query"], x), num_heads)
+    mask = None if key_mask is None else padding_mask(key_mask)
+    y = attend(q, memory["key"], memory["value"], mask, implementation=implementation,
+               dropout_key=key, dropout_rate=dropout_rate, train=train)
+    return L.dense(params["out"], y.reshape(*x.shape[:-1], -1))
+
+
+def cross_attention_weights(params: Params, x: jax.Array, memory: Params, *, num_heads: int,
+                            key_mask: jax.Array | None = None) -> jax.Array:
+    """The softmax weights cross_attention uses, averaged over heads: [B, T, S] (each row sums
+    to one): which source positions each target position reads (an alignment)."""
+    q = split_heads(L.dense(params["query"], x), num_heads).transpose(0, 2, 1, 3)      # [B, N, T, Dh]
+    k = jnp.repeat(memory["key"], num_heads // memory["key"].shape[2], axis=2).transpose(0, 2, 1, 3)
+    logits = jnp.einsum("bnth,bnsh->bnts", q, k, preferred_element_type=jnp.float32) / math.sqrt(q.shape[-1])
+    if key_mask is not None:
+        logits = jnp.where(padding_mask(key_mask), logits, jnp.finfo(jnp.float32).min)
+    return jax.nn.softmax(logits, axis=-1).mean(axis=1)

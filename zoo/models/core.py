@@ -55,6 +55,12 @@ class ModelEntry:
         "lstm" from "gru" without a config subclass per name.
     sample: for language models, sample(name, cfg, params, prompt [B, T0] int, *, steps, key,
         temperature, top_k) -> [B, T0 + steps] int32; None otherwise.
+    translate: for sequence-to-sequence models, translate(name, cfg, params, source [B, S] int,
+        *, beam_size=None, length_penalty=None, max_length=None) -> [B, L] int32 output ids
+        (EOS, then PAD, after each text; None: the config's choices); None otherwise.
+    alignment: for sequence-to-sequence models, alignment(name, cfg, params, x) -> [B, T, S],
+        the cross-attention weights (rows sum to one) of teacher-forced targets x["target"] over
+        x["source"]: the figure of zoo.probes.alignment; None otherwise.
     for_platform: for_platform(cfg, platform) -> cfg, the config to build with on a device
         platform ("cpu", "gpu", "tpu"): implementation choices such as the attention path follow
         the mesh the model runs on, not the host that builds it. None: the config as it is.
@@ -75,6 +81,8 @@ class ModelEntry:
     build: Callable[[str, Any], Model]
     _: dataclasses.KW_ONLY
     sample: Callable[..., Any] | None = None
+    translate: Callable[..., Any] | None = None
+    alignment: Callable[..., Any] | None = None
     for_platform: Callable[[Any, str], Any] | None = None
     sequence: bool = False
     symmetry: str | None = None

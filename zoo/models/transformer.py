@@ -154,12 +154,14 @@ def block_init(key: jax.Array, cfg: BlockConfig) -> dict:
 
 
 def block(cfg: BlockConfig, params: dict, h: jax.Array, *, causal: bool, positions: jax.Array,
-          cache: dict | None, key: jax.Array | None, train: bool) -> tuple[jax.Array, dict | None]:
-    """One pre-norm block: h [B, T, D] -> (h [B, T, D], updated cache)."""
+          cache: dict | None, key: jax.Array | None, train: bool,
+          key_mask: jax.Array | None = None) -> tuple[jax.Array, dict | None]:
+    """One pre-norm block: h [B, T, D] -> (h [B, T, D], updated cache); key_mask [B, T] marks
+    the real tokens attention may read (padding is False)."""
     k_attn, k_drop1, k_drop2 = L.split_key(key, 3)
     a, cache = A.multi_head_attention(
         params["attention"], norm(cfg, params["attention_norm"], h), num_heads=cfg.dims()[1],
-        causal=causal, positions=positions, cache=cache, implementation=cfg.attention,
+        causal=causal, key_mask=key_mask, positions=positions, cache=cache, implementation=cfg.attention,
         rope_base=cfg.rope_base if cfg.positions == "rotary" else None,
         dropout_rate=cfg.attention_dropout_rate, key=k_attn, train=train)
     h = h + L.dropout(k_drop1, a, cfg.dropout_rate, train)
@@ -168,15 +170,17 @@ def block(cfg: BlockConfig, params: dict, h: jax.Array, *, causal: bool, positio
 
 
 def stack(cfg: BlockConfig, params: dict, h: jax.Array, *, causal: bool, positions: jax.Array,
-          caches: list | None = None, key: jax.Array | None = None,
-          train: bool = False) -> tuple[jax.Array, list | None]:
-    """Embedding dropout, the L blocks and the final norm: [B, T, D] -> [B, T, D]."""
+          caches: list | None = None, key: jax.Array | None = None, train: bool = False,
+          key_mask: jax.Array | None = None) -> tuple[jax.Array, list | None]:
+    """Embedding dropout, the L blocks and the final norm: [B, T, D] -> [B, T, D]; key_mask
+    [B, T] marks the real tokens (padding is False, never attended to)."""
     num_layers = cfg.dims()[0]
     keys = L.split_key(key, num_layers + 1)
     h = L.dropout(keys[-1], h, cfg.dropout_rate, train)
 
     def step(block_params, h, cache, k):
-        return block(cfg, block_params, h, causal=causal, positions=positions, cache=cache, key=k, train=train)
+        return block(cfg, block_params, h, causal=causal, positions=positions, cache=cache, key=k, train=train,
+                     key_mask=key_mask)
 
     step = L.remat(step, cfg.remat)
     if is_stacked(params["blocks"]) and caches is None:

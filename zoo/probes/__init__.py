@@ -10,6 +10,7 @@ run_dir/probes/<probe>.png and <probe>.json:
     calibration  reliability diagram, ECE, temperature scaling
     gradflow     |dL/dz_l| through depth, |dL/dx_t| through time
     conservation energy of a learned vector field along integrated trajectories
+    alignment    a translation model's cross-attention over a few test pairs (Bahdanau et al. 2015)
 
 A loss_fn here is loss_fn(params, batch) -> (loss_sum, count), so means over several batches
 (padded ones included) weigh every example once.
@@ -20,7 +21,7 @@ import importlib
 import inspect
 from typing import Any
 
-PROBES = ("landscape", "curvature", "symmetry", "calibration", "gradflow", "conservation")
+PROBES = ("landscape", "curvature", "symmetry", "calibration", "gradflow", "conservation", "alignment")
 
 
 def module(name: str):
