@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from zoo.data import arrays, digits, graph_npz, graphs, hamiltonian, images, mnist1d, nbody, ode, plugin, text, toy2d
+from zoo.data import arrays, digits, graph_npz, graphs, hamiltonian, images, mnist1d, nbody, ode, plugin, text, timeseries, toy2d
 from zoo.data.base import ArrayDataset, Dataset
 from zoo.data.plugin import dataset
 
@@ -52,6 +52,8 @@ DATASETS: dict[str, DatasetEntry] = {
                                  "your images from data.path: one sub-folder per class (PNG/JPEG/BMP), decoded once"),
     "graph_npz": DatasetEntry(graph_npz.GraphNpzConfig, graph_npz.load,
                               "your graphs from data.path: many small graphs in one .npz, one class each"),
+    "timeseries": DatasetEntry(timeseries.TimeseriesConfig, timeseries.load,
+                               "UCR/UEA time series from data.path: .ts (aeon/sktime) or UCR .tsv, the archive's split"),
 }
 
 
