@@ -60,7 +60,28 @@ PUBLISHED: dict[str, tuple[str, float | None, str, int]] = {
     "mnist1d_plain32": ("train_loss", None, "degradation: plain, 32 conv layers", 3),
     "mnist1d_resnet8": ("train_loss", None, "degradation: residual, 8 conv layers", 3),
     "mnist1d_resnet32": ("train_loss", None, "degradation: residual, 32 conv layers", 3),
+    **{f"{data}_{model}": None for data in ("gunpoint", "italypower", "arrowhead", "basicmotions")
+       for model in ("fcn", "resnet", "gru", "transformer")},   # filled in by _time_series below
 }
+# dl-4-tsc (Fawaz et al. 2019), results/results-ucr-128.csv: FCN and ResNet test accuracy, mean of 5 runs
+DL4TSC = {"gunpoint": (1.0, 0.9907), "italypower": (0.9629, 0.9615), "arrowhead": (0.8434, 0.8377)}
+
+
+def _time_series(name: str) -> tuple[str, float | None, str, int]:
+    """The row of a UCR/UEA config DATA_MODEL: dl-4-tsc's number for FCN and ResNet, both beside
+    the other models; BasicMotions (UEA multivariate) is not in dl-4-tsc's UCR results."""
+    data, model = name.split("_")
+    if data not in DL4TSC:
+        return "eval_accuracy", None, "UEA multivariate: not in dl-4-tsc's UCR results", 5
+    fcn, resnet = DL4TSC[data]
+    if model == "fcn":
+        return "eval_accuracy", fcn, "dl-4-tsc FCN, mean of 5 runs", 5
+    if model == "resnet":
+        return "eval_accuracy", resnet, "dl-4-tsc ResNet, mean of 5 runs", 5
+    return "eval_accuracy", None, f"dl-4-tsc: FCN {fcn:.1%}, ResNet {resnet:.1%}", 5
+
+
+PUBLISHED.update({name: _time_series(name) for name, row in PUBLISHED.items() if row is None})
 # metrics a probe measures on the trained runs rather than the trainer: energy along rollouts
 PROBED = {"energy_mse": "conservation"}
 LOWER_IS_BETTER = ("eval_loss", "eval_mse", "energy_mse", "train_loss")
