@@ -11,7 +11,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from zoo.data import arrays, digits, graph_npz, graphs, hamiltonian, images, mnist1d, nbody, ode, plugin, text, timeseries, toy2d
+from zoo.data import (arrays, digits, graph_npz, graphs, hamiltonian, images, memory_tasks, mnist1d, nbody, ode, plugin,
+                      text, timeseries, toy2d)
 from zoo.data.base import ArrayDataset, Dataset
 from zoo.data.plugin import dataset
 
@@ -52,6 +53,10 @@ DATASETS: dict[str, DatasetEntry] = {
                                  "your images from data.path: one sub-folder per class (PNG/JPEG/BMP), decoded once"),
     "graph_npz": DatasetEntry(graph_npz.GraphNpzConfig, graph_npz.load,
                               "your graphs from data.path: many small graphs in one .npz, one class each"),
+    "adding": DatasetEntry(memory_tasks.MemoryTaskConfig, memory_tasks.load_adding,
+                           "the adding problem (Hochreiter & Schmidhuber 1997), generated: sum of 2 marked values of T"),
+    "copy_memory": DatasetEntry(memory_tasks.MemoryTaskConfig, memory_tasks.load_copy_memory,
+                                "copy memory, generated: repeat 10 digits after a gap of T blanks (Bai et al. 2018)"),
     "timeseries": DatasetEntry(timeseries.TimeseriesConfig, timeseries.load,
                                "UCR/UEA time series from data.path: .ts (aeon/sktime) or UCR .tsv, the archive's split"),
 }
