@@ -11,8 +11,22 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from zoo.data import (arrays, digits, graph_npz, graphs, hamiltonian, images, memory_tasks, mnist1d, nbody, ode, plugin,
-                      text, timeseries, toy2d)
+from zoo.data import (
+    arrays,
+    digits,
+    graph_npz,
+    graphs,
+    hamiltonian,
+    images,
+    memory_tasks,
+    mnist1d,
+    nbody,
+    ode,
+    plugin,
+    text,
+    timeseries,
+    toy2d,
+)
 from zoo.data.base import ArrayDataset, Dataset
 from zoo.data.plugin import dataset
 
