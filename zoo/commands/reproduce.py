@@ -82,6 +82,11 @@ def _time_series(name: str) -> tuple[str, float | None, str, int]:
 
 
 PUBLISHED.update({name: _time_series(name) for name, row in PUBLISHED.items() if row is None})
+# The long-memory tasks at a CPU-sized T (Bai et al. 2018 ran T=600 and 1000): the signature, not a number
+PUBLISHED.update({f"adding_{m}": ("eval_mse", None, "adding, T=200: predicting the mean scores 0.167", 1)
+                  for m in ("rnn", "lstm", "gru", "tcn")})
+PUBLISHED.update({f"copy_memory_{m}": ("eval_loss", None, "copy memory, T=100: remembering nothing scores 0.1733", 1)
+                  for m in ("rnn", "lstm", "gru", "tcn")})
 # metrics a probe measures on the trained runs rather than the trainer: energy along rollouts
 PROBED = {"energy_mse": "conservation"}
 LOWER_IS_BETTER = ("eval_loss", "eval_mse", "energy_mse", "train_loss")
