@@ -88,6 +88,7 @@ BAD = {
     "no @data line": ("@problemName t\n", None),
     "before @data": ("1,2,3:a\n", None),
     "a missing value": (_ts("1,?,3:a\n4,5,6:b\n"), None),
+    "NaN or infinite": (_ts("1,NaN,3:a\n4,5,6:b\n"), None),
     "same length": (_ts("1,2,3:1,2:a\n4,5,6:1,2,3:b\n"), None),
     "same channels": (_ts("1,2,3:a\n4,5,6:1,2,3:b\n"), None),
     "no class labels": (_ts("1,2,3\n", "@classLabel false\n@data\n"), None),

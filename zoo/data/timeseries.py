@@ -42,7 +42,7 @@ WHAT = "a .ts (aeon/sktime) or UCR .tsv file, or a folder holding NAME_TRAIN and
 class TimeseriesConfig:
     path: str | None = None          # NAME_TRAIN.ts/.tsv (test split: NAME_TEST beside it), or their folder
     test_path: str | None = None     # None: the _TEST file beside data.path
-    standardize: Literal["none", "series", "channel"] = "series"  # module docstring
+    standardize: Literal["none", "series", "channel"] = "series"  # z-normalise each series, or per channel (train)
     val_size: int = 0                # the last N training cases validate (train.select)
 
 
@@ -115,6 +115,8 @@ def read_ts(file: Path, need_labels: bool = True) -> Series:
             *fields, label = fields
             labels.append(label.strip())
         channels = [_numbers(f.split(","), file, i + 1) for f in fields]
+        if not all(np.isfinite(c).all() for c in channels):
+            raise ConfigError(f"{file} line {i + 1}: a NaN or infinite value; give every step a finite number")
         if len({len(c) for c in channels}) != 1:
             raise ConfigError(f"{file} line {i + 1}: its channels have {[len(c) for c in channels]} steps; "
                               f"give every channel of a case the same length")
