@@ -19,6 +19,7 @@ CASES = {
     "cnn": ({"channels": (4, 8), "kernel_sizes": (3,), "strides": (2,), "norm": "group", "num_groups": 2,
              "residual": True}, ["data.name=mnist1d"]),
     "rnn": (RNN, SEQ), "lstm": (RNN, SEQ), "gru": (RNN, SEQ),
+    "tcn": ({"channels": (4, 8), "kernel_size": 3}, SEQ),
     "rnn_lm": (RNN_LM, TEXT), "lstm_lm": (RNN_LM, TEXT), "gru_lm": (RNN_LM, TEXT),
     "transformer": (TINY_TRANSFORMER, ["data.name=mnist1d", "data.format=patches"]),
     "gpt": ({**TINY_TRANSFORMER, "context_length": 16}, TEXT),

@@ -40,3 +40,36 @@ def test_a_later_layer_is_norm_then_relu_then_conv():
     block = {**block, "norm": {"scale": jnp.linspace(0.5, 2, 8), "bias": jnp.linspace(-1, 1, 8)}}
     expected = L.conv(block["conv"], jax.nn.relu(L.groupnorm(block["norm"], h, num_groups=2)), padding="SAME")
     chex.assert_trees_all_close(C.layer(cfg, block, h, 1, None, False), expected, atol=1e-5)
+
+
+RESNET_1D = dict(num_outputs=3, channels=(4, 4, 8, 8), kernel_sizes=(5, 3), strides=(1,), padding="same",
+                 norm="group", num_groups=1, residual=True, block_depth=2, readout="mean")
+
+
+def test_blocks_of_several_layers_project_only_where_channels_change():
+    """Wang et al. 2017's ResNet shape at a small size: a 1x1 shortcut (with its norm) into a
+    block whose channels differ from its input, the identity elsewhere; none inside a block."""
+    params = build("cnn", C.CNNConfig(**RESNET_1D)).init(jax.random.PRNGKey(0), jnp.zeros((2, 16, 1)))
+    assert ["skip" in b for b in params["blocks"]] == [False, True, False, True]
+    assert params["blocks"][1]["skip"]["kernel"].shape == (1, 1, 4) and "skip_norm" in params["blocks"][1]
+    assert params["blocks"][3]["skip"]["kernel"].shape == (1, 4, 8)
+
+
+def test_a_block_sums_before_its_last_activation():
+    """h' = relu(norm(conv2(relu(norm(conv1 h)))) + h): with conv2 zeroed and the norm's bias
+    zero, the block is relu(h), the identity on a non-negative stream."""
+    cfg = C.CNNConfig(**{**RESNET_1D, "channels": (4, 4), "kernel_sizes": (3,)})
+    h = jax.random.normal(jax.random.PRNGKey(1), (2, 16, 4))
+    layers = build("cnn", cfg).init(jax.random.PRNGKey(2), h)["blocks"]
+    layers = [layers[0], {**layers[1], "conv": jax.tree.map(jnp.zeros_like, layers[1]["conv"])}]
+    chex.assert_trees_all_close(C.block_layer(cfg, layers, h, 0, [None, None], False), jax.nn.relu(h), atol=1e-6)
+    layers[1]["conv"]["bias"] = jnp.ones(4)  # a constant branch normalises to zero: still relu(h)
+    chex.assert_trees_all_close(C.block_layer(cfg, layers, h, 0, [None, None], False), jax.nn.relu(h), atol=1e-5)
+
+
+def test_block_depth_must_divide_the_layers():
+    import pytest
+
+    from zoo.errors import ConfigError
+    with pytest.raises(ConfigError, match="block_depth=3 must divide the 4 layers"):
+        build("cnn", C.CNNConfig(**{**RESNET_1D, "block_depth": 3}))

@@ -188,3 +188,15 @@ def test_lm_generate_greedy_matches_apply():
     np.testing.assert_array_equal(jnp.argmax(logits[:, 2:], -1), out[:, 3:])
     sampled = generate(cfg, params, prompt, steps=5, key=jax.random.key(1), top_k=3)
     assert sampled.shape == (2, 8) and int(sampled.max()) < 11
+
+
+def test_steps_readout_puts_the_head_on_every_step_and_its_last_is_the_last_readout():
+    """readout=steps (copy memory's per-step classes): [B, T, K]; without lengths its last step
+    is what readout=last gives, as the final carry is the last step's output."""
+    from zoo.models import build
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 7, 3))
+    steps, last = (build("gru", num_outputs=4, hidden_size=5, readout=r) for r in ("steps", "last"))
+    params = steps.init(jax.random.PRNGKey(1), x)
+    y = steps.apply(params, x)
+    assert y.shape == (2, 7, 4)
+    np.testing.assert_allclose(y[:, -1], last.apply(params, x), rtol=1e-5, atol=1e-6)

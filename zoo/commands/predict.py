@@ -99,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
     predictions = compute(runs, new)
     class_names = preprocessing.get("class_names")
     write(output, table(predictions, class_names, new.paths), class_names)
-    print(f"wrote {len(new.x)} predictions to {output}")
+    rows = len(new.x["lengths"]) if isinstance(new.x, dict) else len(new.x)   # {"x", "lengths"}: series
+    print(f"wrote {rows} predictions to {output}")
     return 0
 
 
@@ -129,6 +130,8 @@ def translate(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- checks and output
 def check_inputs(x: np.ndarray, expected, file: Path) -> None:
     """One line naming the file when new inputs differ in shape or kind from the training inputs."""
+    if isinstance(x, dict):   # series of unequal lengths, {"x", "lengths"}: the series' layout matters
+        x, expected = x["x"], expected["x"]
     if tuple(x.shape[1:]) != tuple(expected.shape[1:]):
         raise ConfigError(f"{file}: rows have shape {list(x.shape[1:])}, the model was trained on "
                           f"{list(expected.shape[1:])}; give inputs shaped like the training data")

@@ -72,11 +72,37 @@ PUBLISHED: dict[str, tuple[str, float | None, str, int]] = {
     "numbers_en_de_transformer": ("eval_exact_match", 0.99, "issue target (greedy; 1,000 held-out numbers)", 3),
     "numbers_en_de_gru": ("eval_exact_match", 0.95, "issue target (greedy; 1,000 held-out numbers)", 3),
     "numbers_en_fr_gru": ("eval_exact_match", None, "second language pair, no target; one seed", 1),
+    **{f"{data}_{model}": None for data in ("gunpoint", "italypower", "arrowhead", "basicmotions")
+       for model in ("fcn", "resnet", "gru", "transformer")},   # filled in by _time_series below
 }
 # config -> further metrics of the same runs, one row each (mean over the same seeds)
 ALSO: dict[str, tuple[str, ...]] = {
     **{name: ("eval_nfe",) for name in ("g1d_node", "g1d_anode", "spheres_node", "spheres_anode")},
     **{name: ("eval_extrap_mse",) for name in ("periodic_latent_ode", "periodic_ode_rnn", "periodic_gru_gaps")}}
+# dl-4-tsc (Fawaz et al. 2019), results/results-ucr-128.csv: FCN and ResNet test accuracy, mean of 5 runs
+DL4TSC = {"gunpoint": (1.0, 0.9907), "italypower": (0.9629, 0.9615), "arrowhead": (0.8434, 0.8377)}
+
+
+def _time_series(name: str) -> tuple[str, float | None, str, int]:
+    """The row of a UCR/UEA config DATA_MODEL: dl-4-tsc's number for FCN and ResNet, both beside
+    the other models; BasicMotions (UEA multivariate) is not in dl-4-tsc's UCR results."""
+    data, model = name.split("_")
+    if data not in DL4TSC:
+        return "eval_accuracy", None, "UEA multivariate: not in dl-4-tsc's UCR results", 5
+    fcn, resnet = DL4TSC[data]
+    if model == "fcn":
+        return "eval_accuracy", fcn, "dl-4-tsc FCN, mean of 5 runs", 5
+    if model == "resnet":
+        return "eval_accuracy", resnet, "dl-4-tsc ResNet, mean of 5 runs", 5
+    return "eval_accuracy", None, f"dl-4-tsc: FCN {fcn:.1%}, ResNet {resnet:.1%}", 5
+
+
+PUBLISHED.update({name: _time_series(name) for name, row in PUBLISHED.items() if row is None})
+# The long-memory tasks at a CPU-sized T (Bai et al. 2018 ran T=600 and 1000): the signature, not a number
+PUBLISHED.update({f"adding_{m}": ("eval_mse", None, "adding, T=200: predicting the mean scores 0.167", 1)
+                  for m in ("rnn", "lstm", "gru", "tcn")})
+PUBLISHED.update({f"copy_memory_{m}": ("eval_loss", None, "copy memory, T=100: remembering nothing scores 0.1733", 1)
+                  for m in ("rnn", "lstm", "gru", "tcn")})
 # metrics a probe measures on the trained runs rather than the trainer: energy along rollouts
 PROBED = {"energy_mse": "conservation"}
 LOWER_IS_BETTER = ("eval_loss", "eval_mse", "energy_mse", "train_loss")

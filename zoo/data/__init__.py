@@ -20,11 +20,13 @@ from zoo.data import (
     hamiltonian,
     images,
     irregular,
+    memory_tasks,
     mnist1d,
     nbody,
     ode,
     plugin,
     text,
+    timeseries,
     toy2d,
     translation,
 )
@@ -76,6 +78,12 @@ DATASETS: dict[str, DatasetEntry] = {
                               "your graphs from data.path: many small graphs in one .npz, one class each"),
     "translation": DatasetEntry(translation.TranslationConfig, translation.load,
                                 "numbers in words, one language to another (num2words), split by number"),
+    "adding": DatasetEntry(memory_tasks.MemoryTaskConfig, memory_tasks.load_adding,
+                           "the adding problem (Hochreiter & Schmidhuber 1997), generated: sum of 2 marked values of T"),
+    "copy_memory": DatasetEntry(memory_tasks.MemoryTaskConfig, memory_tasks.load_copy_memory,
+                                "copy memory, generated: repeat 10 digits after a gap of T blanks (Bai et al. 2018)"),
+    "timeseries": DatasetEntry(timeseries.TimeseriesConfig, timeseries.load,
+                               "UCR/UEA time series from data.path: .ts (aeon/sktime) or UCR .tsv, the archive's split"),
 }
 
 

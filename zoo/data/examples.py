@@ -6,6 +6,8 @@
     python -m zoo.data.examples breast-cancer-csv FILE  sklearn's breast-cancer table, likewise
     python -m zoo.data.examples mnist1d-npz FILE        MNIST-1D as x, y, x_test, y_test
     python -m zoo.data.examples graphs-npz FILE         graph_cycles' graphs in the graph_npz format
+    python -m zoo.data.examples arrowhead-tsv DIR       the shipped ArrowHead series as the UCR archive's
+                                                        DIR/ArrowHead_TRAIN.tsv and DIR/ArrowHead_TEST.tsv
 """
 from __future__ import annotations
 
@@ -62,16 +64,30 @@ def graphs_npz(file: Path, num_graphs: int = 2500, seed: int = 0) -> None:
              receivers=np.concatenate([e[:, 1] for e in both_ways]), labels=labels.astype(np.int32))
 
 
+def ucr_tsv(folder: Path, name: str = "ArrowHead") -> None:
+    """A shipped UCR dataset's _TRAIN/_TEST pair (zoo/data/files/ucr, .ts) in the UCR 2018
+    archive's .tsv layout: one series per line, its class, then its values, tab-separated."""
+    from zoo.data import timeseries
+
+    shipped = Path(timeseries.__file__).parent / "files" / "ucr" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for split in ("TRAIN", "TEST"):
+        series = timeseries.read_ts(shipped / f"{name}_{split}.ts")
+        rows = ["\t".join([label, *(repr(float(v)) for v in values[:, 0])])
+                for values, label in zip(series.values, series.labels)]
+        (folder / f"{name}_{split}.tsv").write_text("\n".join(rows) + "\n")
+
+
 def make(kind: str, out: Path) -> None:
     from sklearn.datasets import load_breast_cancer, load_wine
 
     makers = {"digits-png": digits_png, "wine-csv": lambda p: table_csv(p, load_wine),
               "breast-cancer-csv": lambda p: table_csv(p, load_breast_cancer),
-              "mnist1d-npz": mnist1d_npz, "graphs-npz": graphs_npz}
+              "mnist1d-npz": mnist1d_npz, "graphs-npz": graphs_npz, "arrowhead-tsv": ucr_tsv}
     makers[kind](out)
 
 
-KINDS = ("digits-png", "wine-csv", "breast-cancer-csv", "mnist1d-npz", "graphs-npz")
+KINDS = ("digits-png", "wine-csv", "breast-cancer-csv", "mnist1d-npz", "graphs-npz", "arrowhead-tsv")
 
 
 def main(argv: list[str] | None = None) -> int:

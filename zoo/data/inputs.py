@@ -11,6 +11,7 @@ import numpy as np
 import zoo.data.images as images
 import zoo.data.preprocess as preprocess
 import zoo.data.tables as tables
+import zoo.data.timeseries as timeseries
 import zoo.data.validate as validate
 from zoo.errors import ConfigError
 
@@ -34,6 +35,8 @@ def read_inputs(path: str | Path, preprocessing: dict) -> Inputs:
         files = images.input_files(file)
         raw = images.decode(files, tuple(preprocessing["image_size"]), preprocessing["mode"])
         return Inputs(file, _applied(file, preprocessing, raw), [str(f) for f in files])
+    if preprocessing.get("format") in ("ts", "ucr_tsv"):
+        return Inputs(file, timeseries.read_inputs(file, preprocessing))
     fmt = tables.file_format(file, "--input")
     if fmt in ("csv", "tsv"):
         raw = _table_inputs(file, fmt, preprocessing)

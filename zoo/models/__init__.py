@@ -25,6 +25,7 @@ from zoo.models.core import Model, ModelEntry
 NAMES: dict[str, tuple[str, str]] = {
     "mlp": ("mlp", "multi-layer perceptron: depth, width, activation, dropout, residual, LayerNorm"),
     "cnn": ("cnn", "1-D/2-D convolutional network: pooling, residual blocks, GroupNorm/LayerNorm"),
+    "tcn": ("tcn", "temporal convolutional network (Bai et al. 2018): dilated causal convolutions, residual blocks"),
     "rnn": ("recurrent", "Elman RNN sequence classifier: stacked, bidirectional, length masks"),
     "lstm": ("recurrent", "LSTM sequence classifier: stacked, bidirectional, length masks"),
     "gru": ("recurrent", "GRU sequence classifier: stacked, bidirectional, length masks"),

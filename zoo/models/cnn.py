@@ -11,7 +11,11 @@ Layer l (kernel k_l, stride s_l, C_l channels):
     h_l = pool(drop(z_l) + P_l h_{l-1})                    residual=True
 
 P_l is the identity when h_{l-1} and z_l have the same shape, else a strided 1x1 convolution
-(ResNet's projection shortcut, option B). With preactivation=True each layer after the first
+(ResNet's projection shortcut, option B). With block_depth=n > 1 a residual block spans n layers
+and the block's last activation follows the sum, as in He et al. 2016 and the time-series ResNet
+of Wang, Yan and Oates 2017 (Fawaz et al. 2019), P normalised like the layers (its BN):
+
+    u = act(norm(conv(h)))  n - 1 times,  h' = act(norm(conv(u)) + norm(P h)) With preactivation=True each layer after the first
 normalises and activates its input instead of its output (He et al. 2016b, "Identity Mappings
 in Deep Residual Networks"), so the residual stream is a sum of convolutions, never rectified:
 
@@ -22,7 +26,11 @@ of its total stride (zoo.probes.symmetry measures it). The readout flattens, or 
 the spatial axes, then a dense layer gives [B, K].
 
 MNIST-1D's CNN (Greydanus 2020): channels (25, 25, 25), kernels (5, 3, 3), strides 2,
-padding 1, ReLU, flatten.
+padding 1, ReLU, flatten. The time-series baselines of Wang et al. 2017 (configs/*_fcn.yaml,
+*_resnet.yaml): FCN = channels (128, 256, 128), kernels (8, 5, 3), stride 1, "same" padding,
+norm, ReLU, global average pooling (readout mean); ResNet = three blocks of depth 3, kernels
+(8, 5, 3) in each, 64, 128, 128 channels. The paper's BatchNorm is replaced by the stateless
+norms here (DESIGN.md section 1; the measured cost is in the results table).
 """
 from __future__ import annotations
 
@@ -42,13 +50,14 @@ class CNNConfig:
     num_outputs: int | None = None  # None: taken from the dataset
     dims: Literal[1, 2] = 1
     channels: tuple[int, ...] = (25, 25, 25)
-    kernel_sizes: tuple[int, ...] = (5, 3, 3)  # one per layer, or one for all
-    strides: tuple[int, ...] = (2, 2, 2)       # one per layer, or one for all
+    kernel_sizes: tuple[int, ...] = (5, 3, 3)  # one per layer, one per layer of a block, or one for all
+    strides: tuple[int, ...] = (2, 2, 2)       # likewise
     padding: int | str = 1                     # symmetric zeros (PyTorch style), "same", "valid" or "circular"
     activation: str = "relu"
     norm: Literal["none", "group", "layer"] = "none"
     num_groups: int = 1
     residual: bool = False
+    block_depth: int = 1                       # layers per residual block (> 1: act after the sum)
     preactivation: bool = False                # norm -> act -> conv per layer (He et al. 2016b)
     pool: Literal["none", "max", "avg"] = "none"
     pool_size: int = 2
@@ -58,9 +67,11 @@ class CNNConfig:
     def per_layer(self, values: tuple[int, ...], what: str) -> tuple[int, ...]:
         if len(values) == 1:
             return values * len(self.channels)
+        if self.block_depth > 1 and len(values) == self.block_depth:   # the same in every block
+            return values * (len(self.channels) // self.block_depth)
         if len(values) != len(self.channels):
             raise ConfigError(f"cnn {what} has {len(values)} entries for {len(self.channels)} "
-                             f"layers; give one per layer or a single value")
+                             f"layers; give one per layer, one per layer of a block or a single value")
         return values
 
 
@@ -73,6 +84,10 @@ def _check(cfg: CNNConfig) -> None:
         raise ConfigError("cnn needs num_outputs (the trainer takes it from the dataset)")
     if cfg.norm == "group" and any(c % cfg.num_groups for c in cfg.channels):
         raise ConfigError(f"cnn num_groups={cfg.num_groups} must divide every channel count {cfg.channels}")
+    if cfg.block_depth < 1 or len(cfg.channels) % cfg.block_depth:
+        raise ConfigError(f"cnn block_depth={cfg.block_depth} must divide the {len(cfg.channels)} layers")
+    if cfg.block_depth > 1 and cfg.preactivation:
+        raise ConfigError("cnn preactivation takes block_depth=1; drop one of them")
     cfg.per_layer(cfg.kernel_sizes, "kernel_sizes")
     cfg.per_layer(cfg.strides, "strides")
     L.activation(cfg.activation)
@@ -93,6 +108,27 @@ def normalise(cfg: CNNConfig, params: dict | None, z):
     if cfg.norm == "layer":
         return L.layernorm(params, z)
     return z
+
+
+def block_layer(cfg: CNNConfig, layers: list[dict], h, first: int, keys, train: bool):
+    """A residual block of block_depth > 1 layers from layer `first`: conv -> norm -> activation
+    -> dropout, the last layer's activation after the sum with its (normalised) shortcut; pool."""
+    strides, act = cfg.per_layer(cfg.strides, "strides"), L.activation(cfg.activation)
+    z = h
+    for j, block in enumerate(layers):
+        z = normalise(cfg, block.get("norm"), L.conv(block["conv"], z, strides=strides[first + j],
+                                                     padding=_padding(cfg.padding)))
+        if j < len(layers) - 1:
+            z = L.dropout(keys[first + j], act(z), cfg.dropout_rate, train)
+    last = layers[-1]
+    if cfg.residual:
+        skip = h
+        if "skip" in last:
+            stride = int(np.prod(strides[first:first + len(layers)]))
+            skip = normalise(cfg, last.get("skip_norm"), L.conv(last["skip"], h, strides=stride, padding="VALID"))
+        z = z + skip[(slice(None), *(slice(0, n) for n in z.shape[1:-1]))]
+    z = L.dropout(keys[first + len(layers) - 1], act(z), cfg.dropout_rate, train)
+    return L.pool(z, cfg.pool, cfg.pool_size) if cfg.pool != "none" else z
 
 
 def layer(cfg: CNNConfig, block: dict, h, i: int, key, train: bool):
@@ -116,8 +152,12 @@ def features(cfg: CNNConfig, params: dict, x, key=None, train: bool = False):
     """The trunk without its head: x [B, L(, C)] or [B, H, W(, C)] -> features [B, F]."""
     h = with_channels(cfg, x)
     keys = L.split_key(key, len(cfg.channels))
-    for i, block in enumerate(params["blocks"]):
-        h = layer(cfg, block, h, i, keys[i], train)
+    n = cfg.block_depth
+    for i in range(0, len(params["blocks"]), n):
+        if n == 1:
+            h = layer(cfg, params["blocks"][i], h, i, keys[i], train)
+        else:
+            h = block_layer(cfg, params["blocks"][i:i + n], h, i, keys, train)
     if cfg.preactivation:
         h = L.activation(cfg.activation)(normalise(cfg, params.get("final_norm"), h))
     if cfg.readout == "mean":
@@ -130,14 +170,18 @@ def features(cfg: CNNConfig, params: dict, x, key=None, train: bool = False):
 def init(cfg: CNNConfig, key, x) -> dict:
     kernels, strides = cfg.per_layer(cfg.kernel_sizes, "kernel_sizes"), cfg.per_layer(cfg.strides, "strides")
     keys = jax.random.split(key, 2 * len(cfg.channels) + 1)
-    c_in = with_channels(cfg, x).shape[-1]
-    blocks = []
+    c_in = c_x = with_channels(cfg, x).shape[-1]
+    blocks, n = [], cfg.block_depth
     for i, c_out in enumerate(cfg.channels):
         block = {"conv": L.conv_init(keys[2 * i], (kernels[i],) * cfg.dims, c_in, c_out)}
         if cfg.norm != "none" and not (cfg.preactivation and i == 0):
             block["norm"] = L.layernorm_init(c_in if cfg.preactivation else c_out)
-        if cfg.residual and (c_in != c_out or strides[i] != 1):
-            block["skip"] = L.conv_init(keys[2 * i + 1], (1,) * cfg.dims, c_in, c_out, bias=False)
+        first = i - i % n                      # the first layer of i's residual block
+        c_block = c_x if first == 0 else cfg.channels[first - 1]
+        if cfg.residual and i == first + n - 1 and (c_block != c_out or max(strides[first:i + 1]) != 1):
+            block["skip"] = L.conv_init(keys[2 * i + 1], (1,) * cfg.dims, c_block, c_out, bias=False)
+            if n > 1 and cfg.norm != "none":
+                block["skip_norm"] = L.layernorm_init(c_out)
         blocks.append(block)
         c_in = c_out
     params = {"blocks": blocks}

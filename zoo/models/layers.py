@@ -73,8 +73,9 @@ def _dimension_numbers(ndim: int) -> tuple[str, str, str]:
 
 
 def conv(params: Params, x: jax.Array, *, strides: int | tuple[int, ...] = 1,
-         padding: str | int | tuple[tuple[int, int], ...] = "SAME") -> jax.Array:
-    """Channels-last convolution. x: [B, *spatial, C_in] -> [B, *spatial', C_out].
+         padding: str | int | tuple[tuple[int, int], ...] = "SAME", dilation: int = 1) -> jax.Array:
+    """Channels-last convolution. x: [B, *spatial, C_in] -> [B, *spatial', C_out]; `dilation`
+    spaces the kernel's taps that many steps apart (atrous; Yu & Koltun 2016).
 
     `padding` is "SAME", "VALID", "CIRCULAR", an int (symmetric, PyTorch style) or explicit
     pairs. "CIRCULAR" wraps each spatial axis around by k - 1 in all ("SAME"'s split), so the
@@ -89,7 +90,7 @@ def conv(params: Params, x: jax.Array, *, strides: int | tuple[int, ...] = 1,
     if padding == "CIRCULAR":
         wrap = [((k - 1) // 2, k - 1 - (k - 1) // 2) for k in kernel.shape[:ndim]]
         x, padding = jnp.pad(x, [(0, 0), *wrap, (0, 0)], mode="wrap"), "VALID"
-    y = jax.lax.conv_general_dilated(x, kernel, strides, padding,
+    y = jax.lax.conv_general_dilated(x, kernel, strides, padding, rhs_dilation=(dilation,) * ndim,
                                      dimension_numbers=_dimension_numbers(ndim))
     if "bias" in params:
         y = y + params["bias"].astype(x.dtype)

@@ -243,7 +243,7 @@ class RecurrentConfig:
     num_layers: int = 1
     bidirectional: bool = False
     dropout_rate: float = 0.0       # between stacked layers
-    readout: Literal["last", "mean", "flatten"] = "last"  # flatten: all steps (fixed T)
+    readout: Literal["last", "mean", "flatten", "steps"] = "last"  # flatten: all steps (fixed T); steps: [B, T, K]
     remember_bias: float = 0.0      # init bias of the LSTM forget / GRU update gate
     impl: Literal["scan", "fused"] = "scan"  # scan: the cell under lax.scan, measured faster (bench/README.md)
     unroll: int = 1                 # lax.scan unroll factor
@@ -263,9 +263,11 @@ def _sequence(x):
 
 
 def _readout(cfg, ys, final, lengths):
-    """[B, T, K*H] outputs -> [B, F] features."""
+    """[B, T, K*H] outputs -> [B, F] features ([B, T, K*H] for readout "steps")."""
     if cfg.readout == "flatten":
         return ys.reshape(ys.shape[0], -1)
+    if cfg.readout == "steps":   # the head on every step's outputs: [B, T, K*H]
+        return ys
     if cfg.readout == "mean":
         if lengths is None:
             return ys.mean(1)

@@ -1,0 +1,50 @@
+"""The TCN (Bai et al. 2018) against its definition: causal (no output sees a later input) with
+exactly the receptive field 1 + 2 (k - 1)(2^L - 1), and the generated long-memory tasks."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from zoo.data import memory_tasks
+from zoo.errors import ConfigError
+from zoo.models import build
+from zoo.models.tcn import TCNConfig
+
+
+@pytest.mark.parametrize("kernel_size, channels", [(2, (4, 4, 4)), (3, (4, 8))])
+def test_outputs_see_exactly_the_receptive_field_and_never_the_future(kernel_size, channels):
+    cfg = TCNConfig(num_outputs=2, channels=channels, kernel_size=kernel_size, readout="steps")
+    field = cfg.receptive_field()
+    assert field == 1 + 2 * (kernel_size - 1) * (2 ** len(channels) - 1)
+    x = jax.random.normal(jax.random.PRNGKey(0), (1, field + 6, 3))
+    model = build("tcn", cfg)
+    params = model.init(jax.random.PRNGKey(1), x)
+    s = 3
+    changed = jnp.abs(model.apply(params, x.at[:, s].add(1.0)) - model.apply(params, x)).max(-1)[0]
+    reach = np.flatnonzero(np.asarray(changed) > 0)
+    assert reach.min() == s and reach.max() == s + field - 1   # steps s .. s + field - 1, no others
+
+
+def test_last_readout_is_the_last_step_of_steps():
+    x = jax.random.normal(jax.random.PRNGKey(2), (2, 12, 1))
+    steps, last = (build("tcn", num_outputs=3, channels=(4, 4), kernel_size=3, readout=r) for r in ("steps", "last"))
+    params = steps.init(jax.random.PRNGKey(3), x)
+    np.testing.assert_allclose(last.apply(params, x), steps.apply(params, x)[:, -1], rtol=1e-6)
+    with pytest.raises(ConfigError, match="one length"):
+        last.apply(params, {"x": x, "lengths": jnp.array([12, 5])})
+
+
+def test_adding_marks_one_value_in_each_half_and_sums_them():
+    x, y = memory_tasks.adding(64, 30, np.random.default_rng(0))
+    markers = x[..., 1]
+    assert (markers[:, :15].sum(1) == 1).all() and (markers[:, 15:].sum(1) == 1).all()
+    np.testing.assert_allclose(y[:, 0], (x[..., 0] * markers).sum(1), rtol=1e-6)
+
+
+def test_copy_memory_repeats_the_ten_digits_after_the_gap():
+    x, y = memory_tasks.copy_memory(8, 50, np.random.default_rng(0))
+    tokens = x.argmax(-1)
+    assert x.shape == (8, 70, 10) and y.shape == (8, 70)
+    assert ((tokens[:, :10] >= 1) & (tokens[:, :10] <= 8)).all() and (tokens[:, 10:59] == 0).all()
+    assert (tokens[:, 59:] == 9).all() and (y[:, :60] == 0).all()
+    np.testing.assert_array_equal(y[:, 60:], tokens[:, :10])
