@@ -288,7 +288,7 @@ RANGES = [
     ("warmup_steps", NONNEGATIVE), ("init_step", NONNEGATIVE), ("eval_every", NONNEGATIVE),
     ("eval_batches", NONNEGATIVE), ("patience", NONNEGATIVE), ("checkpoint_every", NONNEGATIVE),
     ("val_size", NONNEGATIVE), ("max_cycles", NONNEGATIVE), ("padding", NONNEGATIVE),
-    ("depth", NONNEGATIVE), ("label_map", NONNEGATIVE), ("train_nodes", NONNEGATIVE),
+    ("*depth", NONNEGATIVE), ("label_map", NONNEGATIVE), ("train_nodes", NONNEGATIVE),
 ]
 
 

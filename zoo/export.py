@@ -57,10 +57,12 @@ from zoo.models.node import SolverConfig
 from zoo.optim import path_name
 
 # models whose input axis 1 is a sequence of any length: tried with a symbolic "t"
-SEQUENCE_MODELS = frozenset({"transformer", "gpt", "rnn", "lstm", "gru", "rnn_lm", "lstm_lm", "gru_lm"})
+SEQUENCE_MODELS = frozenset({"transformer", "gpt", "rnn", "lstm", "gru", "rnn_lm", "lstm_lm", "gru_lm",
+                             "deepsets"})
 OUTPUTS = {"classification": "logits [..., K]: softmax gives the class probabilities",
            "language_model": "next-token logits [B, T, V]",
-           "regression": "the model's outputs", "density": "log p(x) per example [B] (nats)"}
+           "regression": "the model's outputs", "integer_regression": "the predicted integers, unrounded [B, 1]",
+           "density": "log p(x) per example [B] (nats)"}
 # what a symbolic dimension that does not fit a model raises while it is traced
 SHAPE_ERRORS = (TypeError, ValueError, jax.errors.InconclusiveDimensionOperation)
 
