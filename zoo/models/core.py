@@ -58,9 +58,12 @@ class ModelEntry:
     for_platform: for_platform(cfg, platform) -> cfg, the config to build with on a device
         platform ("cpu", "gpu", "tpu"): implementation choices such as the attention path follow
         the mesh the model runs on, not the host that builds it. None: the config as it is.
+    cache_bytes: for models that decode with a cache, cache_bytes(cfg, length) -> bytes of the
+        float32 cache one sequence of `length` positions holds (zoo summary); None otherwise.
     """
     config: type
     build: Callable[[str, Any], Model]
     _: dataclasses.KW_ONLY
     sample: Callable[..., Any] | None = None
     for_platform: Callable[[Any, str], Any] | None = None
+    cache_bytes: Callable[[Any, int], int] | None = None
