@@ -21,8 +21,7 @@ def random_sets(key, b=4, t=6, f=5):
     return {"x": x, "lengths": jnp.array([t, 1, 3, t - 1][:b], jnp.int32)}
 
 
-@pytest.mark.parametrize("hyper", [{"width": 16, "rho_depth": 1},
-                                   {"width": 8, "pool": "mean", "phi_output": "softmax"}])
+@pytest.mark.parametrize("hyper", [{"width": 16, "rho_depth": 1}, {"width": 8, "pool": "mean"}])
 def test_invariant_to_the_order_of_each_sets_elements_and_blind_to_padding(hyper):
     model = build("deepsets", num_outputs=3, **hyper)
     x = random_sets(KEY)
@@ -58,16 +57,6 @@ def test_mean_pooling_ignores_duplicating_the_set_and_sum_pooling_does_not():
         assert np.allclose(twice, model.apply(params, x), atol=1e-5) == same
 
 
-def test_a_cnn_phi_reads_image_elements():
-    model = build("deepsets", num_outputs=1, width=8, phi_depth=2, phi_channels=(4,))
-    x = {"x": jax.random.uniform(KEY, (2, 3, 8, 8, 1)), "lengths": jnp.array([3, 2])}
-    params = model.init(KEY, x)
-    assert model.apply(params, x).shape == (2, 1)
-    assert params["phi"]["conv"]["blocks"][0]["conv"]["kernel"].shape == (3, 3, 1, 4)
-    with pytest.raises(Exception, match="data.elements=image"):
-        model.init(KEY, {"x": jnp.zeros((2, 3, 64)), "lengths": jnp.array([3, 2])})
-
-
 def test_digit_sets_sums_split_sizes_and_seed():
     cfg = digit_sets.DigitSetsConfig(num_train=300, num_test=20, max_size=4, test_size=7)
     data = digit_sets.load(cfg)
@@ -93,9 +82,11 @@ def test_digit_sets_sums_split_sizes_and_seed():
     assert data.sets(12, 5)["x"][np.arange(5)]["x"].shape == (5, 12, 64)
 
 
-def test_image_elements():
-    data = digit_sets.load(digit_sets.DigitSetsConfig(num_train=50, num_test=4, elements="image"))
-    assert data.train_batch(0, 0, 10)["x"]["x"].shape == (10, 10, 8, 8, 1)
+def test_digit_elements_are_one_hot_and_sum_to_the_label():
+    data = digit_sets.load(digit_sets.DigitSetsConfig(num_train=50, num_test=4, elements="digit"))
+    batch = data.train_batch(0, 0, 10)
+    assert batch["x"]["x"].shape == (10, 10, 10) and set(np.unique(batch["x"]["x"])) == {0.0, 1.0}
+    np.testing.assert_array_equal(batch["x"]["x"].sum(1) @ np.arange(10), batch["y"][:, 0])
 
 
 def test_integer_regression_counts_rounded_outputs():

@@ -1,8 +1,8 @@
 """Deep Sets (Zaheer, Kottur, Ravanbakhsh, Poczos, Salakhutdinov & Smola 2017, "Deep Sets",
 NeurIPS): a function of a set as a function of the sum of its elements' embeddings.
 
-Axis legend: B batch (sets), T set size (padded), F features per element, H, W, C an element
-image's height, width, channels, D embedding width, K outputs.
+Axis legend: B batch (sets), T set size (padded), F features per element (an element's
+trailing axes are flattened), D embedding width, K outputs.
 
 Theorem 2 of the paper: every permutation-invariant f of a countable set X has the form
 
@@ -15,9 +15,6 @@ so the model is an element-wise network phi, a pooling over the set, and an MLP 
     s   = sum_t m_t e_t / n    (pool="mean")                n = number of real elements
     y   = rho(s)                                [B, K]      rho: rho_depth hidden layers, then linear
 
-With `phi_channels`, elements are images [H, W(, C)] and phi starts with zoo's CNN
-(zoo.models.cnn: 3x3 convolutions, GroupNorm, ReLU, 2x2 max pooling, mean readout) whose head
-is phi's first dense layer; otherwise an element's trailing axes are flattened to F.
 Padding never reaches the sum (it is masked, not assumed zero), so a set gives the same output
 at any padded width, and any reordering of its real elements gives the same output up to float
 rounding. With rho_depth = 0, rho is linear and f(X) = sum_x w . phi(x) + b: a sum of
@@ -28,7 +25,6 @@ per-element scores, which extrapolates to sets of any size (the digit-sum experi
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Literal
 
 import jax
@@ -36,7 +32,6 @@ import jax.numpy as jnp
 
 import zoo.models.layers as L
 from zoo.errors import ConfigError
-from zoo.models import cnn
 from zoo.models.core import Model, ModelEntry
 from zoo.models.gnn import mlp, mlp_init
 
@@ -46,22 +41,20 @@ class DeepSetsConfig:
     num_outputs: int | None = None       # None: taken from the dataset
     width: int = 128                     # D, and the width of rho's hidden layers
     phi_depth: int = 3                   # dense layers of phi (each followed by the activation)
-    phi_channels: tuple[int, ...] = ()   # convolutions before phi's dense layers (elements: images)
     rho_depth: int = 0                   # hidden layers of rho; 0: rho is linear
     pool: Literal["sum", "mean"] = "sum"
     activation: str = "relu"
-    phi_output: Literal["activation", "softmax"] = "activation"   # softmax: each e_t a distribution over D
 
 
 def set_inputs(x) -> tuple[jax.Array, jax.Array]:
-    """(elements [B, T, ...] float, mask [B, T] bool) of x [B, T, ...] or {"x", "lengths"}."""
+    """(elements [B, T, F] float, mask [B, T] bool) of x [B, T, ...] or {"x", "lengths"}."""
     elements, lengths = (x["x"], x["lengths"]) if isinstance(x, dict) else (x, None)
     if elements.ndim < 3:
         raise ConfigError(f"deepsets takes sets [B, T, ...] (T elements each), not {list(elements.shape)}; "
                           "use set data (data.name=digit_sets) or data.shape=[T, F]")
     t = jnp.arange(elements.shape[1])
     mask = jnp.ones(elements.shape[:2], bool) if lengths is None else t[None, :] < lengths[:, None]
-    return L.floating(elements), mask
+    return L.floating(elements.reshape(*elements.shape[:2], -1)), mask
 
 
 def pool(e: jax.Array, mask: jax.Array, kind: str) -> jax.Array:
@@ -72,52 +65,23 @@ def pool(e: jax.Array, mask: jax.Array, kind: str) -> jax.Array:
     return total / jnp.maximum(mask.sum(1, keepdims=True), 1).astype(total.dtype)
 
 
-def conv_config(cfg: DeepSetsConfig) -> cnn.CNNConfig | None:
-    """The CNN that starts phi (its head: phi's first dense layer), None without phi_channels."""
-    if not cfg.phi_channels:
-        return None
-    return cnn.CNNConfig(num_outputs=cfg.width, dims=2, channels=cfg.phi_channels, kernel_sizes=(3,), strides=(1,),
-                         padding="same", norm="group", num_groups=math.gcd(8, *cfg.phi_channels), pool="max",
-                         readout="mean", activation=cfg.activation)
-
-
 def build(name: str, cfg: DeepSetsConfig) -> Model:
     if cfg.num_outputs is None:
         raise ConfigError("deepsets needs num_outputs (the trainer takes it from the dataset)")
     if cfg.phi_depth < 1:
         raise ConfigError(f"deepsets needs phi_depth >= 1, got {cfg.phi_depth}")
-    act, convs = L.activation(cfg.activation), conv_config(cfg)
-
-    def element_rows(elements):
-        """[B, T, ...] -> [B*T, H, W(, C)] images for the CNN, or [B, T, F] vectors."""
-        if convs is None:
-            return elements.reshape(*elements.shape[:2], -1)
-        if elements.ndim not in (4, 5):
-            raise ConfigError(f"deepsets with phi_channels takes sets of images [B, T, H, W(, C)], not "
-                              f"{list(elements.shape)}; set data.elements=image")
-        return elements.reshape(-1, *elements.shape[2:])
-
-    def phi(params, elements):
-        """e_t = phi(x_t): [B, T, ...] -> [B, T, D]."""
-        rows = element_rows(elements)
-        if convs is not None:
-            rows = act(cnn.build("cnn", convs).apply(params["conv"], rows)).reshape(*elements.shape[:2], -1)
-        e = mlp(params["dense"], rows, act, activate_output=False)
-        return jax.nn.softmax(e, axis=-1) if cfg.phi_output == "softmax" else act(e)
+    act = L.activation(cfg.activation)
 
     def init(key, x):
         elements, _ = set_inputs(x)
-        k_conv, k_phi, k_rho, k_out = jax.random.split(key, 4)
-        rows = element_rows(elements)
-        phi_params = {} if convs is None else {"conv": cnn.init(convs, k_conv, rows)}
-        dense = cfg.phi_depth - (convs is not None)
-        phi_params["dense"] = mlp_init(k_phi, cfg.width if convs else rows.shape[-1], cfg.width, dense)
-        return {"phi": phi_params, "rho": mlp_init(k_rho, cfg.width, cfg.width, cfg.rho_depth),
+        k_phi, k_rho, k_out = jax.random.split(key, 3)
+        return {"phi": mlp_init(k_phi, elements.shape[-1], cfg.width, cfg.phi_depth),
+                "rho": mlp_init(k_rho, cfg.width, cfg.width, cfg.rho_depth),
                 "head": L.dense_init(k_out, cfg.width, cfg.num_outputs)}
 
     def apply(params, x, *, key=None, train=False):
         elements, mask = set_inputs(x)
-        s = pool(phi(params["phi"], elements), mask, cfg.pool)
+        s = pool(mlp(params["phi"], elements, act), mask, cfg.pool)
         return L.dense(params["head"], mlp(params["rho"], s, act))
 
     return Model.of(init, apply)
