@@ -55,6 +55,11 @@ PUBLISHED: dict[str, tuple[str, float | None, str, int]] = {
     "two_body_baseline": ("energy_mse", 6.3e-2, "HNN paper's baseline MLP, table 1; 10 epochs here", 1),
     "digits_vit": ("eval_accuracy", 0.97, "issue target", 1),
     "digits_mixer": ("eval_accuracy", 0.97, "issue target", 1),
+    # Zaheer et al. 2017 (Fig. 2): trained on sets of <= 10, accuracy on sets of 50 (python -m zoo.figures.sets)
+    "digit_sets_deepsets": ("eval_accuracy", None, "Deep Sets, sets of 50 digit images (paper: images, MNIST)", 3),
+    "digit_sets_gru": ("eval_accuracy", None, "GRU baseline, sets of 50 digit images", 3),
+    "digit_sets_deepsets_onehot": ("eval_accuracy", None, "Deep Sets, sets of 50 given digits (paper: text)", 3),
+    "digit_sets_gru_onehot": ("eval_accuracy", None, "GRU baseline, sets of 50 given digits", 3),
     # He et al. 2016 (Figs. 1, 6): training loss after equal steps; plain32 > plain8, resnet32 <= resnet8
     "mnist1d_plain8": ("train_loss", None, "degradation: plain, 8 conv layers", 3),
     "mnist1d_plain32": ("train_loss", None, "degradation: plain, 32 conv layers", 3),

@@ -45,7 +45,7 @@ def plot(results: dict[str, dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
     for name, r in results.items():
         acc = 100 * np.asarray(r["accuracy"])
         line, = ax.plot(r["sizes"], acc.mean(0), "o-", label=f"{r['model']} ({name}, {len(acc)} seeds)")
@@ -55,7 +55,7 @@ def plot(results: dict[str, dict], path: Path) -> None:
     ax.set(xlabel="set size (digits summed)", ylabel="test accuracy (%)", ylim=(0, 101), xlim=(0, None),
            title="sum of a set of digits: accuracy against set size")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
