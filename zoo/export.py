@@ -97,7 +97,7 @@ def attempts(run: Run, x: Any, symbolic_batch: bool) -> list[tuple[str, list[str
         return [("", [])]
     tries = []
     if run.cfg.model_name in SEQUENCE_MODELS:
-        length = jax.tree.leaves(x)[0].shape[1]
+        length = max(a.shape[1] for a in jax.tree.leaves(x) if a.ndim > 1)   # {"x", "lengths"}: x's
         tries += [("b, t", []), ("b, t", [f"t <= {length}"])]
     return [*tries, ("b", []), ("", [])]
 

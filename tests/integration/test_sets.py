@@ -47,3 +47,15 @@ def test_symmetry_probe_uses_set_permutations(runs):
     assert deepsets["max_error_exact"] < 1e-5
     gru = probes.run("symmetry", ex.load_run(runs / "gru"), group="set", examples=64, num=4)
     assert gru["max_error_other"] > 1e-4 and gru["max_error_other"] > 1000 * deepsets["max_error_exact"]
+
+
+def test_export_takes_sets_of_any_size(runs):
+    from zoo import export
+
+    run = ex.load_run(runs / "ds")
+    paths = export.write(run)
+    assert json.loads(paths["manifest"].read_text())["symbolic_dims"].startswith("b, t")
+    exported = export.load(paths["artifact"])
+    for size in (3, 30):   # shorter and longer than the test sets (20) it was exported from
+        x = run.exp.dataset.sets(size, 4)["x"][np.arange(4)]
+        np.testing.assert_allclose(exported.call(x), run.model.apply(run.params, x), atol=1e-4)
