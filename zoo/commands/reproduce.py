@@ -36,6 +36,11 @@ PUBLISHED: dict[str, tuple[str, float | None, str, int]] = {
     "charlm_transformer": ("eval_loss", None, "nats/char, no published number", 1),
     "shakespeare_char": ("eval_loss", 1.88, "nanoGPT shakespeare_char, CPU recipe", 3),
     "shakespeare_llama": ("eval_loss", None, "LLaMA's block (RMSNorm, RoPE, SwiGLU, no bias); GPT-2's: shakespeare_char", 3),
+    # each of LLaMA's choices alone in GPT-2's block, 2000 steps as shakespeare_char; one seed (CPU time)
+    "shakespeare_rmsnorm": ("eval_loss", None, "GPT-2's block + RMSNorm only; seed 0 only", 1),
+    "shakespeare_rope": ("eval_loss", None, "GPT-2's block + RoPE only; seed 0 only", 1),
+    "shakespeare_swiglu": ("eval_loss", None, "GPT-2's block + SwiGLU only; seed 0 only", 1),
+    "shakespeare_nobias": ("eval_loss", None, "GPT-2's block without biases only; seed 0 only", 1),
     "karate_gcn": ("eval_accuracy", None, "no published split", 1),
     "cora_gcn": ("eval_accuracy", 0.815, "GCN (Kipf & Welling 2017)", 10),
     "citeseer_gcn": ("eval_accuracy", 0.703, "GCN (Kipf & Welling 2017)", 10),
