@@ -31,7 +31,8 @@ from zoo.experiment import Run
 from zoo.models import Model
 
 # tasks whose outputs average into an ensemble, and how: over probabilities or over values
-COMBINED = {"classification": "probabilities", "language_model": "probabilities", "regression": "values"}
+COMBINED = {"classification": "probabilities", "language_model": "probabilities", "regression": "values",
+            "integer_regression": "values"}
 
 
 def mean_and_std(rows: list[dict], *, skip: tuple[str, ...] = ()) -> dict:

@@ -59,7 +59,8 @@ from zoo.optim import path_name
 
 OUTPUTS = {"classification": "logits [..., K]: softmax gives the class probabilities",
            "language_model": "next-token logits [B, T, V]",
-           "regression": "the model's outputs", "density": "log p(x) per example [B] (nats)"}
+           "regression": "the model's outputs", "integer_regression": "the predicted integers, unrounded [B, 1]",
+           "density": "log p(x) per example [B] (nats)"}
 # what a symbolic dimension that does not fit a model raises while it is traced
 SHAPE_ERRORS = (TypeError, ValueError, jax.errors.InconclusiveDimensionOperation)
 
@@ -94,7 +95,7 @@ def attempts(run: Run, x: Any, symbolic_batch: bool) -> list[tuple[str, list[str
         return [("", [])]
     tries = []
     if models.entry(run.cfg.model_name).sequence:  # axis 1 a sequence of any length: a symbolic "t"
-        length = jax.tree.leaves(x)[0].shape[1]
+        length = max(a.shape[1] for a in jax.tree.leaves(x) if a.ndim > 1)   # {"x", "lengths"}: x's
         tries += [("b, t", []), ("b, t", [f"t <= {length}"])]
     return [*tries, ("b", []), ("", [])]
 

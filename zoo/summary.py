@@ -54,6 +54,18 @@ def step_costs(exp: Experiment) -> dict[str, Any]:
     return {"train_step": throughput.program_costs(train), "forward": throughput.program_costs(forward)}
 
 
+def decoding_cache(exp: Experiment) -> dict[str, int]:
+    """{"cache_positions", "cache_bytes"}: the decoding cache of one sequence as long as the
+    training windows (model.context_length when set), for models that have one; else {}."""
+    from zoo.models import REGISTRY
+
+    cache_bytes = REGISTRY[exp.cfg.model_name].cache_bytes
+    if cache_bytes is None:
+        return {}
+    length = getattr(exp.cfg.model, "context_length", None) or ex.batch_spec(exp)["x"].shape[1]
+    return {"cache_positions": length, "cache_bytes": cache_bytes(exp.cfg.model, length)}
+
+
 def summarize(exp: Experiment) -> dict[str, Any]:
     """Parameters, totals, step costs and what the step is worth per second at the devices'
     peak (a bound: `seconds_per_step_at_peak`), as one JSON-able dict."""
@@ -65,7 +77,7 @@ def summarize(exp: Experiment) -> dict[str, Any]:
     out = {"model": exp.cfg.model_name, "data": exp.cfg.data_name, "devices": devices,
            "mesh": dict(exp.mesh.shape), "parameters": table, "params": sum(r["count"] for r in table),
            "param_bytes": sum(r["count"] * np.dtype(r["dtype"]).itemsize for r in table),
-           **costs, "train_flops_per_step": flops, "tokens_per_step": tokens}
+           **costs, "train_flops_per_step": flops, "tokens_per_step": tokens, **decoding_cache(exp)}
     peak = throughput.peak_flops(exp.mesh.devices.flat[0], exp.cfg.train.precision)
     if peak and flops:
         out["peak_flops_per_s"] = peak * devices

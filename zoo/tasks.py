@@ -38,6 +38,14 @@ def regression(outputs: jax.Array, batch: dict) -> dict[str, jax.Array]:
     return {"loss": jnp.sum(w * err), "count": jnp.sum(w)}
 
 
+def integer_regression(outputs: jax.Array, batch: dict) -> dict[str, jax.Array]:
+    """Regression onto integer targets (a count, a sum): the squared error, and `correct` when the
+    rounded output equals the target. outputs, y [B, 1]."""
+    sums = regression(outputs, batch)
+    hit = jnp.all(jnp.round(outputs.astype(jnp.float32)) == batch["y"], axis=-1).astype(jnp.float32)
+    return {**sums, "correct": jnp.sum(batch["mask"].astype(jnp.float32) * hit)}
+
+
 def density(log_px: jax.Array, batch: dict) -> dict[str, jax.Array]:
     """Density estimation: the loss is -log p(x) per example (nats); outputs are log p(x) [B]."""
     w = batch["mask"].astype(jnp.float32)
@@ -95,6 +103,7 @@ TASKS: dict[str, Callable[[jax.Array, dict], dict[str, jax.Array]]] = {
     "classification": classification,
     "language_model": classification,
     "regression": regression,
+    "integer_regression": integer_regression,
     "density": density,
     "irregular": irregular,
     "translation": translation,
@@ -109,7 +118,7 @@ def summarize(task: str, sums: dict[str, float], prefix: str) -> dict[str, float
         out[f"{prefix}_accuracy"] = float(sums["correct"]) / count
     if task == "language_model":
         out[f"{prefix}_bpc"] = out[f"{prefix}_loss"] / math.log(2)
-    if task == "regression":
+    if task in ("regression", "integer_regression"):
         out[f"{prefix}_mse"] = out[f"{prefix}_loss"]
     for k, v in sums.items():
         if k not in ("loss", "correct", "count"):

@@ -2,6 +2,7 @@
 N (train.seeds), asserted per replica against the single run of that replica's seed."""
 import json
 import os
+import re
 
 import jax
 import numpy as np
@@ -248,7 +249,10 @@ def test_generate_and_probe_take_a_replica(watched, tmp_path, capsys):
     for replica in ("0", "1"):
         assert cli.main(["generate", str(tmp_path / "lm"), "--prompt", "The", "--length", "5",
                          "--replica", replica]) == 0
-    assert capsys.readouterr().out.count("The") == 2
+    out = capsys.readouterr()
+    assert out.out.count("The") == 2 and out.err.count("5 tokens in ") == 2 and "compilation included" in out.err
+    assert cli.main(["generate", str(tmp_path / "lm"), "--length", "5", "--timed", "2"]) == 0
+    assert re.search(r"5 tokens in [\d.e-]+ s: [\d,]+ tokens/s \(best of 2, compiled before\)", capsys.readouterr().err)
     root, _ = watched
     assert cli.main(["probe", str(root / "seeds2"), "calibration", "--replica", "1", "--params", "best"]) == 0
     assert '"temperature"' in capsys.readouterr().out and (root / "seeds2" / "probes" / "calibration.json").is_file()

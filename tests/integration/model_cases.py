@@ -39,6 +39,8 @@ CASES = {
                                                                 "data.num_test=8"]),
     "egnn": ({"hidden_size": 8, "num_layers": 2}, ["data.name=nbody", "data.num_train=16", "data.num_val=2",
                                                    "data.num_test=8", f"data.cache_dir={NBODY_CACHE}"]),
+    "deepsets": ({"width": 8, "phi_depth": 2, "rho_depth": 1},
+                 ["data.name=digit_sets", "data.num_train=16", "data.num_test=8", "data.test_size=5"]),
     "hnn": ({"width": 16}, ["data.name=hamiltonian", "data.system=two_body"]),
     # fixed-step solvers keep compile times short; tests/unit/test_node.py covers the adaptive ones
     "node": ({"width": 8, "solver": "rk4", "dt0": 0.05}, ["data.name=spiral"]),

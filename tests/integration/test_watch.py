@@ -203,6 +203,17 @@ def test_summary_command_prints_the_parameter_table(capsys):
     out = capsys.readouterr().out
     assert "blocks/0/conv/kernel  3x1x4" in out and "head/kernel" in out and "train_step:" in out
     assert "peak: this CPU's" in out and "short samples taken so far" in out  # where the bound's peak came from
+    assert "decoding cache" not in out   # a CNN has none
+
+
+def test_summary_prints_the_kv_cache_of_grouped_query_attention(capsys):
+    tiny = ["model.num_layers=1", "model.d_model=32", "model.num_heads=4", "data.seq_len=16", "mesh.data=1"]
+    sizes = []
+    for heads in (4, 1):
+        assert cli.main(["summary", "shakespeare_llama", *tiny, f"model.num_kv_heads={heads}", "--json"]) == 0
+        summary = json.loads(capsys.readouterr().out)
+        sizes.append((summary["cache_positions"], summary["cache_bytes"]))
+    assert sizes == [(16, 2 * 16 * 4 * 8 * 4), (16, 2 * 16 * 1 * 8 * 4)]
 
 
 def test_cpu_peak_is_the_best_of_samples_from_several_runs_and_rises_with_a_faster_run(tmp_path, monkeypatch):

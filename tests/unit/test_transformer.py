@@ -248,3 +248,10 @@ def test_shakespeare_has_nanogpt_vocabulary_and_split():
     batch = ds.train_batch(0, 0, 12)
     params = model.init(jax.random.key(0), batch["x"])
     assert jax.jit(model.apply)(params, batch["x"]).shape == (12, 64, 65)
+
+
+@pytest.mark.parametrize("num_kv_heads", [4, 2, 1])
+def test_kv_cache_bytes_shrink_with_the_key_value_heads(num_kv_heads):
+    """2 (keys, values) x layers x positions x num_kv_heads x head_dim float32 numbers."""
+    cfg = T.GPTConfig(num_layers=3, num_heads=4, d_model=32, num_kv_heads=num_kv_heads, vocab_size=11)
+    assert M.REGISTRY["gpt"].cache_bytes(cfg, 64) == 2 * 3 * 64 * num_kv_heads * 8 * 4

@@ -36,6 +36,11 @@ PUBLISHED: dict[str, tuple[str, float | None, str, int]] = {
     "charlm_transformer": ("eval_loss", None, "nats/char, no published number", 1),
     "shakespeare_char": ("eval_loss", 1.88, "nanoGPT shakespeare_char, CPU recipe", 3),
     "shakespeare_llama": ("eval_loss", None, "LLaMA's block (RMSNorm, RoPE, SwiGLU, no bias); GPT-2's: shakespeare_char", 3),
+    # each of LLaMA's choices alone in GPT-2's block, 2000 steps as shakespeare_char; one seed (CPU time)
+    "shakespeare_rmsnorm": ("eval_loss", None, "GPT-2's block + RMSNorm only; seed 0 only", 1),
+    "shakespeare_rope": ("eval_loss", None, "GPT-2's block + RoPE only; seed 0 only", 1),
+    "shakespeare_swiglu": ("eval_loss", None, "GPT-2's block + SwiGLU only; seed 0 only", 1),
+    "shakespeare_nobias": ("eval_loss", None, "GPT-2's block without biases only; seed 0 only", 1),
     "karate_gcn": ("eval_accuracy", None, "no published split", 1),
     "cora_gcn": ("eval_accuracy", 0.815, "GCN (Kipf & Welling 2017)", 10),
     "citeseer_gcn": ("eval_accuracy", 0.703, "GCN (Kipf & Welling 2017)", 10),
@@ -55,6 +60,11 @@ PUBLISHED: dict[str, tuple[str, float | None, str, int]] = {
     "two_body_baseline": ("energy_mse", 6.3e-2, "HNN paper's baseline MLP, table 1; 10 epochs here", 1),
     "digits_vit": ("eval_accuracy", 0.97, "issue target", 1),
     "digits_mixer": ("eval_accuracy", 0.97, "issue target", 1),
+    # Zaheer et al. 2017 (Fig. 2): trained on sets of <= 10, accuracy on sets of 50 (python -m zoo.figures.sets)
+    "digit_sets_deepsets": ("eval_accuracy", None, "Deep Sets, sets of 50 digit images (paper: images, MNIST)", 3),
+    "digit_sets_gru": ("eval_accuracy", None, "GRU baseline, sets of 50 digit images", 3),
+    "digit_sets_deepsets_onehot": ("eval_accuracy", None, "Deep Sets, sets of 50 given digits (paper: text)", 3),
+    "digit_sets_gru_onehot": ("eval_accuracy", None, "GRU baseline, sets of 50 given digits", 3),
     # He et al. 2016 (Figs. 1, 6): training loss after equal steps; plain32 > plain8, resnet32 <= resnet8
     "mnist1d_plain8": ("train_loss", None, "degradation: plain, 8 conv layers", 3),
     "mnist1d_plain32": ("train_loss", None, "degradation: plain, 32 conv layers", 3),

@@ -58,6 +58,8 @@ def report(s: dict) -> list[str]:
                    + ", ".join(f"{k} {size(v, 'B')}" for k, v in memory.items()))
     if s["tokens_per_step"]:
         out.append(f"tokens per step: {s['tokens_per_step']:,}")
+    if "cache_bytes" in s:
+        out.append(f"decoding cache: {size(s['cache_bytes'], 'B')} per sequence of {s['cache_positions']:,} positions")
     if "seconds_per_step_at_peak" in s:
         out.append(f"at the devices' peak ({size(s['peak_flops_per_s'], 'FLOP/s')}) a train step takes "
                    f">= {s['seconds_per_step_at_peak'] * 1e3:.3g} ms")

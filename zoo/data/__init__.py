@@ -14,6 +14,7 @@ from typing import Any
 from zoo.data import (
     anode,
     arrays,
+    digit_sets,
     digits,
     graph_npz,
     graphs,
@@ -50,6 +51,8 @@ DATASETS: dict[str, DatasetEntry] = {
                            "2-D spiral trajectories integrated from a known ODE (torchdiffeq's demo)"),
     "digits": DatasetEntry(digits.DigitsConfig, digits.load,
                            "scikit-learn's bundled 8x8 handwritten digits as images, 20% held out"),
+    "digit_sets": DatasetEntry(digit_sets.DigitSetsConfig, digit_sets.load,
+                               "sets of the bundled digits labelled by their sum (Deep Sets): train <= 10, test 50"),
     "text": DatasetEntry(text.TextConfig, text.load,
                          "characters of a UTF-8 file (default: CPython's pydoc topics) for language models"),
     "karate": DatasetEntry(graphs.KarateConfig, graphs.load_karate,

@@ -54,6 +54,7 @@ NAMES: dict[str, tuple[str, str]] = {
     "egnn": ("egnn", "E(n)-equivariant graph network (Satorras et al. 2021): updates positions, node level"),
     "vit": ("vit", "Vision Transformer: patch embedding, CLS or mean pooling, the encoder's blocks, zero head"),
     "mixer": ("mlp", "MLP-Mixer (Tolstikhin et al. 2021): patch embedding, token- and channel-mixing MLPs, zero head"),
+    "deepsets": ("deepsets", "Deep Sets (Zaheer et al. 2017): rho(sum of phi over a set's elements), masks for padding"),
     "hnn": ("hnn", "Hamiltonian neural network (Greydanus et al. 2019): z' = J grad H_theta; baseline: z' = MLP(z)"),
 }
 

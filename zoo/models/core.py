@@ -76,6 +76,8 @@ class ModelEntry:
     probe_points: "zoo.probes.gradflow:FUNCTION", (cfg, params, x) -> the points of its network
         where `zoo probe RUN gradflow` measures the gradient by depth; "time": by time step
         (recurrent models).
+    cache_bytes: for models that decode with a cache, cache_bytes(cfg, length) -> bytes of the
+        float32 cache one sequence of `length` positions holds (zoo summary); None otherwise.
     """
     config: type
     build: Callable[[str, Any], Model]
@@ -90,6 +92,7 @@ class ModelEntry:
     node_level: bool = False
     figure: str | None = None
     probe_points: str | None = None
+    cache_bytes: Callable[[Any, int], int] | None = None
 
 
 def every_element(groups: tuple[str, ...]) -> Callable[[Any, str, list], tuple[str, Any]]:

@@ -450,6 +450,14 @@ def _for_platform(cfg: BlockConfig, platform: str) -> BlockConfig:
     return dataclasses.replace(cfg, attention=A.for_platform(platform))
 
 
+def cache_bytes(cfg: GPTConfig, length: int) -> int:
+    """Bytes of the float32 KV cache of one sequence of `length` positions: per block, keys and
+    values [length, num_kv_heads, head_dim] (grouped-query attention shrinks it by
+    num_heads / num_kv_heads)."""
+    caches = jax.eval_shape(lambda: init_caches(cfg, 1, length))
+    return sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(caches))
+
+
 def _sample(name: str, cfg: GPTConfig, params: dict, prompt, **options) -> jax.Array:
     return generate(cfg, params, prompt, **options)
 
@@ -458,5 +466,6 @@ MODELS = {
     "transformer": ModelEntry(EncoderConfig, build_encoder, for_platform=_for_platform, sequence=True,
                               symmetry="permutation", exact_symmetry=_exact_permutations,
                               probe_points="zoo.probes.gradflow:transformer_points"),
-    "gpt": ModelEntry(GPTConfig, build_gpt, sample=_sample, for_platform=_for_platform, sequence=True),
+    "gpt": ModelEntry(GPTConfig, build_gpt, sample=_sample, for_platform=_for_platform, sequence=True,
+                      cache_bytes=cache_bytes),
 }

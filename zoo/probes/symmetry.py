@@ -20,6 +20,9 @@ with rho_out = identity for invariance. Architectures and their groups:
 - EGNN, the Euclidean group E(3) (rotations, reflections, translations), one random element
   per graph: positions map to Q x + t, velocities to Q v, and the predicted positions must
   follow (Satorras et al. 2021). A GNN reading coordinates as features has no such symmetry.
+- Deep Sets, permutations of each set's elements: rho(sum_t phi(x_t)) is invariant by
+  construction (Zaheer et al. 2017); a GRU reading the set as a sequence is not. Padding past a
+  set's length stays in place.
 - MLP: no symmetry at all, the contrast.
 """
 from __future__ import annotations
@@ -78,6 +81,23 @@ def permute_nodes(graph: GraphsTuple, perm: np.ndarray) -> GraphsTuple:
                           velocities=rows(graph.velocities))
 
 
+def set_permutation(rng: np.random.Generator, lengths: np.ndarray, width: int) -> np.ndarray:
+    """int [B, T]: row b a random permutation of positions 0..lengths[b]-1, padding in place."""
+    perm = np.tile(np.arange(width), (len(lengths), 1))
+    for b, n in enumerate(np.asarray(lengths)):
+        perm[b, :n] = rng.permutation(n)
+    return perm
+
+
+def permute_sets(x: Any, perm: np.ndarray) -> Any:
+    """Sets x [B, T, ...] or {"x": [B, T, ...], "lengths"} with element t of row b taken from
+    element perm[b, t]."""
+    elements = x["x"] if isinstance(x, dict) else x
+    index = perm.reshape(*perm.shape, *(1,) * (elements.ndim - 2))
+    moved = np.take_along_axis(np.asarray(elements), index, axis=1)
+    return {**x, "x": moved} if isinstance(x, dict) else moved
+
+
 def random_isometry(rng: np.random.Generator, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """(Q [dim, dim] orthogonal, a reflection half of the time; t [dim]): x -> Q x + t."""
     q, r = np.linalg.qr(rng.standard_normal((dim, dim)))
@@ -121,6 +141,15 @@ def permutation_errors(f: Callable, x: jax.Array, num: int, seed: int = 0) -> np
     return np.array([equivariance_error(f, x, lambda v, p=p: permute_tokens(v, p)) for p in perms])
 
 
+def set_permutation_errors(f: Callable, x: Any, num: int, seed: int = 0) -> np.ndarray:
+    """Invariance error of f under `num` random permutations of each set's real elements -> [num]."""
+    rng = np.random.default_rng(seed)
+    elements = x["x"] if isinstance(x, dict) else x
+    lengths = x["lengths"] if isinstance(x, dict) else np.full(elements.shape[0], elements.shape[1])
+    perms = [set_permutation(rng, lengths, elements.shape[1]) for _ in range(num)]
+    return np.array([equivariance_error(f, x, lambda v, p=p: permute_sets(v, p)) for p in perms])
+
+
 def node_permutation_errors(f: Callable, graph: GraphsTuple, num: int, *, node_level: bool,
                             seed: int = 0) -> np.ndarray:
     """Equivariance (node_level: outputs [N, ...] permute with the nodes) or invariance
@@ -148,7 +177,11 @@ def table(rows: dict[str, dict]) -> str:
 # ----------------------------------------------------------------------------- on a run
 GROUPS = {"shift": "circular shifts of the length axis", "permutation": "token permutations",
           "nodes": "node permutations within each graph",
-          "e3": "rotations, reflections and translations of each graph (E(3))"}
+          "e3": "rotations, reflections and translations of each graph (E(3))",
+          "set": "permutations of each set's elements"}
+
+
+
 def exact_elements(name: str, cfg: Any, group: str, elements: list) -> tuple[str, np.ndarray]:
     """(description, mask [len(elements)]) of the elements the architecture makes an exact
     symmetry of its outputs ("", all False: none), as its registry entry says."""
@@ -165,6 +198,8 @@ def errors(f: Callable, x: Any, group: str, *, num: int, node_level: bool, seed:
         return list(range(num)), permutation_errors(f, x, num, seed)
     if group == "e3":
         return list(range(num)), euclidean_errors(f, x, num, seed)
+    if group == "set":
+        return list(range(num)), set_permutation_errors(f, x, num, seed)
     return list(range(num)), node_permutation_errors(f, x, num, node_level=node_level, seed=seed)
 
 
@@ -181,7 +216,7 @@ def run(run: Any, *, group: str | None = None, examples: int = 256, num: int = 8
     x = rundata.batches(exp, "eval", examples)[0]["x"]
     if group == "e3" and (not isinstance(x, GraphsTuple) or x.positions is None):
         raise ConfigError(f"group=e3 needs graphs with node positions; {exp.cfg.data_name} has none")
-    x = x if isinstance(x, GraphsTuple) else x[:examples]
+    x = x if isinstance(x, GraphsTuple) else jax.tree.map(lambda a: a[:examples], x)
     f = jax.jit(lambda v: exp.model.apply(run.params, v))
     node_level = models.entry(name).node_level or getattr(exp.cfg.model, "task_level", "graph") == "node"
     elements, errs = errors(f, x, group, num=num, node_level=node_level, seed=seed)
