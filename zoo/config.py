@@ -289,7 +289,8 @@ RANGES = [
     ("warmup_steps", NONNEGATIVE), ("init_step", NONNEGATIVE), ("eval_every", NONNEGATIVE),
     ("eval_batches", NONNEGATIVE), ("patience", NONNEGATIVE), ("checkpoint_every", NONNEGATIVE),
     ("val_size", NONNEGATIVE), ("max_cycles", NONNEGATIVE), ("padding", NONNEGATIVE),
-    ("*depth", NONNEGATIVE), ("augment_dim", NONNEGATIVE), ("label_map", NONNEGATIVE), ("train_nodes", NONNEGATIVE),
+    ("depth", NONNEGATIVE), ("rho_depth", NONNEGATIVE), ("augment_dim", NONNEGATIVE), ("label_map", NONNEGATIVE),
+    ("train_nodes", NONNEGATIVE),
 ]
 
 
