@@ -33,6 +33,7 @@ from bench.common import (
     table,
     write_readme_block,
 )
+from bench.peers import nanogpt_model
 from zoo.models import build
 
 ROWS = {  # name: (B, T, D, layers, heads, vocab)
@@ -82,42 +83,14 @@ def jax_step(row):
 # ----------------------------------------------------------------------------- PyTorch
 def torch_step(row, threads):
     import torch
-    from torch import nn
     from torch.nn import functional as F
 
     if threads:
         torch.set_num_threads(threads)
     b, t, d, layers, heads, v = row
 
-    class Block(nn.Module):          # nanoGPT's Block, GELU with the tanh approximation
-        def __init__(self):
-            super().__init__()
-            self.ln_1, self.ln_2 = nn.LayerNorm(d), nn.LayerNorm(d)
-            self.c_attn, self.attn_proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
-            self.c_fc, self.mlp_proj = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
-
-        def forward(self, x):
-            q, k, v_ = self.c_attn(self.ln_1(x)).split(d, dim=2)
-            split = lambda z: z.view(b, t, heads, d // heads).transpose(1, 2)
-            y = F.scaled_dot_product_attention(split(q), split(k), split(v_), is_causal=True)
-            x = x + self.attn_proj(y.transpose(1, 2).contiguous().view(b, t, d))
-            return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
-
-    class GPT(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.wte, self.wpe = nn.Embedding(v, d), nn.Embedding(t, d)
-            self.blocks = nn.ModuleList(Block() for _ in range(layers))
-            self.ln_f = nn.LayerNorm(d)
-
-        def forward(self, idx):
-            x = self.wte(idx) + self.wpe(torch.arange(t))
-            for block in self.blocks:
-                x = block(x)
-            return self.ln_f(x) @ self.wte.weight.T
-
     torch.manual_seed(0)
-    model = GPT()
+    model = nanogpt_model(v, t, d, layers, heads, gelu="tanh")   # GELU with the tanh approximation
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},

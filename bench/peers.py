@@ -101,18 +101,12 @@ def spiral() -> dict:
     return {"eval_mse": mse}
 
 
-def nanogpt() -> dict:
+def nanogpt_model(v: int, t: int, d: int, layers: int, heads: int, gelu: str = "none"):
+    """nanoGPT's GPT in PyTorch: LayerNorm, learned positions, GELU MLP 4x (gelu="tanh": the
+    approximation), biases, the output tied to the token embedding."""
     import torch
     from torch import nn
     from torch.nn import functional as F
-    text = TEXT.read_text(encoding="utf-8")
-    chars = sorted(set(text))
-    lookup = np.zeros(max(map(ord, chars)) + 1, np.int64)
-    lookup[[ord(c) for c in chars]] = np.arange(len(chars))
-    data = lookup[np.frombuffer(text.encode("utf-32-le"), np.uint32)]
-    split = int(0.9 * len(data))
-    train, val = torch.from_numpy(data[:split]), torch.from_numpy(data[split:])
-    b, t, d, layers, heads, v = 12, 64, 128, 4, 4, len(chars)
 
     class Block(nn.Module):
         def __init__(self):
@@ -124,10 +118,10 @@ def nanogpt() -> dict:
         def forward(self, x):
             n, steps = x.shape[:2]
             q, k, v_ = self.c_attn(self.ln_1(x)).split(d, dim=2)
-            part = lambda z: z.view(n, steps, heads, d // heads).transpose(1, 2)
+            part = lambda z: z.view(n, steps, heads, d // heads).transpose(1, 2)  # noqa: E731
             y = F.scaled_dot_product_attention(part(q), part(k), part(v_), is_causal=True)
             x = x + self.attn_proj(y.transpose(1, 2).contiguous().view(n, steps, d))
-            return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x))))
+            return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate=gelu))
 
     class GPT(nn.Module):
         def __init__(self):
@@ -141,6 +135,21 @@ def nanogpt() -> dict:
             for block in self.blocks:
                 x = block(x)
             return self.ln_f(x) @ self.wte.weight.T
+
+    return GPT()
+
+
+def nanogpt() -> dict:
+    import torch
+    from torch.nn import functional as F
+    text = TEXT.read_text(encoding="utf-8")
+    chars = sorted(set(text))
+    lookup = np.zeros(max(map(ord, chars)) + 1, np.int64)
+    lookup[[ord(c) for c in chars]] = np.arange(len(chars))
+    data = lookup[np.frombuffer(text.encode("utf-32-le"), np.uint32)]
+    split = int(0.9 * len(data))
+    train, val = torch.from_numpy(data[:split]), torch.from_numpy(data[split:])
+    b, t, d, layers, heads, v = 12, 64, 128, 4, 4, len(chars)
 
     def batch(source):
         ix = torch.randint(len(source) - t, (b,))
@@ -156,7 +165,7 @@ def nanogpt() -> dict:
         return 1e-4 + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (1e-3 - 1e-4)
 
     torch.manual_seed(1337)
-    model = GPT()
+    model = nanogpt_model(v, t, d, layers, heads)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     rest = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
@@ -165,11 +174,9 @@ def nanogpt() -> dict:
         for group in opt.param_groups:
             group["lr"] = lr_at(it)
         if it % 250 == 0:
-            with torch.no_grad():
-                model.eval()
+            with torch.no_grad():  # estimate_loss (no dropout in this recipe: no eval/train mode switch)
                 for source in (train, val):
                     torch.stack([loss_of(*batch(source)) for _ in range(20)]).mean()
-                model.train()
         loss = loss_of(*batch(train))
         opt.zero_grad(set_to_none=True)
         loss.backward()

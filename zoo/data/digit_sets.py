@@ -28,8 +28,9 @@ from typing import Literal
 
 import numpy as np
 
-from zoo.data import digits
 from zoo.data.base import ArrayDataset, Rows
+from zoo.data.digits import DigitsConfig
+from zoo.data.digits import load as load_digits
 from zoo.errors import ConfigError
 
 
@@ -90,7 +91,7 @@ def check(cfg: DigitSetsConfig) -> None:
 
 def load(cfg: DigitSetsConfig) -> DigitSetsDataset:
     check(cfg)
-    source = digits.load(digits.DigitsConfig(test_fraction=cfg.test_fraction, split_seed=cfg.split_seed))
+    source = load_digits(DigitsConfig(test_fraction=cfg.test_fraction, split_seed=cfg.split_seed))
     rng = np.random.default_rng(cfg.seed)
     split = {}
     for name, part, sizes in (("train", source.train, rng.integers(1, cfg.max_size + 1, cfg.num_train)),
