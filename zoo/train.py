@@ -114,7 +114,6 @@ class Loop:
     timed: tuple[int, float] = (0, 0.0)   # (steps, seconds) of the windows logged so far
     active: np.ndarray | None = None      # [R] bool: replicas still training (train.patience)
     bad_steps: np.ndarray | None = None   # [R]: steps skipped for a non-finite loss or gradient
-    bad_in_a_row: np.ndarray | None = None
     guard: Any = None                     # on device: the counters behind bad_steps (program.windowed_step)
     checks: collections.deque = dataclasses.field(default_factory=collections.deque)  # (step, guard) to read
 
@@ -122,7 +121,7 @@ class Loop:
         count, patience = self.program.count, self.program.exp.cfg.train.patience
         self.eval_step = self.program.eval_step()
         self.active = ~self.selection.exhausted(patience) if self.selection else np.ones(count, bool)
-        self.bad_steps, self.bad_in_a_row = np.zeros(count, int), np.zeros(count, int)
+        self.bad_steps = np.zeros(count, int)
         self.guard = self.zero_guard()
         # XLA's CPU collectives abort with dozens of steps queued over several devices
         # (zoo.mesh.IN_FLIGHT): there every step is checked, IN_FLIGHT steps behind
@@ -162,7 +161,7 @@ class Loop:
         """Read the device's counters of skipped steps as of step `done` (which waits for that
         step) and stop the run when one replica skipped train.max_bad_steps in a row."""
         guard = {k: np.atleast_1d(v) for k, v in meshlib.to_host(guard).items()}
-        self.bad_steps, self.bad_in_a_row = guard["bad_steps"].astype(int), guard["in_a_row"].astype(int)
+        self.bad_steps = guard["bad_steps"].astype(int)
         worst = guard["worst"]
         if (worst >= self.cfg.train.max_bad_steps).any():
             which = "" if self.program.count == 1 else f" (replica {int(np.argmax(worst))})"
