@@ -65,6 +65,9 @@ class TrainConfig:
                                          # the replicas as one vmapped program (zoo.replicas)
     sweep: dict = dataclasses.field(default_factory=dict)  # {"optimizer.learning_rate": [1e-3, 1e-2]}:
                                          # one replica per value (per seed); zoo.replicas
+    steps_per_execution: int = 1         # K: train K steps per call of one compiled program (a scan over K
+                                         # batches sent in one transfer), as Keras' steps_per_execution:
+                                         # pays on small models, whose steps are shorter than a dispatch
     max_bad_steps: int = 10              # stop after this many consecutive steps with a non-finite
                                          # loss or gradient (each one is skipped: params unchanged)
 
@@ -323,7 +326,12 @@ def resume_changes(stored: Config, requested: Config) -> list[str]:
     continue exactly, as ["optimizer.learning_rate: 0.001 -> 0.01", ...]."""
     old, new = _flat(stored.to_dict()), _flat(requested.to_dict())
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
-            if old.get(k) != new.get(k) and not k.startswith(RESUMABLE)]
+            if old.get(k) != new.get(k) and not _resumable(k)]
+
+
+def _resumable(key: str) -> bool:
+    """A key RESUMABLE names, or one inside a section it names ("run.")."""
+    return key in RESUMABLE or key.startswith(tuple(p for p in RESUMABLE if p.endswith(".")))
 
 
 def _flat(tree: dict, prefix: str = "") -> dict:

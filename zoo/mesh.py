@@ -97,6 +97,12 @@ def batch_sharding(mesh: Mesh, shardable: bool = True) -> NamedSharding:
     return NamedSharding(mesh, P(BATCH_AXES) if shardable else P())
 
 
+def chunked(sharding: NamedSharding) -> NamedSharding:
+    """The sharding of K batches laid out as `sharding`, stacked on a new leading axis that no
+    mesh axis splits (train.steps_per_execution: K steps in one call)."""
+    return NamedSharding(sharding.mesh, P(None, *sharding.spec))
+
+
 def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P())
 

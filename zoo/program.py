@@ -23,7 +23,7 @@ import numpy as np
 
 from zoo import experiment as ex
 from zoo import mesh as meshlib
-from zoo import steps
+from zoo import steps, throughput
 from zoo.config import Config
 from zoo.errors import ConfigError
 from zoo.experiment import Experiment, Run
@@ -101,11 +101,40 @@ class Program:
         """The step's arguments after the batch (a stacked run's swept values and active mask)."""
         return ()
 
+    def host_batch(self, step: int) -> dict:
+        """This process's rows of training batch `step`, as NumPy arrays."""
+        return ex.host_batch(self.exp, step)
+
+    def place(self, host: dict, sharding) -> dict:
+        """Host batches (this process's rows) as global arrays laid out as `sharding`."""
+        return meshlib.global_batch(host, sharding)
+
     def train_batch(self, step: int) -> dict:
-        return ex.train_batch(self.exp, step)
+        """Training batch `step` on the mesh."""
+        return self.place(self.host_batch(step), self.batch_sharding())
+
+    def train_batches(self, start: int, count: int) -> dict:
+        """Training batches start..start+count-1 stacked on a new leading axis, on the mesh in one
+        transfer (train.steps_per_execution)."""
+        hosts = [self.host_batch(step) for step in range(start, start + count)]
+        return self.place(jax.tree.map(lambda *a: np.stack(a), *hosts), meshlib.chunked(self.batch_sharding()))
+
+    def batch_sharding(self):
+        """The layout of every leaf of a training batch."""
+        return jax.tree.leaves(self.batch)[0].sharding
 
     def eval_step(self) -> Callable:
         return steps.make_eval_step(self.exp)
+
+    def step_flops(self, compiled) -> float:
+        """FLOPs per device of one train step, from the compiled windowed step when it is one
+        step; XLA's cost analysis counts a scan's body once, so a steps_per_execution program's
+        come from the one step lowered (not compiled: XLA's estimate before it optimises)."""
+        if self.exp.cfg.train.steps_per_execution == 1:
+            return throughput.program_costs(compiled)["flops"]
+        lowered = self.train_step().lower(self.shapes, self.batch, *self.step_args(np.ones(self.count, bool)))
+        costs = lowered.cost_analysis()
+        return float((costs[0] if isinstance(costs, list) else costs or {}).get("flops", 0.0))
 
     def evaluate(self, eval_step: Callable, params, split: str = "eval") -> list[dict[str, float]]:
         """Each replica's metrics over the evaluation ("eval") or validation ("val") split."""
@@ -161,13 +190,15 @@ def check_memory(program: Program, compiled) -> None:
                       f"train fewer at once (train.seeds), or spread them with mesh.seeds")
 
 
-def windowed_step(program: Program) -> tuple[Callable, Callable, Callable]:
+def windowed_step(program: Program, chunk: int = 1) -> tuple[Callable, Callable, Callable]:
     """The train step that also adds its metrics to float32 sums carried through the loop and
     counts skipped steps on the device: `(state, sums, guard, batch, *step_args) -> (state, sums,
     guard)`, compiled ahead of time for the abstract state and batch, state and sums donated.
     `guard` holds int32 counters per replica: "bad_steps" (steps skipped as non-finite),
     "in_a_row" (the current run of them) and "worst" (the longest run), read by the loop only
-    every few steps. Returns (compiled step, zero_sums(), zero_guard())."""
+    every few steps. chunk=K > 1 (train.steps_per_execution): K steps in one call, a `lax.scan`
+    over batches stacked [K, ...] (Program.train_batches), as Keras' steps_per_execution: one
+    dispatch and one transfer for K steps. Returns (compiled step, zero_sums(), zero_guard())."""
     train_step = program.train_step()
 
     def windowed(state, sums, guard, batch, *args):
@@ -179,6 +210,10 @@ def windowed_step(program: Program) -> tuple[Callable, Callable, Callable]:
                  "worst": jnp.maximum(guard["worst"], in_a_row)}
         return state, sums, guard
 
+    def steps_in_one_call(state, sums, guard, batches, *args):
+        carry, _ = jax.lax.scan(lambda carry, batch: (windowed(*carry, batch, *args), None), (state, sums, guard), batches)
+        return carry
+
     args = program.step_args(np.ones(program.count, bool))
     metrics = jax.eval_shape(train_step, program.shapes, program.batch, *args)[1]
     replicated = meshlib.replicated(program.exp.mesh)
@@ -187,10 +222,13 @@ def windowed_step(program: Program) -> tuple[Callable, Callable, Callable]:
     bad = metrics["bad_step"]
     zero_guard = jax.jit(lambda: {k: jnp.zeros(bad.shape, jnp.int32) for k in ("bad_steps", "in_a_row", "worst")},
                          out_shardings=replicated)
-    batch_shardings = jax.tree.map(lambda a: a.sharding, program.batch)
+    batch = program.batch if chunk == 1 else jax.tree.map(
+        lambda a: jax.ShapeDtypeStruct((chunk, *a.shape), a.dtype, sharding=meshlib.chunked(a.sharding)), program.batch)
     # the guard is not donated: the loop keeps earlier steps' counters to read them later
-    step = jax.jit(windowed, donate_argnums=(0, 1), out_shardings=(program.shardings, replicated, replicated),
-                   in_shardings=(program.shardings, replicated, replicated, batch_shardings, *[None] * len(args)))
-    compiled = step.lower(program.shapes, jax.eval_shape(zero_sums), jax.eval_shape(zero_guard), program.batch,
+    step = jax.jit(windowed if chunk == 1 else steps_in_one_call, donate_argnums=(0, 1),
+                   out_shardings=(program.shardings, replicated, replicated),
+                   in_shardings=(program.shardings, replicated, replicated, jax.tree.map(lambda a: a.sharding, batch),
+                                 *[None] * len(args)))
+    compiled = step.lower(program.shapes, jax.eval_shape(zero_sums), jax.eval_shape(zero_guard), batch,
                           *args).compile()
     return compiled, zero_sums, zero_guard

@@ -126,12 +126,14 @@ class Stacked(Program):
     def step_args(self, active: np.ndarray) -> tuple:
         return self.hyper, active
 
-    def train_batch(self, step: int) -> dict:
-        """The batch of `step` on the mesh. Over several processes every process reads the whole
-        batch and its devices take their blocks: the "seeds" axis may split the replicas over
-        processes as the data axes split the rows."""
-        batch = host_batches(self.replicas, step, jax.process_count() > 1, self.shared)[1]
-        return meshlib.place_whole(batch, jax.tree.leaves(self.batch)[0].sharding)   # one layout for every leaf
+    def host_batch(self, step: int) -> dict:
+        """The replicas' batch of `step` ([R, B, ...], or [B, ...] when shared). Over several
+        processes every process reads the whole batch and its devices take their blocks: the
+        "seeds" axis may split the replicas over processes as the data axes split the rows."""
+        return host_batches(self.replicas, step, jax.process_count() > 1, self.shared)[1]
+
+    def place(self, host: dict, sharding) -> dict:
+        return meshlib.place_whole(host, sharding)
 
     def eval_step(self) -> Callable:
         """The jitted `eval_step(params [R], batch) -> (metric sums [R], stats [R])`."""

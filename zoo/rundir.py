@@ -236,8 +236,8 @@ class MetricsLog:
         self.events = _event_writer(run_dir, start_step) if tensorboard and is_writer() else None
         self.timer = Timer()
 
-    def advance(self) -> None:
-        """One more step done: moves the bar (host only; never waits for the device)."""
+    def advance(self, steps: int = 1) -> None:
+        """`steps` more steps done: moves the bar (host only; never waits for the device)."""
         if self.untrained:  # the first step of this process: the directory is a run to keep
             trained(self.run_dir)
             self.untrained = False
@@ -248,7 +248,7 @@ class MetricsLog:
                             bar_format=f"{{l_bar}}{{bar}}| {{n_fmt:>{digits}}}/{{total_fmt}} "
                                        f"[{{elapsed}}<{{remaining}}, {{rate_fmt:>13}}{{postfix}}]")
         if self.bar is not None:
-            self.bar.update(1)
+            self.bar.update(steps)
 
     def log(self, record: dict) -> None:
         shown = record  # the terminal says nan and inf; JSON has no such values: null

@@ -128,13 +128,13 @@ def evaluate(exp: Experiment, eval_step: Callable, params, split: str = "eval",
     return [one(lambda v, r=r: v[r]) for r in range(replicas)]
 
 
-def step_rates(exp: Experiment, compiled, tokens: int | None, replicas: int = 1) -> throughput.StepRates:
-    """FLOPs (over the mesh), examples and tokens of one compiled train step of `replicas`
-    replicas (`tokens`: a language model step's targets over every replica), and the mesh's
-    peak FLOP/s at the configured precision."""
+def step_rates(exp: Experiment, flops: float, tokens: int | None, replicas: int = 1) -> throughput.StepRates:
+    """FLOPs (`flops` per device: over the mesh), examples and tokens of one train step of
+    `replicas` replicas (`tokens`: a language model step's targets over every replica), and the
+    mesh's peak FLOP/s at the configured precision."""
     devices = exp.mesh.devices.size
     peak = throughput.peak_flops(exp.mesh.devices.flat[0], exp.cfg.train.precision)
-    return throughput.StepRates(flops=throughput.program_costs(compiled)["flops"] * devices,
+    return throughput.StepRates(flops=flops * devices,
                                 examples=exp.cfg.train.batch_size * replicas if exp.dataset.shardable else None,
                                 tokens=tokens, peak=peak * devices if peak else None,
                                 cpu_devices=devices if exp.mesh.devices.flat[0].platform == "cpu" else 0)

@@ -15,6 +15,7 @@ import collections
 import concurrent.futures
 import dataclasses
 import signal
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,7 @@ class Loop:
     program: Program
     state: dict
     selection: Selections | None
-    step_fn: Callable                     # the compiled windowed step (program.windowed_step)
+    step_fn: Callable                     # the compiled windowed step of train.steps_per_execution steps
     zero_sums: Callable
     zero_guard: Callable
     rates: throughput.StepRates
@@ -116,6 +117,7 @@ class Loop:
     bad_steps: np.ndarray | None = None   # [R]: steps skipped for a non-finite loss or gradient
     guard: Any = None                     # on device: the counters behind bad_steps (program.windowed_step)
     checks: collections.deque = dataclasses.field(default_factory=collections.deque)  # (step, guard) to read
+    one_step: Callable | None = None      # with train.steps_per_execution > 1: the one-step program, for the steps between
 
     def __post_init__(self):
         count, patience = self.program.count, self.program.exp.cfg.train.patience
@@ -138,24 +140,52 @@ class Loop:
         if start >= t.steps or not self.active.any():  # resumed a finished run or an early stop
             return
         self.sums, self.window = self.zero_sums(), rundir.Timer()  # compiling is not training time
+        chunk = t.steps_per_execution
+        uneven = [f"train.{k}={getattr(t, k)}" for k in ("log_every", "eval_every", "checkpoint_every") if getattr(t, k) % chunk]
+        if chunk > 1 and uneven and rundir.is_writer():
+            print(f"note: train.steps_per_execution={chunk} does not divide {', '.join(uneven)}: the steps before each of "
+                  f"those run one call each; choose a divisor for the full speed", file=sys.stderr, flush=True)
         with _StopSignals() as stop, rundir.Profile(self.log.run_dir, t.profile_steps) as profile:
             done = start
-            for step in range(start, t.steps):
-                if not self.active.any():
-                    break
-                profile.before(step + 1)
-                batch = self.program.train_batch(step)
-                self.state, self.sums, self.guard = self.step_fn(self.state, self.sums, self.guard, batch,
-                                                                 *self.program.step_args(self.active))
-                self.log.advance()
-                profile.after(step + 1, self.state)
-                if self.bounded or (step + 1) % CHECK_EVERY == 0:
-                    self.checks.append((step + 1, self.guard))
+            while done < t.steps and self.active.any():
+                count = self.steps_in_call(done)
+                profile.before(done + 1)
+                if count == 1:
+                    step_fn, batch = self.single_step(), self.program.train_batch(done)
+                else:
+                    step_fn, batch = self.step_fn, self.program.train_batches(done, count)
+                self.state, self.sums, self.guard = step_fn(self.state, self.sums, self.guard, batch,
+                                                            *self.program.step_args(self.active))
+                self.log.advance(count)
+                profile.after(done + count, self.state)
+                if self.bounded or (done + count) // CHECK_EVERY > done // CHECK_EVERY:
+                    self.checks.append((done + count, self.guard))
                 if len(self.checks) > (IN_FLIGHT if self.bounded else 1):
                     self.settle(*self.checks.popleft())
-                done = step + 1
+                done += count
                 self.after_step(done, stop.agreed())
             self.settle_all(done)
+
+    def steps_in_call(self, done: int) -> int:
+        """How many steps the next call trains: train.steps_per_execution when they all fit
+        before the next step that logs, evaluates, checkpoints, ends the run or starts or stops
+        a profile; else one (the one-step program, compiled when first needed)."""
+        t = self.cfg.train
+        chunk = t.steps_per_execution
+        if chunk == 1:
+            return 1
+        edges = [t.steps, *(t.profile_steps[:1] and (t.profile_steps[0] - 1, t.profile_steps[1]))]
+        edges = [e for e in edges if e > done]
+        edges += [(done // n + 1) * n for n in (t.log_every, t.eval_every, t.checkpoint_every) if n]
+        return chunk if done + chunk <= min(edges) else 1
+
+    def single_step(self) -> Callable:
+        """The one-step program: step_fn itself, or compiled now beside a steps_per_execution one."""
+        if self.cfg.train.steps_per_execution == 1:
+            return self.step_fn
+        if self.one_step is None:
+            self.one_step = windowed_step(self.program)[0]
+        return self.one_step
 
     def settle(self, done: int, guard) -> None:
         """Read the device's counters of skipped steps as of step `done` (which waits for that
@@ -264,7 +294,8 @@ def fit(cfg: Config, *, hooks: Sequence[Callable[[Run], None]] = (),
 
     `hooks` (figures, tools) are called once at the end with the trained Run (the first
     replica's), whose params are those the final metrics were computed with. `on_step(step,
-    state)` (tests) is called after every step with the live state. A sweep over keys that
+    state)` (tests) is called after every call of the step program with the live state: every
+    step, or every train.steps_per_execution steps. A sweep over keys that
     change the program (train.sweep of a width, say) trains one stacked run per value in
     sub-directories and tabulates them (RUN/sweep.md; the summary's "programs"). Raises
     ConfigError for user mistakes (before compiling and before a run directory exists),
@@ -311,7 +342,7 @@ def fit_program(cfg: Config, *, hooks: Sequence[Callable[[Run], None]] = (),
         load_run_config(program.exp.cfg.train.init_from)  # a missing source run: one line, before a run dir exists
     with concurrent.futures.ThreadPoolExecutor(1) as pool:  # XLA compiles the init beside the step
         init = pool.submit(program.compile_init)
-        windowed = windowed_step(program)  # (compiled step, zero_sums, zero_guard)
+        windowed = windowed_step(program, program.exp.cfg.train.steps_per_execution)  # (compiled, zero_sums, zero_guard)
         init.result()
     check_memory(program, windowed[0])  # the last user error, before any run directory
     run_dir = rundir.prepare(program.exp.cfg)
@@ -394,7 +425,7 @@ def _start(program: Program, run_dir: Path, windowed: tuple, on_step) -> tuple[L
         replicas = f" ({program.count} replicas)" if program.stacked else ""
         print(f"run directory: {run_dir}{replicas}", flush=True)
     tokens = program.tokens_per_step() if program.exp.dataset.task == "language_model" else None
-    rates = steps.step_rates(program.exp, windowed[0], tokens, program.count)
+    rates = steps.step_rates(program.exp, program.step_flops(windowed[0]), tokens, program.count)
     return Loop(program, state, selection, *windowed, rates, ckpt, log, on_step), start
 
 
