@@ -67,7 +67,8 @@ class TrainConfig:
                                          # one replica per value (per seed); zoo.replicas
     steps_per_execution: int = 1         # K: train K steps per call of one compiled program (a scan over K
                                          # batches sent in one transfer), as Keras' steps_per_execution:
-                                         # pays on small models, whose steps are shorter than a dispatch
+                                         # pays on small dense models, whose steps are shorter than a
+                                         # dispatch; measure: XLA's CPU convolutions run slower in a scan
     max_bad_steps: int = 10              # stop after this many consecutive steps with a non-finite
                                          # loss or gradient (each one is skipped: params unchanged)
 
