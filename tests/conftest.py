@@ -24,6 +24,24 @@ SHARED_DATA = ROOT / "zoo" / "data" / "files"  # the data files zoo ships (tiny 
 
 TIERS = ("unit", "integration", "e2e")
 
+# Compiling is most of this suite's time: hundreds of small programs, each run for a few steps. Every
+# test process, and every command a test starts (subprocess_env), compiles them with XLA's backend
+# optimisation off and its expensive LLVM passes skipped: the same programs, computing the same
+# values within float rounding, compiled in about half the time, only slower to run for long.
+# zoo's own commands, the README's main job and bench/ compile fully. ZOO_TEST_FULL_COMPILE=1 keeps
+# XLA's defaults (.ci/run's accelerator step: its verdicts on what fits are XLA's full compile).
+FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+if os.environ.get("ZOO_TEST_FULL_COMPILE") == "1":
+    FAST_COMPILE = ""
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE}".strip()
+
+
+def subprocess_env(devices: int | None = None, **extra: str) -> dict:
+    """The environment of a command a test starts: this one's, with the suite's compile flags and
+    one CPU device, or `devices` simulated ones (not whatever XLA_FLAGS this process was given)."""
+    flags = f"{FAST_COMPILE} --xla_force_host_platform_device_count={devices}" if devices else FAST_COMPILE
+    return {**os.environ, "XLA_FLAGS": flags.strip(), **extra}
+
 # Every test process (xdist workers, and the zoo commands they start) keeps its compiled programs
 # in one persistent compilation cache, as zoo's command line does (zoo.commands.host): a program
 # compiled by one test is loaded by the next (one folder per user, kept between sessions; set
@@ -62,8 +80,7 @@ def run_cli(tmp_path):
     import subprocess
 
     def run(*args, timeout=300, check=False):
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        env.pop("XLA_FLAGS", None)
+        env = subprocess_env(PYTHONUNBUFFERED="1")
         proc = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=tmp_path,
                               capture_output=True, text=True, timeout=timeout, env=env)
         if check and proc.returncode != 0:

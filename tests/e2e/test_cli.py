@@ -3,11 +3,10 @@ outside the checkout. Every subcommand has its handler and a --help; a target wh
 installed is one line naming the extra, exit 2."""
 import argparse
 import importlib.util
-import os
 import subprocess
 
 import pytest
-from conftest import ROOT, zoo_command
+from conftest import ROOT, subprocess_env, zoo_command
 
 from zoo.commands import cli
 
@@ -68,7 +67,7 @@ CACHED_RUN = ["model.name=mlp", "model.width=16", "data.name=mnist1d", "train.ba
 
 
 def _train_with_cache(tmp_path, cache: str, name: str, *extra: str) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env = subprocess_env()
     env["ZOO_COMPILATION_CACHE"] = cache
     proc = subprocess.run([zoo_command(), "train", *CACHED_RUN, f"run.dir={tmp_path / 'runs'}", f"run.name={name}", *extra],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)

@@ -2,7 +2,6 @@
 result; a 2-process run over loopback gives the single-process result; checkpoints restore
 across device counts; bfloat16 compute keeps float32 parameters."""
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -11,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, subprocess_env
 
 from zoo import checkpoint, config, train
 from zoo import experiment as ex
@@ -31,8 +30,7 @@ FAMILIES = {
 
 
 def _env(devices: int) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    env = subprocess_env(devices)
     env["PYTHONPATH"] = str(ROOT)
     return env
 

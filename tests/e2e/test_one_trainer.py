@@ -7,6 +7,7 @@ import re
 import jax
 import numpy as np
 import pytest
+from conftest import subprocess_env
 
 from zoo import checkpoint, config, rundir, train
 from zoo import experiment as ex
@@ -180,7 +181,7 @@ def test_standardized_data_is_applied_by_predict_and_export_as_a_user_runs_them(
     train_args = ["train", "mnist1d_mlp", "model.width=8", "data.name=array", "data.path=t.csv", "data.standardize=true",
                   "train.batch_size=20", "train.eval_batch_size=20", "train.steps=30", "run.plots=false",
                   "run.name=csv", *SEEDS[seeds]]
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env = subprocess_env()
     for args in (train_args, ["predict", "runs/csv", "--input", "new.csv", "--output", "p.csv"],
                  ["export", "runs/csv", *(["--ensemble"] if seeds > 1 else []), "--output", "m.jaxexport"]):
         done = subprocess.run([*zoo, *args], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)

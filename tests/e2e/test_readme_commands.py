@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, zoo_command
+from conftest import ROOT, subprocess_env, zoo_command
 
 README = ROOT / "README.md"
 SHARED = Path(os.environ.get("ZOO_SHARED", ROOT.parent / "shared"))   # ../shared/data beside the checkout (ZOO_SHARED: elsewhere)
@@ -137,7 +137,7 @@ def folder(tmp_path_factory):
 
 def run(command: str, cwd: Path, block: Block) -> None:
     argv = shrink(shlex.split(command, comments=True))
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env = subprocess_env()
     proc = subprocess.run(executable(argv), cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
     said = f"$ {shlex.join(argv)}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
     assert "Traceback" not in proc.stderr, said

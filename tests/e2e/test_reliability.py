@@ -15,6 +15,7 @@ import jax
 import numpy as np
 import pytest
 from bad_inputs import CASES
+from conftest import subprocess_env
 
 from zoo import checkpoint, config, rundir, steps, train
 from zoo import experiment as ex
@@ -360,7 +361,7 @@ def _catches(pid: int, signum: int) -> bool:
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 @pytest.mark.parametrize("moment", ["start", "compile"])
 def test_a_signal_before_the_loop_is_one_line_and_leaves_nothing(tmp_path, signum, moment):
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env = subprocess_env()
     proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *SMALL, f"run.dir={tmp_path / 'runs'}"],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # zoo's handler for SIGTERM is in place from argument parsing on (Python's own SIGTERM
@@ -396,7 +397,7 @@ def test_a_directory_a_killed_start_left_is_taken_by_the_next_start(tmp_path):
 def test_eight_devices_keep_a_bounded_number_of_steps_in_flight(tmp_path):
     """XLA's CPU all-reduce aborts with some 200 steps queued on 8 devices (measured before the
     fix, tests/e2e/test_reliability.py's docstring); the loop now waits two steps behind."""
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    env = subprocess_env(8)
     proc = subprocess.run([sys.executable, str(ROOT / "train.py"), "mnist1d_cnn", "mesh.data=8", "train.batch_size=96",
                            "train.steps=200", "train.log_every=1000", "train.eval_every=0", "train.eval_batches=1",
                            f"run.dir={tmp_path}", "run.plots=false"], cwd=tmp_path, env=env, capture_output=True,

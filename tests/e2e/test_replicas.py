@@ -2,14 +2,13 @@
 give each replica the result of its own separate run; selection, early stopping, checkpoints,
 resume, load_run(replica=i), zoo evaluate and a seeds mesh axis work on the stacked run."""
 import json
-import os
 import subprocess
 import sys
 
 import jax
 import numpy as np
 import pytest
-from conftest import ROOT, SHARED_DATA
+from conftest import ROOT, SHARED_DATA, subprocess_env
 
 from zoo import config, replicas, train
 from zoo import experiment as ex
@@ -197,8 +196,7 @@ print("RESULT " + json.dumps(out))
 
 
 def test_replicas_spread_over_a_seeds_mesh_axis_match_one_device(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env.update(XLA_FLAGS="--xla_force_host_platform_device_count=8", PYTHONPATH=str(ROOT))
+    env = subprocess_env(8, PYTHONPATH=str(ROOT))
     overrides = [*SMALL, "train.seeds=4", "train.steps=10", "train.batch_size=48", "model.width=256"]
     proc = subprocess.run([sys.executable, "-c", SPREAD, json.dumps(overrides), str(tmp_path)], capture_output=True,
                           text=True, env=env, cwd=ROOT, timeout=600)
@@ -214,8 +212,7 @@ def test_replicas_spread_over_a_seeds_mesh_axis_match_one_device(tmp_path):
 def test_a_long_stacked_run_without_logs_keeps_few_steps_in_flight(tmp_path):
     """Nothing read back for 1000 steps: an unbounded queue of dispatched steps made XLA's CPU
     all-gather over 2 host devices abort ("Termination timeout for all gather") after ~600."""
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env.update(XLA_FLAGS="--xla_force_host_platform_device_count=2", PYTHONPATH=str(ROOT))
+    env = subprocess_env(2, PYTHONPATH=str(ROOT))
     cmd = [sys.executable, "-m", "zoo", "train", "mnist1d_mlp", "train.seeds=8", "mesh.seeds=2", "train.steps=1000",
            "train.log_every=100000", "train.eval_every=0", "run.plots=false", f"run.dir={tmp_path}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)

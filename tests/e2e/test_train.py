@@ -1,7 +1,6 @@
 """The trainer: compiles once, writes its run directory, never overwrites, resumes bit for bit."""
 import dataclasses
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import chex
 import jax
 import numpy as np
 import pytest
+from conftest import subprocess_env
 
 from zoo import checkpoint, config, figures, steps, train
 from zoo import experiment as ex
@@ -157,7 +157,7 @@ def test_gradient_accumulation_equals_full_batch(tmp_path):
 
 # ----------------------------------------------------------------------------- resume
 def _cli(*args):
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env = subprocess_env()
     return subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 

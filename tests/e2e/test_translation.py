@@ -1,10 +1,9 @@
 """A translation run through the `zoo` command: train a few steps, translate a text file line
 for line, evaluate with BLEU and chrF; a bad input file is one line and exit 2."""
 import json
-import os
 import subprocess
 
-from conftest import zoo_command
+from conftest import subprocess_env, zoo_command
 
 TINY = ["train", "numbers_en_de_transformer", "data.max_number=99", "model.num_layers=1", "model.d_model=16",
         "model.num_heads=2", "train.steps=3", "train.batch_size=8", "train.eval_batch_size=8", "run.plots=false",
@@ -12,7 +11,7 @@ TINY = ["train", "numbers_en_de_transformer", "data.max_number=99", "model.num_l
 
 
 def zoo(tmp_path, *args):
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env = subprocess_env()
     return subprocess.run([zoo_command(), *args], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
 
 

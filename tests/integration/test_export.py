@@ -1,13 +1,13 @@
 """zoo export: a trained run as a jax.export artifact that a process without zoo (jax and numpy
 only) loads and runs to the outputs of `model.apply`, for one model of every array family."""
 import json
-import os
 import subprocess
 import sys
 
 import jax
 import numpy as np
 import pytest
+from conftest import subprocess_env
 
 from zoo import config, export, train
 from zoo.commands import cli
@@ -72,7 +72,7 @@ def variants(run, manifest) -> dict[str, np.ndarray]:
 
 def serve_without_zoo(artifact, inputs: dict, tmp_path) -> dict:
     np.savez(tmp_path / "inputs.npz", **inputs)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "XLA_FLAGS")}
+    env = {k: v for k, v in subprocess_env().items() if k != "PYTHONPATH"}
     proc = subprocess.run([sys.executable, "-c", SERVE, str(artifact), str(tmp_path / "inputs.npz"),
                            str(tmp_path / "outputs.npz")], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=120)

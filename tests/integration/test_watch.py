@@ -12,6 +12,7 @@ import termios
 import jax
 import numpy as np
 import pytest
+from conftest import subprocess_env
 from model_cases import CASES, experiment
 
 from zoo import config, figures, rundir, steps, throughput, train
@@ -111,7 +112,7 @@ def test_progress_bar_on_a_terminal_follows_the_run_directory_line(tmp_path):
     proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), *SMALL, "train.steps=20",
                              f"run.dir={tmp_path}", "run.name=tty", "run.plots=false"],
                             stdout=follower, stderr=follower, cwd=tmp_path,
-                            env={k: v for k, v in os.environ.items() if k != "XLA_FLAGS"})
+                            env=subprocess_env())
     os.close(follower)
     out = b""
     while True:
