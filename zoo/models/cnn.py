@@ -15,12 +15,16 @@ P_l is the identity when h_{l-1} and z_l have the same shape, else a strided 1x1
 and the block's last activation follows the sum, as in He et al. 2016 and the time-series ResNet
 of Wang, Yan and Oates 2017 (Fawaz et al. 2019), P normalised like the layers (its BN):
 
-    u = act(norm(conv(h)))  n - 1 times,  h' = act(norm(conv(u)) + norm(P h)) With preactivation=True each layer after the first
+    u = act(norm(conv(h)))  n - 1 times,  h' = act(norm(conv(u)) + norm(P h))
+
+With preactivation=True each layer after the first
 normalises and activates its input instead of its output (He et al. 2016b, "Identity Mappings
 in Deep Residual Networks"), so the residual stream is a sum of convolutions, never rectified:
 
     z_l = conv_{k_l, s_l}(drop(act(norm(h_{l-1}))))       l >= 2 (layer 1: conv alone)
-    h_L -> act(norm(h_L)) before the readout padding "circular" wraps the signal around, so that
+    h_L -> act(norm(h_L)) before the readout
+
+Padding "circular" wraps the signal around, so that
 with a mean or max readout the network is exactly invariant to circular shifts by multiples
 of its total stride (zoo.probes.symmetry measures it). The readout flattens, or takes the mean or max over
 the spatial axes, then a dense layer gives [B, K].
@@ -30,7 +34,10 @@ padding 1, ReLU, flatten. The time-series baselines of Wang et al. 2017 (configs
 *_resnet.yaml): FCN = channels (128, 256, 128), kernels (8, 5, 3), stride 1, "same" padding,
 norm, ReLU, global average pooling (readout mean); ResNet = three blocks of depth 3, kernels
 (8, 5, 3) in each, 64, 128, 128 channels. The paper's BatchNorm is replaced by the stateless
-norms here (DESIGN.md section 1; the measured cost is in the results table).
+norms here (DESIGN.md section 1): GroupNorm with one group per channel or two (num_groups 128 and
+64 in the GunPoint configs), which normalises each channel over time as BatchNorm does, reaches
+97.9% (FCN) and 98.9% (ResNet) on GunPoint against the paper's 100.0% and 99.1%; one group for
+the whole layer left seeds stuck at 69-88%.
 """
 from __future__ import annotations
 
