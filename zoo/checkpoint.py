@@ -37,6 +37,7 @@ import re
 import shutil
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -221,8 +222,22 @@ class Checkpointer:
         system lets us); its manifest will not be written."""
         self.failed, self.unsealed = True, []
         gc.collect()  # orbax's abandoned writes report "never retrieved" now, into RUN/train.log
-        for tmp in self.directory.glob("*.orbax-checkpoint-tmp*"):
-            shutil.rmtree(tmp, ignore_errors=True)
+        self._drop_temporary()
+
+    def _drop_temporary(self, settle: float = 0.0) -> None:
+        """Remove orbax's temporary folders; with settle=S, again until none has reappeared for
+        0.2 s (tensorstore's writes of a refused save, which nothing joins, may still make
+        folders; on a full disk each fails quickly), for at most S seconds."""
+        deadline, quiet_since = time.monotonic() + settle, time.monotonic()
+        while True:
+            left = list(self.directory.glob("*.orbax-checkpoint-tmp*"))
+            for tmp in left:
+                shutil.rmtree(tmp, ignore_errors=True)
+            now = time.monotonic()
+            quiet_since = now if left else quiet_since
+            if now >= deadline or now - quiet_since >= 0.2:
+                return
+            time.sleep(0.02)
 
     def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict]:
         """The state at `step` (default: the newest intact), laid out as `abstract_state`'s
@@ -242,6 +257,9 @@ class Checkpointer:
                 if self.failed:  # orbax raises the refused save again: it was reported (OSError) already
                     with contextlib.suppress(Exception):
                         self.manager.close()
+                    # orbax's writer threads, joined by close(), may have made paths in its
+                    # temporary folder after _failed removed it: remove it again
+                    self._drop_temporary(settle=5.0)
                 else:
                     self.manager.close()
             finally:
@@ -253,6 +271,8 @@ class _FileHandler(logging.FileHandler):
     what it could not hold (or raising into orbax, when the file cannot be opened)."""
 
     def emit(self, record):
+        if self._closed:  # a record of orbax's threads racing close(): FileHandler would reopen the file, never to close it
+            return
         with contextlib.suppress(OSError):
             super().emit(record)
 
