@@ -133,8 +133,7 @@ class Program:
         if self.exp.cfg.train.steps_per_execution == 1:
             return throughput.program_costs(compiled)["flops"]
         lowered = self.train_step().lower(self.shapes, self.batch, *self.step_args(np.ones(self.count, bool)))
-        costs = lowered.cost_analysis()
-        return float((costs[0] if isinstance(costs, list) else costs or {}).get("flops", 0.0))
+        return float(throughput.cost_analysis(lowered).get("flops", 0.0))
 
     def evaluate(self, eval_step: Callable, params, split: str = "eval") -> list[dict[str, float]]:
         """Each replica's metrics over the evaluation ("eval") or validation ("val") split."""

@@ -41,12 +41,16 @@ PEAKS: list[tuple[str, float, float]] = [
 ]
 
 
+def cost_analysis(stage) -> dict:
+    """XLA's cost analysis of a lowered or compiled program, as one dict (older jax: one per device)."""
+    analysis = stage.cost_analysis()
+    return (analysis[0] if isinstance(analysis, list) else analysis) or {}
+
+
 def program_costs(compiled) -> dict:
     """FLOPs, bytes accessed and memory (bytes: arguments, outputs, temporaries, aliased) of a
     compiled program (`jax.jit(f).lower(...).compile()`), per device."""
-    analysis = compiled.cost_analysis()
-    if isinstance(analysis, list):  # older jax: one dict per device
-        analysis = analysis[0]
+    analysis = cost_analysis(compiled)
     memory = compiled.memory_analysis()
     out = {"flops": float(analysis.get("flops", 0.0)), "bytes_accessed": float(analysis.get("bytes accessed", 0.0))}
     if memory is not None:

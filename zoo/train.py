@@ -174,9 +174,9 @@ class Loop:
         chunk = t.steps_per_execution
         if chunk == 1:
             return 1
-        edges = [t.steps, *(t.profile_steps[:1] and (t.profile_steps[0] - 1, t.profile_steps[1]))]
-        edges = [e for e in edges if e > done]
-        edges += [(done // n + 1) * n for n in (t.log_every, t.eval_every, t.checkpoint_every) if n]
+        edges = [t.steps, *[(done // n + 1) * n for n in (t.log_every, t.eval_every, t.checkpoint_every) if n]]
+        if t.profile_steps:  # a trace starts before its first step and stops after its last
+            edges += [e for e in (t.profile_steps[0] - 1, t.profile_steps[1]) if e > done]
         return chunk if done + chunk <= min(edges) else 1
 
     def single_step(self) -> Callable:
