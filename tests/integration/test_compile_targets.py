@@ -61,3 +61,26 @@ def test_remat_and_fsdp_lower_the_peak(target):
     plain = peak()
     assert peak("model.remat=block") < plain
     assert peak("mesh.fsdp=4") < plain
+
+
+def test_a_second_compile_loads_nothing_from_the_cache(target, tmp_path, monkeypatch):
+    """JAX's persistent cache stores what a compile-only client compiles but cannot load it back:
+    in a process that caches (as this suite does), the second compile of a step warned (an error
+    here) and CI failed on a warm cache. zoo compile keeps the cache out of its compiles."""
+    from jax.experimental.compilation_cache import compilation_cache
+
+    from zoo.commands import host
+
+    monkeypatch.setenv("ZOO_COMPILATION_CACHE", str(tmp_path))
+    host.use_compilation_cache()
+    compilation_cache.reset_cache()
+    try:
+        cfg = config.load(config.config_path("mnist1d_mlp"), SMALL)
+        first, = C.compile_steps(cfg, target, steps=("train",))
+        second, = C.compile_steps(cfg, target, steps=("train",))
+        assert first.peak == second.peak
+        assert not [p.name for p in tmp_path.rglob("*train_step*")]
+    finally:
+        monkeypatch.undo()
+        host.use_compilation_cache()
+        compilation_cache.reset_cache()

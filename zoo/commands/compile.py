@@ -19,6 +19,7 @@ program that does not fit still compiles, so its peak is compared with the spec'
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import re
@@ -87,11 +88,32 @@ def _cost(compiled) -> tuple[float | None, float | None]:
     return cost.get("flops"), cost.get("bytes accessed")
 
 
+@contextlib.contextmanager
+def _uncached():
+    """JAX's persistent compilation cache off while compiling for a target: it stores what a
+    compile-only client compiles but cannot load it back ("PjRtCompiler must be constructed with a
+    Client"), so the second compile of a step in a process that caches (a test run, a notebook)
+    warned and compiled again. JAX decides once per process whether the cache is used; its public
+    reset_cache makes it decide again, here and after."""
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache
+
+    enabled = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", False)
+    compilation_cache.reset_cache()
+    try:
+        yield
+    finally:
+        jax.config.update("jax_enable_compilation_cache", enabled)
+        compilation_cache.reset_cache()
+
+
 def compile_step(name: str, jitted, args, target, hint: str) -> StepReport:
     """Lower and compile `jitted(*args)` for the target; DoesNotFit when it needs too much memory."""
     start = time.perf_counter()
     try:
-        compiled = jitted.lower(*args).compile()
+        with _uncached():
+            compiled = jitted.lower(*args).compile()
     except Exception as e:  # noqa: BLE001 - two known verdicts; anything else re-raises
         need = _exhausted_bytes(str(e))
         if need is not None:
