@@ -36,7 +36,7 @@ PUBLISHED: dict[str, tuple[str, float | None, str, int]] = {
     "charlm_transformer": ("eval_loss", None, "nats/char, no published number", 1),
     "shakespeare_char": ("eval_loss", 1.88, "nanoGPT shakespeare_char, CPU recipe", 3),
     "shakespeare_llama": ("eval_loss", None, "LLaMA's block (RMSNorm, RoPE, SwiGLU, no bias); GPT-2's: shakespeare_char", 3),
-    # each of LLaMA's choices alone in GPT-2's block, 2000 steps as shakespeare_char; one seed (CPU time)
+    # each of LLaMA's choices alone in GPT-2's block, 2000 steps as shakespeare_char, 3 seeds
     "shakespeare_rmsnorm": ("eval_loss", None, "GPT-2's block + RMSNorm only", 3),
     "shakespeare_rope": ("eval_loss", None, "GPT-2's block + RoPE only", 3),
     "shakespeare_swiglu": ("eval_loss", None, "GPT-2's block + SwiGLU only", 3),
