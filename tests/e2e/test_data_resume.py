@@ -5,7 +5,7 @@ import signal
 
 import jax
 import numpy as np
-from test_train import _cli, _final_state, _finish, _wait_for_checkpoint
+from killing import cli, final_state, finish, wait_for_checkpoint
 
 # ----------------------------------------------------------------------------- resume
 RESUME_YAML = """
@@ -28,16 +28,16 @@ def test_sigkill_then_resume_on_an_array_dataset_equals_uninterrupted_bit_for_bi
     _npy_pair(tmp_path, n=400, d=8)
     yaml_file = tmp_path / "resume.yaml"
     yaml_file.write_text(RESUME_YAML.replace("YPATH", str(tmp_path / "y.npy")).replace("PATH", str(tmp_path / "x.npy")))
-    ref = _cli(str(yaml_file), f"run.dir={tmp_path}", "run.name=ref")
-    killed = _cli(str(yaml_file), f"run.dir={tmp_path}", "run.name=killed")
-    _wait_for_checkpoint(killed, tmp_path / "killed")
+    ref = cli(str(yaml_file), f"run.dir={tmp_path}", "run.name=ref")
+    killed = cli(str(yaml_file), f"run.dir={tmp_path}", "run.name=killed")
+    wait_for_checkpoint(killed, tmp_path / "killed")
     killed.send_signal(signal.SIGKILL)
-    assert _finish(killed)[0] == -signal.SIGKILL
+    assert finish(killed)[0] == -signal.SIGKILL
     assert not (tmp_path / "killed" / "checkpoints" / "1500").exists()
-    assert _finish(_cli("--resume", str(tmp_path / "killed"))) == (0, "")
-    assert _finish(ref)[0] == 0
-    a, pos_a = _final_state(tmp_path / "ref")
-    b, pos_b = _final_state(tmp_path / "killed")
+    assert finish(cli("--resume", str(tmp_path / "killed"))) == (0, "")
+    assert finish(ref)[0] == 0
+    a, pos_a = final_state(tmp_path / "ref")
+    b, pos_b = final_state(tmp_path / "killed")
     assert int(a["step"]) == int(b["step"]) == 1500 and pos_a == pos_b
     for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=jax.tree_util.keystr(path))

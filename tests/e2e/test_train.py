@@ -2,8 +2,6 @@
 import dataclasses
 import json
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -11,9 +9,9 @@ import chex
 import jax
 import numpy as np
 import pytest
-from conftest import subprocess_env
+from killing import cli, final_state, finish, wait_for_checkpoint
 
-from zoo import checkpoint, config, figures, steps, train
+from zoo import config, figures, steps, train
 from zoo import experiment as ex
 from zoo.selection import Selection
 
@@ -156,17 +154,6 @@ def test_gradient_accumulation_equals_full_batch(tmp_path):
 
 
 # ----------------------------------------------------------------------------- resume
-def _cli(*args):
-    env = subprocess_env()
-    return subprocess.Popen([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-def _finish(proc) -> tuple[int, str]:
-    _, err = proc.communicate(timeout=300)
-    return proc.returncode, err[-2000:]
-
-
 RESUME_YAML = """
 model: {name: mlp, width: 32, dropout_rate: 0.1}
 data: {name: mnist1d, val_size: 500}
@@ -183,39 +170,19 @@ def resume_config(tmp_path):
     return str(path)
 
 
-def _final_state(run_dir: Path):
-    """The last checkpoint's train state plus the selected parameters and their scores."""
-    program = train.build(config.load(run_dir / "config.yaml"))
-    best = program.selection(program.init_state()["params"])
-    ckpt = checkpoint.Checkpointer(run_dir / "checkpoints", 3)
-    restored, position = train.restore(program, ckpt, best)
-    ckpt.close()
-    return {**restored, "best": best.tree()}, position
-
-
-def _wait_for_checkpoint(proc, run_dir: Path, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if (run_dir / "checkpoints" / "100" / "zoo_manifest.json").is_file():  # committed and sealed
-            return
-        assert proc.poll() is None, _finish(proc)
-        time.sleep(0.02)
-    raise AssertionError("no checkpoint appeared")
-
-
 def test_sigkill_then_resume_equals_uninterrupted_bit_for_bit(tmp_path, resume_config):
-    ref = _cli(resume_config, f"run.dir={tmp_path}", "run.name=ref")
-    killed = _cli(resume_config, f"run.dir={tmp_path}", "run.name=killed")
-    _wait_for_checkpoint(killed, tmp_path / "killed")
+    ref = cli(resume_config, f"run.dir={tmp_path}", "run.name=ref")
+    killed = cli(resume_config, f"run.dir={tmp_path}", "run.name=killed")
+    wait_for_checkpoint(killed, tmp_path / "killed")
     killed.send_signal(signal.SIGKILL)
-    assert _finish(killed)[0] == -signal.SIGKILL
+    assert finish(killed)[0] == -signal.SIGKILL
     assert not (tmp_path / "killed" / "checkpoints" / "3000").exists()   # it really was cut short
-    code, err = _finish(_cli("--resume", str(tmp_path / "killed")))
+    code, err = finish(cli("--resume", str(tmp_path / "killed")))
     assert code == 0 and "Traceback" not in err and "warning: checkpoint" not in err, err  # outcomes, not silence:
     # orbax may log "Waiting for previous save..." under load
-    assert _finish(ref)[0] == 0
-    a, pos_a = _final_state(tmp_path / "ref")
-    b, pos_b = _final_state(tmp_path / "killed")
+    assert finish(ref)[0] == 0
+    a, pos_a = final_state(tmp_path / "ref")
+    b, pos_b = final_state(tmp_path / "killed")
     assert int(a["step"]) == int(b["step"]) == 3000 and pos_a == pos_b
     assert pos_a == {"step": 3000, "epoch": 42, "batch_in_epoch": 60}   # 70 batches of 50 per epoch
     assert 50 <= a["best"]["selected_step"] <= 3000
@@ -224,8 +191,8 @@ def test_sigkill_then_resume_equals_uninterrupted_bit_for_bit(tmp_path, resume_c
 
 
 def test_sigterm_checkpoints_at_step_boundary_and_exits(tmp_path, resume_config):
-    proc = _cli(resume_config, "train.steps=1000000", f"run.dir={tmp_path}", "run.name=term")
-    _wait_for_checkpoint(proc, tmp_path / "term")
+    proc = cli(resume_config, "train.steps=1000000", f"run.dir={tmp_path}", "run.name=term")
+    wait_for_checkpoint(proc, tmp_path / "term")
     sent = time.time()
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
@@ -234,4 +201,4 @@ def test_sigterm_checkpoints_at_step_boundary_and_exits(tmp_path, resume_config)
     steps = sorted(int(p.name) for p in (tmp_path / "term" / "checkpoints").iterdir() if p.name.isdigit())
     assert steps[-1] >= 100
     assert "resume with: zoo train --resume" in err
-    assert _finish(_cli("--resume", str(tmp_path / "term"), f"train.steps={steps[-1] + 10}"))[0] == 0
+    assert finish(cli("--resume", str(tmp_path / "term"), f"train.steps={steps[-1] + 10}"))[0] == 0

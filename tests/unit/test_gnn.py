@@ -14,7 +14,7 @@ from zoo.models import build, gnn
 from zoo.models import segments as S
 
 MODELS = ["gcn", "gat", "gin", "mpnn"]
-CORA = Path(__file__).resolve().parents[3] / "shared" / "data" / "planetoid" / "cora.npz"
+CORA = Path(__file__).resolve().parents[2] / "zoo" / "data" / "files" / "planetoid" / "cora.npz"   # ships with zoo
 
 
 def random_graph(rng, num_nodes, num_edges, d=5):
@@ -198,7 +198,6 @@ def test_karate_and_graph_cycles_datasets():
     np.testing.assert_array_equal(ds.train_graphs[7].senders, again.train_graphs[7].senders)
 
 
-@pytest.mark.skipif(not CORA.exists(), reason="shared Planetoid data absent")
 def test_planetoid_cora_public_split():
     ds = data.load_planetoid(data.PlanetoidConfig(path=str(CORA)))
     batch = ds.train_batch(0, 0, 1)

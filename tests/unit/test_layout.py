@@ -104,3 +104,16 @@ def test_readme_layout_names_paths_that_exist():
     assert len(paths) >= 10
     for p in paths:
         assert (ROOT / p.strip()).exists(), f"README's Layout names {p!r}, which does not exist"
+
+
+def test_readme_layout_names_each_module_once():
+    """Every module and package of zoo/ appears in the Layout exactly once (a new module that the
+    Layout does not name, or names twice, fails here)."""
+    layout = (ROOT / "README.md").read_text().split("## Layout", 1)[1].split("```")[1]
+    entries = [p for p in PACKAGE.iterdir() if not p.name.startswith(("_", "."))
+               and (p.suffix == ".py" or (p.is_dir() and p.name != "__pycache__"))]
+    assert len(entries) >= 25
+    for p in entries:
+        name = f"zoo/{p.name}" + ("/" if p.is_dir() else "")
+        count = len(re.findall(re.escape(name) + r"(?=[\s,]|$)", layout, re.M))
+        assert count == 1, f"README's Layout names {name} {count} times: once, please"
