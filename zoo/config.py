@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -325,9 +326,23 @@ RESUMABLE = ("train.steps", "train.eval_every", "train.eval_batch_size", "train.
 def resume_changes(stored: Config, requested: Config) -> list[str]:
     """The settings `requested` changes from a run's `stored` config that a resume cannot
     continue exactly, as ["optimizer.learning_rate: 0.001 -> 0.01", ...]."""
-    old, new = _flat(stored.to_dict()), _flat(requested.to_dict())
+    old, new = (_flat(with_absolute_paths(c).to_dict()) for c in (stored, requested))
     return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
             if old.get(k) != new.get(k) and not _resumable(k)]
+
+
+def with_absolute_paths(cfg: Config) -> Config:
+    """`cfg` with its relative file paths (the data section's path keys, train.init_from) made
+    absolute from the folder zoo runs in. A run's config.yaml stores these, so that load_run, a
+    resume or a fine-tune started from another folder reads the files the run was trained on."""
+    def absolute(value):
+        return os.path.abspath(os.path.expanduser(value)) if isinstance(value, str) and value else value
+
+    data = cfg.data
+    if dataclasses.is_dataclass(data):   # a plugin's data section is its own
+        data = dataclasses.replace(data, **{f.name: absolute(getattr(data, f.name))
+                                            for f in dataclasses.fields(data) if _names_a_path(f.name)})
+    return cfg.replace(data=data, train=dataclasses.replace(cfg.train, init_from=absolute(cfg.train.init_from)))
 
 
 def _resumable(key: str) -> bool:

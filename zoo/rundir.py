@@ -23,7 +23,7 @@ from pathlib import Path
 
 import jax
 
-from zoo.config import Config, dump
+from zoo.config import Config, dump, with_absolute_paths
 from zoo.errors import ConfigError
 
 
@@ -210,9 +210,11 @@ def truncate_metrics(run_dir: Path, step: int) -> None:
 
 
 def write_config(path: Path, cfg: Config) -> None:
-    """config.yaml, as a later plain resume should read it (run.allow_changes not carried on)."""
+    """config.yaml, as a later plain resume should read it (run.allow_changes not carried on), its
+    file paths absolute (a run trained on data.path=iris.csv is read from any folder)."""
     if is_writer():
-        atomic_write(path / "config.yaml", dump(cfg.replace(run=dataclasses.replace(cfg.run, allow_changes=False))))
+        cfg = with_absolute_paths(cfg.replace(run=dataclasses.replace(cfg.run, allow_changes=False)))
+        atomic_write(path / "config.yaml", dump(cfg))
 
 
 def atomic_write(file: Path, text: str) -> None:

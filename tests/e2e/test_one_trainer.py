@@ -166,7 +166,7 @@ def test_a_replica_logs_and_ends_as_its_own_single_run(watched):
 
 
 @pytest.mark.parametrize("seeds", SEEDS)
-def test_standardized_data_is_applied_by_predict_and_export_as_a_user_runs_them(tmp_path, monkeypatch, seeds):
+def test_standardized_data_is_applied_by_predict_and_export_as_a_user_runs_them(tmp_path, seeds):
     """`zoo train`, `zoo predict` and `zoo export` as typed, from a folder outside the checkout, on
     a CSV run with data.standardize: the stored standardisation is applied by both, and a run of
     two seeds predicts and exports as their ensemble; the artifact runs without zoo."""
@@ -189,8 +189,10 @@ def test_standardized_data_is_applied_by_predict_and_export_as_a_user_runs_them(
     stored = json.loads((tmp_path / "runs" / "csv" / "preprocessing.json").read_text())["standardize"]
     assert stored["mean"][0] == pytest.approx(50, abs=3)
     from zoo import inference
-    monkeypatch.chdir(tmp_path)   # the run's data.path is relative to the folder it trained in
-    runs = ex.load_runs("runs/csv")
+    # trained on data.path=t.csv in tmp_path, read here from another folder: config.yaml holds the
+    # file's absolute path (a relative one failed to load from anywhere else)
+    assert config.load_run_config(tmp_path / "runs" / "csv").data.path == str(tmp_path / "t.csv")
+    runs = ex.load_runs(tmp_path / "runs" / "csv")
     scaled = ((x[:9] - np.asarray(stored["mean"])) / np.asarray(stored["std"])).astype(np.float32)
     expected = np.mean([jax.nn.softmax(inference.outputs(r, scaled)) for r in runs], axis=0)
     written = np.genfromtxt(tmp_path / "p.csv", delimiter=",", names=True)
