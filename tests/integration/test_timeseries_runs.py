@@ -1,7 +1,10 @@
 """Training on the archives' files and predicting with the run: unequal lengths reach a GRU as
-{"x", "lengths"} and zoo predict reads a .ts without classes; a bad file is one line, exit 2."""
+{"x", "lengths"} and zoo predict reads a .ts without classes; a bad file is one line, exit 2;
+a timestamped .ts trains ode_rnn (data.task=irregular)."""
 import csv
 import importlib.util
+import json
+import math
 from pathlib import Path
 
 import pytest
@@ -42,3 +45,33 @@ def test_a_shipped_dataset_trains_and_a_truncated_input_is_one_line(tmp_path, ca
     code = main(["predict", str(tmp_path / "gp"), "--input", str(short), "--output", str(tmp_path / "p.csv")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "short.ts" in err and "series of 150" in err
+
+
+def _stamped_file(path: Path, cases: int, seed: int) -> None:
+    """Periodic series at random date-times, 5 to 9 points each: a timestamped .ts."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(cases):
+        minutes = np.sort(rng.choice(600, rng.integers(5, 10), replace=False))
+        f = rng.uniform(0.4, 0.8)
+        rows.append(",".join(f"(2024-05-01T{m // 60:02d}:{m % 60:02d}:00,{np.sin(f * m / 60):.4f})" for m in minutes))
+    path.write_text("@problemName Stamped\n@timeStamps true\n@classLabel false\n@data\n" + "\n".join(rows) + "\n")
+
+
+def test_a_timestamped_file_trains_ode_rnn_and_predict_refuses_in_one_line(tmp_path, capsys):
+    _stamped_file(tmp_path / "S_TRAIN.ts", 12, 0)
+    _stamped_file(tmp_path / "S_TEST.ts", 5, 1)
+    run = ["periodic_ode_rnn", "data.name=timeseries", f"data.path={tmp_path / 'S_TRAIN.ts'}", "data.task=irregular",
+           "data.time_unit=hours", "train.batch_size=4", "train.eval_batch_size=5", "train.eval_every=3",
+           f"run.dir={tmp_path}", "run.name=s", *QUICK]
+    assert main(["train", *run]) == 0, capsys.readouterr().err[-2000:]
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text())
+    assert summary["steps"] == 3 and all(math.isfinite(summary[k]) for k in ("eval_interp_mse", "eval_extrap_mse"))
+    pre = json.loads((tmp_path / "s" / "preprocessing.json").read_text())
+    assert pre["task"] == "irregular" and pre["timestamps"] == "date-time" and pre["input_shape"] == [9, 1]
+    capsys.readouterr()
+    code = main(["predict", str(tmp_path / "s"), "--input", str(tmp_path / "S_TEST.ts"), "--output",
+                 str(tmp_path / "p.csv")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "zoo evaluate" in err

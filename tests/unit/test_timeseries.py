@@ -92,7 +92,6 @@ BAD = {
     "same length": (_ts("1,2,3:1,2:a\n4,5,6:1,2,3:b\n"), None),
     "same channels": (_ts("1,2,3:a\n4,5,6:1,2,3:b\n"), None),
     "no class labels": (_ts("1,2,3\n", "@classLabel false\n@data\n"), None),
-    "timeStamps": (_ts("(0,1),(1,2):a\n", "@timeStamps true\n@classLabel true a\n@data\n"), None),
     "not among the training": (_ts("1,2,3:a\n4,5,6:b\n"), _ts("1,2,3:c\n")),
 }
 
@@ -124,3 +123,95 @@ def test_predict_inputs_go_through_the_training_preprocessing(tmp_path):
     (tmp_path / "long.ts").write_text("@classLabel false\n@data\n" + ",".join(["1"] * 151) + "\n")
     with pytest.raises(ConfigError, match="at most 150 steps"):
         ts.read_inputs(tmp_path / "long.ts", d.preprocessing)
+
+
+# ----------------------------------------------------------------------------- @timeStamps true
+STAMPED = "@problemName t\n@timeStamps true\n@classLabel true a b\n@data\n"
+
+
+def test_numeric_stamps_become_offsets_from_each_series_first_point(tmp_path):
+    (tmp_path / "n.ts").write_text(STAMPED + "(10,1.0),(10.5,2.0),(12,3.0):(10,-1),(10.5,-2),(12,-3):a\n"
+                                             "(3,4.0), (7,5.0):(3,0),(7,0):b\n")
+    s = ts.read_ts(tmp_path / "n.ts")
+    assert s.time_kind == "number" and s.labels == ["a", "b"]
+    np.testing.assert_array_equal(s.times[0], [0, 0.5, 2]) and np.testing.assert_array_equal(s.times[1], [0, 4])
+    np.testing.assert_array_equal(s.values[0], [[1, -1], [2, -2], [3, -3]])
+
+
+def test_aeons_bundled_stamped_file_reads_date_times_as_seconds():
+    s = ts.read_ts(_aeon_data() / "UnitTest" / "UnitTestTimeStamps_TRAIN.ts")   # its header has % comments
+    assert s.time_kind == "date-time" and len(s.values) == len(s.labels) > 1
+    np.testing.assert_array_equal(s.times[0], [0, 60, 120, 180])
+    np.testing.assert_allclose(s.values[0][:, 0], [241.97, 241.75, 241.64, 241.71])
+
+
+def test_iso_stamps_keep_their_zone_and_gaps_reach_a_classifier_in_data_time_unit(tmp_path):
+    rows = ["(2024-03-01T00:00:00+01:00,1),(2024-03-01T00:00:00Z,2),(2024-03-03T01:00:00Z,3):a",
+            "(2024-03-01 00:00,4),(2024-03-02 00:00,5):b"]
+    (tmp_path / "d_TRAIN.ts").write_text(STAMPED + "\n".join(rows) + "\n")
+    (tmp_path / "d_TEST.ts").write_text(STAMPED + rows[1] + "\n")
+    d = _load(tmp_path / "d_TRAIN.ts", standardize="none", time_unit="hours")
+    x = d.train["x"].x                                                   # [N, T, values + gap]
+    assert x.shape == (2, 3, 2) and d.preprocessing["timestamps"] == "date-time"
+    np.testing.assert_allclose(x[0, :, 1], [0, 1, 49]) and np.testing.assert_allclose(x[1, :2, 1], [0, 24])
+    np.testing.assert_allclose(ts.read_inputs(tmp_path / "d_TEST.ts", d.preprocessing)["x"][0, :2, 1], [0, 24])
+
+
+def test_irregular_task_gives_irregular_periodics_batch(tmp_path):
+    from zoo.data import irregular
+    body = "".join(f"{','.join(f'({t},{t * k})' for t in range(2, 2 + n))}:a\n" for k, n in [(1, 8), (2, 6), (3, 8)])
+    (tmp_path / "p_TRAIN.ts").write_text(STAMPED + body)
+    (tmp_path / "p_TEST.ts").write_text(STAMPED + body)
+    d = _load(tmp_path / "p_TRAIN.ts", task="irregular", standardize="none", context_fraction=0.5)
+    generated = irregular.load(irregular.IrregularConfig(num_train=3, num_test=3, num_points=8))
+    b, g = d.train_batch(0, 0, 3), generated.train_batch(0, 0, 3)
+    assert d.task == "irregular" and d.model_defaults == {"num_outputs": 1}
+    assert {k: sorted(v) for k, v in b.items() if k != "mask"} == {k: sorted(v) for k, v in g.items() if k != "mask"}
+    assert all(b["x"][k].shape == g["x"][k].shape for k in g["x"])
+    t, y, seen = d.train["t"], d.train["values"][..., 0], d.train["observed"]
+    np.testing.assert_array_equal(t[1], [0, 1, 2, 3, 4, 5, 5, 5])        # 6 points, the last repeated
+    np.testing.assert_array_equal(y[1], [4, 6, 8, 10, 12, 14, 14, 14])
+    sets = seen + d.train["interp"] + d.train["extrap"]
+    np.testing.assert_array_equal(sets[1], [1, 1, 1, 1, 1, 1, 0, 0])     # each real point in one set, padding in none
+    assert (seen[:, 0] == 1).all() and not (seen * (t >= 0.5 * t[:, -1:])).any()   # context: the first half
+    np.testing.assert_array_equal(d.train["extrap"][0], t[0] >= 3.5)
+
+
+def test_irregular_series_standardisation_reads_only_observed_points(tmp_path):
+    body = "(0,1),(1,3),(2,100),(3,100):a\n"
+    for split in ("TRAIN", "TEST"):
+        (tmp_path / f"s_{split}.ts").write_text(STAMPED + body)
+    d = _load(tmp_path / "s_TRAIN.ts", task="irregular", standardize="series", observed_fraction=1.0)
+    np.testing.assert_allclose(d.train["values"][0, :, 0], [-1, 1, 98, 98])  # mean 2, deviation 1 of 1 and 3
+
+
+STAMPED_BAD = {
+    "does not come after": "(0,1),(2,2),(2,3):a\n",
+    "not a \\(time,value\\) point": "(0,1),2,(3,3):a\n",
+    "neither a number nor": "(0,1),(noon,2):a\n",
+    "is a date-time, but line 5": "(0,1),(1,2):a\n(2024-01-01,1),(2024-01-02,2):b\n",
+    "not finite": "(0,1),(inf,2):a\n",
+    "NaN or infinite value": "(0,1),(1,nan):a\n",
+    "value 'x' is not a number": "(0,1),(1,x):a\n",
+    "channel 2's time stamps differ": "(0,1),(1,2):(0,1),(2,2):a\n",
+    "no class after the points": "(0,1),(1,2)\n",
+}
+
+
+@pytest.mark.parametrize("problem", STAMPED_BAD)
+def test_bad_stamped_files_are_one_line_naming_file_and_line(tmp_path, problem):
+    (tmp_path / "t_TRAIN.ts").write_text(STAMPED + STAMPED_BAD[problem])
+    (tmp_path / "t_TEST.ts").write_text(STAMPED + "(0,1),(1,2):a\n")
+    with pytest.raises(ConfigError, match=problem) as e:
+        _load(tmp_path / "t_TRAIN.ts")
+    assert "\n" not in str(e.value) and f"{tmp_path / 't_TRAIN.ts'} line " in str(e.value)
+
+
+def test_splits_and_predict_inputs_must_be_stamped_alike(tmp_path):
+    (tmp_path / "m_TRAIN.ts").write_text(STAMPED + "(0,1),(1,2):a\n(0,1),(1,2):b\n")
+    (tmp_path / "m_TEST.ts").write_text(_ts("1,2:a\n"))
+    with pytest.raises(ConfigError, match="has no time stamps, the training file has number time stamps"):
+        _load(tmp_path / "m_TRAIN.ts")
+    d = _load(tmp_path / "m_TRAIN.ts", test_path=str(tmp_path / "m_TRAIN.ts"))
+    with pytest.raises(ConfigError, match="m_TEST.ts has no time stamps, but the model was trained on series with"):
+        ts.read_inputs(tmp_path / "m_TEST.ts", d.preprocessing)

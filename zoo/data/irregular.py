@@ -49,12 +49,20 @@ def generate(cfg: IrregularConfig, rng: np.random.Generator, n: int) -> dict[str
     z0 = 1.0 + 0.1 * rng.standard_normal((n, 1))
     y = np.sin(2 * np.pi * f * t) + z0
     y[:, 1:] += cfg.noise_weight * rng.random((n, T - 1))
-    context = t < cfg.t_max / 2
-    observed = context & (rng.random((n, T)) < cfg.observed_fraction)
-    observed[:, 0] = True
     return {"t": t.astype(np.float32), "values": y[..., None].astype(np.float32),
-            "observed": observed.astype(np.float32), "interp": (context & ~observed).astype(np.float32),
-            "extrap": (~context).astype(np.float32)}
+            **point_sets(t < cfg.t_max / 2, cfg.observed_fraction, rng)}
+
+
+def point_sets(context: np.ndarray, observed_fraction: float, rng: np.random.Generator,
+               real: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The three sets of points [n, T] (float32 0/1) from the context points (bool [n, T]): each
+    observed with probability observed_fraction (the first always), the other context points
+    interp, the rest extrap; points outside `real` (padding) in none."""
+    observed = context & (rng.random(context.shape) < observed_fraction)
+    observed[:, 0] = True
+    extrap = ~context if real is None else real & ~context
+    return {"observed": observed.astype(np.float32), "interp": (context & ~observed).astype(np.float32),
+            "extrap": extrap.astype(np.float32)}
 
 
 @dataclasses.dataclass

@@ -18,8 +18,13 @@ the order the .ts header declares them (sorted for a .tsv), and stored as class 
 data.standardize: `series` z-normalises every series, channel by channel, over its real steps
 (the UCR convention, and dl-4-tsc's preprocessing, Fawaz et al. 2019); `channel` subtracts each
 channel's mean over the training split's real steps and divides by its deviation (stored in
-preprocessing.json, as the `array` data's statistics are); `none` reads the values as they are.
+preprocessing.json, as the `array` data's statistics are); `none` reads the values as they are;
+`auto` (the default) is `series` for classification and `channel` for data.task=irregular.
 `zoo predict` reads new series from a file of the training file's format, labels optional.
+
+A .ts with `@timeStamps true` gives every point a time: zoo.data.timestamped says what the
+classifiers (data.task=classification: the gaps as one more channel) and the irregular-series
+models (data.task=irregular: ode_rnn, latent_ode, gru_gaps) make of them.
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ from typing import Literal
 import numpy as np
 
 import zoo.data.preprocess as preprocess
+import zoo.data.timestamped as timestamped
 import zoo.data.validate as validate
 from zoo.data.base import ArrayDataset
 from zoo.errors import ConfigError
@@ -42,18 +48,27 @@ WHAT = "a .ts (aeon/sktime) or UCR .tsv file, or a folder holding NAME_TRAIN and
 class TimeseriesConfig:
     path: str | None = None          # NAME_TRAIN.ts/.tsv (test split: NAME_TEST beside it), or their folder
     test_path: str | None = None     # None: the _TEST file beside data.path
-    standardize: Literal["none", "series", "channel"] = "series"  # z-normalise each series, or per channel (train)
+    standardize: Literal["auto", "none", "series", "channel"] = "auto"  # auto: series to classify, channel (irregular)
     val_size: int = 0                # the last N training cases validate (train.select)
+    task: Literal["classification", "irregular"] = "classification"  # irregular: a timestamped .ts for ode_rnn & co.
+    time_unit: Literal["seconds", "minutes", "hours", "days"] = "seconds"  # date-time stamps' gaps in this unit
+    observed_fraction: float = 0.5   # irregular: each context point observed with this probability (the first always)
+    context_fraction: float = 0.5    # irregular: points after this part of a series' time span extrapolate (1: none)
+    seed: int = 0                    # irregular: the draw of observed points (training file; test file: seed + 1)
 
 
 @dataclasses.dataclass
 class Series:
     """What one file holds: series [T_i, D] float64 each, their class labels (None when the file
-    has none) and the classes its header declares (a .ts; [] otherwise)."""
+    has none), the classes its header declares (a .ts; [] otherwise) and, for a .ts with
+    @timeStamps true, each series' times [T_i] (offsets from its first point, zoo.data.timestamped)
+    and their kind ("number" or "date-time")."""
     file: Path
     values: list[np.ndarray]
     labels: list[str] | None
     declared: list[str]
+    times: list[np.ndarray] | None = None
+    time_kind: str | None = None
 
 
 # ----------------------------------------------------------------------------- reading
@@ -79,7 +94,7 @@ def _ts_header(lines: list[str], file: Path) -> tuple[dict[str, str], int]:
     tags = {}
     for i, line in enumerate(lines):
         s = line.strip()
-        if not s or s.startswith("#"):
+        if not s or s.startswith(("#", "%")):   # % as aeon's bundled files (and ARFF) comment
             continue
         if not s.startswith("@"):
             raise ConfigError(f"{file} line {i + 1}: {s[:40]!r} before @data; a .ts file's header lines start "
@@ -95,26 +110,23 @@ def _ts_header(lines: list[str], file: Path) -> tuple[dict[str, str], int]:
 def read_ts(file: Path, need_labels: bool = True) -> Series:
     lines = validate.read_text(file).splitlines()
     tags, start = _ts_header(lines, file)
-    if tags.get("timestamps", "false").lower() == "true":
-        raise ConfigError(f"{file}: @timeStamps true (a (time, value) pair per step) is not read; write the "
-                          f"values alone, evenly spaced")
+    clock = validate.Timestamps(file) if tags.get("timestamps", "false").lower() == "true" else None
     label_tag = tags.get("classlabel", "false").split()
     labelled = bool(label_tag) and label_tag[0].lower() == "true"
     if need_labels and not labelled:
         raise ConfigError(f"{file}: no class labels (@classLabel true <classes>); timeseries data trains classifiers")
-    values, labels = [], [] if labelled else None
+    values, labels, times = [], [] if labelled else None, [] if clock else None
     for i in range(start, len(lines)):
         s = lines[i].strip()
         if not s or s.startswith("#"):
             continue
-        fields = s.split(":")
+        if clock:
+            channels, t, label = timestamped.read_case(s, file, i + 1, labelled, clock)
+            times.append(t)
+        else:
+            channels, label = _plain_case(s, file, i + 1, labelled)
         if labelled:
-            if len(fields) < 2:
-                raise ConfigError(f"{file} line {i + 1}: no ':' before the class; a case is "
-                                  f"channel:channel:...:class")
-            *fields, label = fields
-            labels.append(label.strip())
-        channels = [_numbers(f.split(","), file, i + 1) for f in fields]
+            labels.append(label)
         if not all(np.isfinite(c).all() for c in channels):
             raise ConfigError(f"{file} line {i + 1}: a NaN or infinite value; give every step a finite number")
         if len({len(c) for c in channels}) != 1:
@@ -124,7 +136,18 @@ def read_ts(file: Path, need_labels: bool = True) -> Series:
             raise ConfigError(f"{file} line {i + 1}: {len(channels)} channels, the first case has "
                               f"{values[0].shape[1]}; give every case the same channels")
         values.append(np.stack(channels, axis=1))
-    return Series(file, values, labels, label_tag[1:] if labelled else [])
+    return Series(file, values, labels, label_tag[1:] if labelled else [], times, clock.kind if clock else None)
+
+
+def _plain_case(s: str, file: Path, line: int, labelled: bool) -> tuple[list[np.ndarray], str | None]:
+    """One data line without time stamps: (channels [T] float64 each, the label or None)."""
+    fields, label = s.split(":"), None
+    if labelled:
+        if len(fields) < 2:
+            raise ConfigError(f"{file} line {line}: no ':' before the class; a case is channel:channel:...:class")
+        *fields, label = fields
+        label = label.strip()
+    return [_numbers(f.split(","), file, line) for f in fields], label
 
 
 def read_ucr_tsv(file: Path, need_labels: bool = True) -> Series:
@@ -256,38 +279,70 @@ class WithLengths:
         return {"x": self.x[rows], "lengths": self.lengths[rows]}
 
 
-def load(cfg: TimeseriesConfig) -> ArrayDataset:
+def load(cfg: TimeseriesConfig) -> ArrayDataset | timestamped.irregular.IrregularDataset:
     train_file, test_file = split_files(cfg)
-    train, test = read_file(train_file), read_file(test_file, key="data.test_path")
+    classify = cfg.task == "classification"
+    if cfg.standardize == "auto":
+        cfg = dataclasses.replace(cfg, standardize="series" if classify else "channel")
+    train, test = read_file(train_file, classify), read_file(test_file, classify, key="data.test_path")
     if train.values[0].shape[1] != test.values[0].shape[1]:
         raise ConfigError(f"{test_file}: {test.values[0].shape[1]} channels, the training file has "
                           f"{train.values[0].shape[1]}; give both splits the same channels")
+    if train.time_kind != test.time_kind:
+        raise ConfigError(f"{test_file}: {_stamps(test)}, the training file {_stamps(train)}; give both splits "
+                          f"the same kind of time stamps")
+    if not classify:
+        times = [timestamped.in_unit(s.times, s.time_kind, cfg.time_unit) if s.times else
+                 [np.arange(len(v), dtype=np.float64) for v in s.values] for s in (train, test)]
+        return timestamped.irregular_dataset(cfg, train, test, *times)
     names = class_names(train, test)
-    all_values = train.values + test.values
-    length, channels = max(len(v) for v in all_values), train.values[0].shape[1]
+    pre = {"format": file_format(train_file), "dtype": "float32", "task": "classification", "class_names": names,
+           "standardize_series": cfg.standardize == "series", "timestamps": train.time_kind,
+           "time_unit": cfg.time_unit}
+    train_values, test_values = series_values(train, pre), series_values(test, pre)
+    all_values = train_values + test_values
+    length, channels = max(len(v) for v in all_values), train_values[0].shape[1]
     unequal = len({len(v) for v in all_values}) > 1
-    if not 0 <= cfg.val_size < len(train.values):
-        raise ConfigError(f"data.val_size={cfg.val_size} must be in [0, {len(train.values)}) (the training cases)")
-    pre = {"format": file_format(train_file), "input_shape": [length, channels], "dtype": "float32",
-           "task": "classification", "class_names": names, "lengths": unequal,
-           "standardize_series": cfg.standardize == "series"}
+    if not 0 <= cfg.val_size < len(train_values):
+        raise ConfigError(f"data.val_size={cfg.val_size} must be in [0, {len(train_values)}) (the training cases)")
+    pre.update(input_shape=[length, channels], lengths=unequal)
     if cfg.standardize == "channel":
-        fit = train.values[:len(train.values) - cfg.val_size]   # the validation cases stay unseen
+        fit = train_values[:len(train_values) - cfg.val_size]   # the validation cases stay unseen
         pre["standardize"] = channel_statistics(fit, length)
     index = {n: i for i, n in enumerate(names)}
 
-    def split(series: Series) -> dict:
-        x = model_inputs(series.values, pre)
+    def split(series: Series, values: list[np.ndarray]) -> dict:
+        x = model_inputs(values, pre)
         return {"x": WithLengths(x["x"], x["lengths"]) if unequal else x,
                 "y": np.array([index[label] for label in series.labels], np.int32)}
 
     return ArrayDataset(task="classification", model_defaults={"num_outputs": len(names)}, preprocessing=pre,
-                        train=split(train), test=split(test)).hold_out(cfg.val_size)
+                        train=split(train, train_values), test=split(test, test_values)).hold_out(cfg.val_size)
+
+
+def _stamps(series: Series) -> str:
+    return f"has {series.time_kind} time stamps" if series.time_kind else "has no time stamps"
+
+
+def series_values(series: Series, pre: dict) -> list[np.ndarray]:
+    """What a classifier reads of a file's series: the values, and for a run trained on time
+    stamps the gap to the previous point as one more channel (zoo.data.timestamped)."""
+    trained = pre.get("timestamps")
+    if series.time_kind != trained:
+        raise ConfigError(f"{series.file} {_stamps(series)}, but the model was trained on series with "
+                          f"{f'{trained} time stamps' if trained else 'none'}; give them as the training file did")
+    if not series.times:
+        return series.values
+    return timestamped.with_gaps(series.values, timestamped.in_unit(series.times, series.time_kind,
+                                                                    pre["time_unit"]))
 
 
 def read_inputs(file: Path, pre: dict):
     """`zoo predict`'s inputs from a file of the run's training format (labels optional)."""
+    if pre.get("task") == "irregular":
+        raise ConfigError("zoo predict reads no irregular series (data.task=irregular); zoo evaluate RUN reports "
+                          "the run's interpolation and extrapolation MSE")
     try:
-        return model_inputs(read_file(file, need_labels=False, key="--input").values, pre)
+        return model_inputs(series_values(read_file(file, need_labels=False, key="--input"), pre), pre)
     except ConfigError as e:
         raise ConfigError(e.args[0] if str(file) in e.args[0] else f"{file}: {e}") from None

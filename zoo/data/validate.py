@@ -18,6 +18,8 @@ column) and the fix; nothing here wraps an unexpected exception.
                                          K sane against the rows
     models     against_model(dataset, model_cfg)   label ids below num_outputs
     datasets   dataset(ds, where)        a plugin's ArrayDataset checked like a file
+    time       Timestamps(file)          per-point stamps: numbers or ISO date-times, one kind a file,
+                                         finite, increasing within a series
     images     image_size(file, w, h)    pixels under MAX_IMAGE_PIXELS before decoding
     outputs    output_file(output, input, overwrite)   predict never writes over its input or a folder
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -433,6 +436,50 @@ def against_model(ds: Any, model_cfg: Any, data_name: str) -> None:
         y = getattr(ds, split).get("y")
         if y is not None:
             check_labels(np.asarray(y), num_outputs, f"data {data_name!r}: {split} labels")
+
+
+# ----------------------------------------------------------------------------- time stamps
+class Timestamps:
+    """The per-point time stamps of one file: finite numbers, or ISO 8601 date-times (as seconds
+    since the epoch; one without a zone is read as UTC), never a mix in one file; each series'
+    strictly increasing. `kind` is "number" or "date-time" once a stamp has been read."""
+
+    def __init__(self, file: Path):
+        self.file, self.kind = file, None
+        self.first: tuple[int, str] | None = None   # (line, stamp) that fixed the kind, for the message
+
+    def series(self, stamps: Sequence[str], line: int) -> np.ndarray:
+        """One series' stamps (float64 [T]) read from `line` of the file."""
+        times = np.array([self._one(s.strip(), line) for s in stamps], np.float64)
+        back = np.flatnonzero(np.diff(times) <= 0)
+        if len(back):
+            i = int(back[0])
+            raise ConfigError(f"{self.file} line {line}: time stamp {stamps[i + 1].strip()!r} does not come after "
+                              f"{stamps[i].strip()!r}; give each series' points in increasing time, once each")
+        return times
+
+    def _one(self, stamp: str, line: int) -> float:
+        kind, value = ("number", float(stamp)) if _is_number(stamp) else ("date-time", _seconds(stamp))
+        if value is None:
+            raise ConfigError(f"{self.file} line {line}: time stamp {stamp!r} is neither a number nor an ISO 8601 "
+                              f"date-time (2007-01-01 00:02:00); write every stamp as one of them")
+        if not np.isfinite(value):
+            raise ConfigError(f"{self.file} line {line}: time stamp {stamp!r} is not finite; give every point a "
+                              f"finite time")
+        if self.kind is None:
+            self.kind, self.first = kind, (line, stamp)
+        elif kind != self.kind:
+            raise ConfigError(f"{self.file} line {line}: time stamp {stamp!r} is a {kind}, but line {self.first[0]}'s "
+                              f"{self.first[1]!r} is a {self.kind}; write every stamp of the file the same way")
+        return value
+
+
+def _seconds(stamp: str) -> float | None:
+    try:
+        t = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    return (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
 
 
 # ----------------------------------------------------------------------------- images
