@@ -55,7 +55,7 @@ def density(log_px: jax.Array, batch: dict) -> dict[str, jax.Array]:
 def irregular(outputs: jax.Array | dict, batch: dict) -> dict[str, jax.Array]:
     """Series at irregular times (zoo.data.irregular): outputs [B, T, D] predicted at every time,
     or {"y": [B, T, D], "kl": [B]} from a latent-variable model. Per series, the mean squared
-    error over all T points (its training loss) plus kl / (T D), and the mean squared errors
+    error over all its real points (its training loss) plus kl / (T D), and the mean squared errors
     over its interpolation and extrapolation points, `interp_mse` and `extrap_mse`.
 
     A latent ODE's kl is 2σ² KL(q(z0|x) || p(z0)) (σ its fixed observation noise), so that this
@@ -69,7 +69,10 @@ def irregular(outputs: jax.Array | dict, batch: dict) -> dict[str, jax.Array]:
     def mean_over(points):
         return jnp.sum(sq * points, -1) / jnp.maximum(jnp.sum(points, -1), 1.0)
 
-    loss = sq.mean(-1) + kl / pred[0].size
+    # the three sets are disjoint and cover a series' real points: padding (a shorter series of a
+    # timestamped file, zoo.data.timestamped) is in none, so it never counts
+    real = batch["x"]["observed"] + target["interp"] + target["extrap"]
+    loss = mean_over(real) + kl / pred[0].size
     return {"loss": jnp.sum(w * loss), "count": jnp.sum(w), "interp_mse": jnp.sum(w * mean_over(target["interp"])),
             "extrap_mse": jnp.sum(w * mean_over(target["extrap"]))}
 LABEL_SMOOTHING = 0.1   # epsilon_ls of Vaswani et al. 2017, section 5.4

@@ -41,7 +41,8 @@ def test_the_generator_splits_every_point_once_and_hides_targets():
 
 def test_the_task_means_over_each_set_and_adds_the_scaled_kl():
     b = {"y": {"values": jnp.zeros((2, 4, 1)), "interp": jnp.array([[1, 1, 0, 0], [0, 1, 0, 0.]]),
-               "extrap": jnp.array([[0, 0, 1, 1], [0, 0, 0, 1.]])}, "mask": jnp.array([1.0, 0.0])}
+               "extrap": jnp.array([[0, 0, 1, 1], [0, 0, 0, 1.]])}, "mask": jnp.array([1.0, 0.0]),
+         "x": {"observed": jnp.zeros((2, 4))}}
     pred = jnp.arange(8.0).reshape(2, 4, 1)
     sums = tasks.irregular({"y": pred, "kl": jnp.array([4.0, 100.0])}, b)
     assert float(sums["interp_mse"]) == (0 + 1) / 2 and float(sums["extrap_mse"]) == (4 + 9) / 2

@@ -177,6 +177,22 @@ def test_irregular_task_gives_irregular_periodics_batch(tmp_path):
     np.testing.assert_array_equal(d.train["extrap"][0], t[0] >= 3.5)
 
 
+
+def test_the_irregular_loss_never_counts_a_shorter_series_padding(tmp_path):
+    """A series of 6 points among series of 8 repeats its last point twice, in none of the three
+    sets: a prediction wrong only there leaves the loss and both MSEs as they were."""
+    from zoo import tasks
+    body = "".join(f"{','.join(f'({t},{t * k})' for t in range(2, 2 + n))}:a\n" for k, n in [(1, 8), (2, 6)])
+    (tmp_path / "p_TRAIN.ts").write_text(STAMPED + body)
+    (tmp_path / "p_TEST.ts").write_text(STAMPED + body)
+    batch = _load(tmp_path / "p_TRAIN.ts", task="irregular", standardize="none").train_batch(0, 0, 2)
+    right = batch["y"]["values"]
+    wrong = right.copy()
+    wrong[1, 6:] += 5.0                                                   # the padding of series 1 only
+    a, b = tasks.irregular(right + 0.1, batch), tasks.irregular(wrong + 0.1, batch)
+    for key in ("loss", "interp_mse", "extrap_mse"):
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-6)
+
 def test_irregular_series_standardisation_reads_only_observed_points(tmp_path):
     body = "(0,1),(1,3),(2,100),(3,100):a\n"
     for split in ("TRAIN", "TEST"):

@@ -17,10 +17,8 @@ they are: t_0 = 0, as irregular_periodic's series start.
                                test file) and the others interpolation targets; the later points
                                are extrapolation targets. A series with fewer than T points repeats
                                its last time and value, in none of the three sets: a gap of 0, so
-                               the ODE models' state stands still there; eval_interp_mse and
-                               eval_extrap_mse never see it, but the training loss (the mean over
-                               all T points, as irregular_periodic's) counts the last point once
-                               more for each repeat. data.standardize: `channel` (auto) by the
+                               the ODE models' state stands still there; no loss or metric counts
+                               it (zoo.tasks.irregular averages over the three sets). data.standardize: `channel` (auto) by the
                                training file's per-channel mean and deviation; `series` each series
                                by its observed points only (no target sets its scale; noisy when a
                                series has few); `none`. A file without stamps (or a .tsv) reads
