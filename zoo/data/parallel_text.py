@@ -22,6 +22,7 @@ translates) hold reads as UNK, which the model has never been trained to produce
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 
 import zoo.data.translation as translation
@@ -97,4 +98,10 @@ def load(cfg: ParallelTextConfig) -> translation.TranslationDataset:
     train, test = held_out(len(sources), cfg.test_fraction, cfg.split_seed)
     validate.pair_split(file, len(sources), len(train), len(test), cfg.test_fraction, cfg.val_size)
     return translation.dataset(sources, targets, train, test, val_size=cfg.val_size,
-                               preprocessing={"format": "parallel_text", "pairs": len(sources)})
+                               preprocessing={"format": "parallel_text", "pairs": len(sources),
+                                              "sha256": fingerprint(sources, targets)})
+
+
+def fingerprint(sources: list[str], targets: list[str]) -> str:
+    """A hash of the pairs as read: stored in the run, so evaluating after the file changed is refused."""
+    return hashlib.sha256("\n".join(f"{s}\t{t}" for s, t in zip(sources, targets)).encode()).hexdigest()
