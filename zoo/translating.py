@@ -4,10 +4,10 @@
     translate(run, ["four hundred and twenty-three"])      # ["vierhundertdreiundzwanzig"]
     evaluate(run)        # exact match, BLEU and chrF (sacrebleu) of greedy and beam search
 
-Texts are encoded with the vocabulary the run stored (zoo.data.translation; characters it never
-saw become UNK), decoded by the model's registry entry (`ModelEntry.translate`: greedy or beam
-search, zoo.models.decoding) in batches of train.eval_batch_size rows, the last one padded, so
-any number of lines compiles once per decoding choice.
+Texts are encoded with the vocabulary the run stored (preprocessing.json; zoo.data.translation:
+characters it never saw become UNK), decoded by the model's registry entry (`ModelEntry.translate`:
+greedy or beam search, zoo.models.decoding) in batches of train.eval_batch_size rows, the last one
+padded, so any number of lines compiles once per decoding choice.
 
 BLEU (Papineni et al. 2002) and chrF (Popovic 2015) come from sacrebleu (Post 2018), the
 field's reference implementation, on the detokenised text: corpus BLEU over characters
@@ -31,9 +31,22 @@ def check(run: Run) -> None:
 
 
 def vocabulary(run: Run) -> tuple[Sequence[str], int]:
-    """(vocabulary, source length) the run was trained with."""
-    pre = run.exp.dataset.preprocessing
+    """(vocabulary, source length) the run was trained with: those it stored (preprocessing.json),
+    not those of its data file read again, which may have changed since (parallel_text)."""
+    from zoo.data import preprocess
+    pre = preprocess.load(run.run_dir) or run.exp.dataset.preprocessing
     return pre["vocab"], pre["source_length"]
+
+
+def check_data(run: Run) -> None:
+    """The data read again is the data the run was trained on: a changed pairs file would be split
+    and encoded afresh, so its held-out pairs would be scored with shifted character ids."""
+    from zoo.data import preprocess
+    stored = preprocess.load(run.run_dir)
+    if stored and stored != run.exp.dataset.preprocessing:
+        where = getattr(run.cfg.data, "path", None) or run.cfg.data_name
+        raise ConfigError(f"{where} no longer gives the pairs {run.run_dir} was trained on (its preprocessing.json "
+                          f"differs); restore the file, or train again")
 
 
 def translate_ids(run: Run, source: np.ndarray, *, beam_size: int | None = None) -> np.ndarray:
@@ -79,6 +92,7 @@ def evaluate(run: Run, split: str = "test") -> dict[str, float]:
     """Greedy and beam-search translations of a split, scored: {greedy_exact_match, greedy_bleu,
     greedy_chrf, beam_exact_match, beam_bleu, beam_chrf, beam_size, *_tokens_per_s}."""
     check(run)
+    check_data(run)
     arrays = {"test": run.exp.dataset.test, "val": run.exp.dataset.val, "train": run.exp.dataset.train}[split]
     if not arrays:
         raise ConfigError(f"{run.run_dir} has no {split} split")

@@ -29,6 +29,9 @@ def _planetoid(**changes) -> bytes:
     return _npz_bytes(**{k: v for k, v in arrays.items() if v is not None})
 
 
+PAIRS = ["model.name=gru_seq2seq", "data.name=parallel_text"]   # the base's model and data, replaced
+
+
 def overrides(*args, expect):
     return ([*BASE, *args], {}, expect)
 
@@ -216,6 +219,12 @@ FILES = [
               "data.path={tmp}/g.npz", expect="labels"),
     with_file("g.npz", _planetoid(train_index=None), "model.name=gcn", "data.name=planetoid",
               "data.path={tmp}/g.npz", expect="has no array 'train_index'"),
+    with_file("p.tsv", "one\teins\ntwo zwei\n", *PAIRS, "data.path={tmp}/p.tsv", expect="p.tsv line 2: no tab"),
+    with_file("p.tsv", b"one\teins\nf\xfcnf\tfive\n", *PAIRS, "data.path={tmp}/p.tsv", expect="p.tsv line 2: not UTF-8"),
+    with_file("s.txt", "one\ntwo\n", *PAIRS, "data.path={tmp}/s.txt", "data.target_path={tmp}/s.txt.missing",
+              expect="data.target_path="),
+    with_file("p.tsv", "".join(f"{i}\t{i}\n" for i in range(5)), *PAIRS, "data.path={tmp}/p.tsv",
+              expect="5 sentence pairs with data.test_fraction=0.1"),
     with_file("runs", "a file where run.dir should be", "run.dir={tmp}/runs",
               expect="cannot create mnist1d_cnn there (Not a directory)"),
 ]

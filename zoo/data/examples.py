@@ -8,6 +8,8 @@
     python -m zoo.data.examples graphs-npz FILE         graph_cycles' graphs in the graph_npz format
     python -m zoo.data.examples arrowhead-tsv DIR       the shipped ArrowHead series as the UCR archive's
                                                         DIR/ArrowHead_TRAIN.tsv and DIR/ArrowHead_TEST.tsv
+    python -m zoo.data.examples numbers-pairs DIR       0..999 in English and German words (num2words) as
+                                                        DIR/pairs.tsv, and as the aligned DIR/source.txt, DIR/target.txt
 """
 from __future__ import annotations
 
@@ -78,22 +80,36 @@ def ucr_tsv(folder: Path, name: str = "ArrowHead") -> None:
         (folder / f"{name}_{split}.tsv").write_text("\n".join(rows) + "\n")
 
 
+def number_pairs(folder: Path, count: int = 1000, source: str = "en", target: str = "de") -> None:
+    """Sentence pairs for data.name=parallel_text: the numbers 0..count-1 written out in `source`
+    and `target` words, one pair a line, as a TSV and as two aligned files."""
+    from zoo.data.translation import words
+
+    pairs = [(words(n, source), words(n, target)) for n in range(count)]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pairs.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in pairs), encoding="utf-8")
+    (folder / "source.txt").write_text("".join(f"{s}\n" for s, _ in pairs), encoding="utf-8")
+    (folder / "target.txt").write_text("".join(f"{t}\n" for _, t in pairs), encoding="utf-8")
+
+
 def make(kind: str, out: Path) -> None:
     from sklearn.datasets import load_breast_cancer, load_wine
 
     makers = {"digits-png": digits_png, "wine-csv": lambda p: table_csv(p, load_wine),
               "breast-cancer-csv": lambda p: table_csv(p, load_breast_cancer),
-              "mnist1d-npz": mnist1d_npz, "graphs-npz": graphs_npz, "arrowhead-tsv": ucr_tsv}
+              "mnist1d-npz": mnist1d_npz, "graphs-npz": graphs_npz, "arrowhead-tsv": ucr_tsv,
+              "numbers-pairs": number_pairs}
     makers[kind](out)
 
 
-KINDS = ("digits-png", "wine-csv", "breast-cancer-csv", "mnist1d-npz", "graphs-npz", "arrowhead-tsv")
+KINDS = ("digits-png", "wine-csv", "breast-cancer-csv", "mnist1d-npz", "graphs-npz", "arrowhead-tsv", "numbers-pairs")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m zoo.data.examples", description=__doc__.splitlines()[0])
     parser.add_argument("kind", choices=KINDS)
-    parser.add_argument("out", type=Path, help="the file (or, for digits-png, the folder) to write")
+    parser.add_argument("out", type=Path,
+                        help="the file (or, for digits-png, arrowhead-tsv and numbers-pairs, the folder) to write")
     args = parser.parse_args(argv)
     make(args.kind, args.out)
     print(args.out)

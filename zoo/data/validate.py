@@ -4,6 +4,7 @@ made. Each check raises a one-line ConfigError naming the file (and the key, lin
 column) and the fix; nothing here wraps an unexpected exception.
 
     paths      existing(path, key)       None, '' (an unset shell variable) and missing files refused
+               text_file(path, key)      the same, and a folder or an empty file refused
     formats    sniff(file, fmt)          the first bytes agree with the suffix (a CSV saved as .npz)
                text_encoding(file)       UTF-8 (a byte-order mark stripped) or UTF-16 with its BOM;
                                          anything else one line
@@ -21,6 +22,10 @@ column) and the fix; nothing here wraps an unexpected exception.
     time       Timestamps(file)          per-point stamps: numbers or ISO date-times, one kind a file,
                                          finite, increasing within a series
     images     image_size(file, w, h)    pixels under MAX_IMAGE_PIXELS before decoding
+    sentences  tsv_pair(file, line, text)   source<TAB>target, exactly one tab
+               sentence(text, where, max)   not empty, at most data.max_length characters
+               aligned(...)                 two files of sentences with one line each per pair
+               pair_split(...)              a test pair and more training pairs than data.val_size
     outputs    output_file(output, input, overwrite)   predict never writes over its input or a folder
 
 Rows are counted from 0 in arrays; table mistakes name the line of the file (the header is line 1).
@@ -62,6 +67,15 @@ def existing(path: str | os.PathLike | None, key: str = "data.path", what: str =
     file = Path(path).expanduser()
     if not file.exists():
         raise ConfigError(f"{key}={str(path)!r}: no such file or folder; give the path of {what}")
+    return file
+
+
+def text_file(path: str | os.PathLike | None, key: str, what: str) -> Path:
+    """The text file `key` names: existing (as `existing`), a file rather than a folder, not empty."""
+    file = existing(path, key, what)
+    if not file.is_file():
+        raise ConfigError(f"{key}={str(path)!r} is a folder; give the path of {what}")
+    sniff(file, "text")
     return file
 
 
@@ -488,6 +502,46 @@ def image_size(file: Any, width: int, height: int) -> None:
     if width * height > MAX_IMAGE_PIXELS:
         raise ConfigError(f"{file}: {width}x{height} pixels, more than zoo decodes ({MAX_IMAGE_PIXELS} pixels); "
                           f"shrink the image or leave it out")
+
+
+# ----------------------------------------------------------------------------- sentences
+def tsv_pair(file: Path, line: int, text: str) -> tuple[str, str]:
+    """(source, target) of one line source<TAB>target, spaces around each side removed."""
+    cells = text.split("\t")
+    if len(cells) == 1:
+        raise ConfigError(f"{file} line {line}: no tab; write source<TAB>target on every line (or give the "
+                          f"target sentences in their own file, line for line, with data.target_path)")
+    if len(cells) > 2:
+        raise ConfigError(f"{file} line {line}: {len(cells) - 1} tabs; write exactly one, between the source and "
+                          f"its target (a tab inside a sentence must become a space)")
+    return cells[0].strip(), cells[1].strip()
+
+
+def sentence(text: str, where: str, max_length: int) -> None:
+    """One side of a sentence pair: not empty, at most `max_length` characters."""
+    if not text:
+        raise ConfigError(f"{where}: an empty sentence; give every source its translation, or remove the pair")
+    if len(text) > max_length:
+        raise ConfigError(f"{where}: {len(text)} characters, more than data.max_length={max_length}; split or "
+                          f"shorten the sentence, or raise data.max_length")
+
+
+def aligned(source: Path, source_lines: int, target: Path, target_lines: int) -> None:
+    """Aligned files pair line i with line i: both must have as many lines."""
+    if source_lines != target_lines:
+        raise ConfigError(f"{source} has {source_lines} lines but {target} has {target_lines}; aligned files pair "
+                          f"line i of one with line i of the other, so give both one line per pair")
+
+
+def pair_split(file: Path, pairs: int, train: int, test: int, fraction: float, val_size: int) -> None:
+    """Enough sentence pairs for the held-out split: one or more test pairs, more training pairs
+    than data.val_size takes for validation."""
+    rows(pairs, file, "sentence pairs")
+    if test and train > val_size:
+        return
+    fix = "raise data.test_fraction" if not test else "lower data.test_fraction" if not train else "lower data.val_size"
+    raise ConfigError(f"{file}: {pairs} sentence pairs with data.test_fraction={fraction} and data.val_size={val_size} "
+                      f"leave {train} training and {test} test pairs; give more pairs or {fix}")
 
 
 # ----------------------------------------------------------------------------- outputs
