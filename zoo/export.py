@@ -6,14 +6,15 @@
     logits = exported.call(x)                          # any process with jax and numpy only
 
 What the artifact computes is `model.apply(params, x)` (train=False, no dropout) in the run's
-precision, outputs as float32; its manifest (a JSON file beside it) names the inputs with their
-shapes and dtypes, the output, the model, its config, the class names or vocabulary, the
-preprocessing, the jax version and the training step.
+precision, outputs as float32 (of a translation model: its greedy decode, below); its manifest
+(a JSON file beside it) names the inputs with their shapes and dtypes, the output, the model,
+its config, the class names or vocabulary, the preprocessing, the jax version and the training
+step.
 
 Shapes. The batch axis is symbolic ("b": any size, one artifact) where the model allows it; the
 sequence axis of sequence models (ModelEntry.sequence) is tried symbolic too ("t", unbounded, then
 "t <= T", the trained length, as learned position tables require). Each choice is tried in
-turn and the first that exports is used; the manifest's `shape_attempts` says what was tried
+turn and the first that exports is used; the manifest's `symbolic_attempts_failed` says what was tried
 and why it failed, and a model that takes no symbolic dimension is exported at the fixed shape
 of the run's evaluation batch (the ODE models: diffrax needs concrete shapes).
 
@@ -40,7 +41,7 @@ greedy `translate`; the manifest carries the vocabulary and the special ids to e
 detokenise without zoo. One program and not "the encoder plus one decoding step": the decode's
 lax.while_loop, and with it the Transformer's key/value cache, lives inside the artifact, so a
 server calls it once per batch and plumbs no cache, memory or loop of its own; what it gives up
-is beam search and sampling, which zoo predict keeps. Params stay in the run's dtype, as zoo's
+is beam search, which zoo predict keeps. Params stay in the run's dtype, as zoo's
 translate uses them.
 
 ODE models (odenet, node, cnf) carry their solver inside the graph: the artifact is the whole
