@@ -6,14 +6,15 @@
     logits = exported.call(x)                          # any process with jax and numpy only
 
 What the artifact computes is `model.apply(params, x)` (train=False, no dropout) in the run's
-precision, outputs as float32; its manifest (a JSON file beside it) names the inputs with their
-shapes and dtypes, the output, the model, its config, the class names or vocabulary, the
-preprocessing, the jax version and the training step.
+precision, outputs as float32 (of a translation model: its greedy decode, below); its manifest
+(a JSON file beside it) names the inputs with their shapes and dtypes, the output, the model,
+its config, the class names or vocabulary, the preprocessing, the jax version and the training
+step.
 
 Shapes. The batch axis is symbolic ("b": any size, one artifact) where the model allows it; the
 sequence axis of sequence models (ModelEntry.sequence) is tried symbolic too ("t", unbounded, then
 "t <= T", the trained length, as learned position tables require). Each choice is tried in
-turn and the first that exports is used; the manifest's `shape_attempts` says what was tried
+turn and the first that exports is used; the manifest's `symbolic_attempts_failed` says what was tried
 and why it failed, and a model that takes no symbolic dimension is exported at the fixed shape
 of the run's evaluation batch (the ODE models: diffrax needs concrete shapes).
 
@@ -30,6 +31,18 @@ its array fields as a dict of named inputs ({"nodes", "senders", "receivers", "n
 "n_edge"}, plus "edges"/"globals" where the model has them) at the fixed padding sizes of the
 run's evaluation batch; pad a graph to those sizes as zoo.graphs.pad_graphs does (one padding
 graph owning the padding nodes and edges, then empty graphs).
+
+Translation models (ModelEntry.translate: seq2seq, gru_seq2seq, lstm_seq2seq) export their whole
+greedy decode, not `model.apply`: apply is teacher-forced logits of a known target, which a
+server does not have. The artifact takes source ids [b, S] int32 (b symbolic; S the trained
+source length: the text's characters as vocabulary ids, EOS, then PAD) and returns output ids
+[b, L] int32 (L = model.max_decode_length; EOS, then PAD, after each text), equal to zoo's own
+greedy `translate`; the manifest carries the vocabulary and the special ids to encode and
+detokenise without zoo. One program and not "the encoder plus one decoding step": the decode's
+lax.while_loop, and with it the Transformer's key/value cache, lives inside the artifact, so a
+server calls it once per batch and plumbs no cache, memory or loop of its own; what it gives up
+is beam search, which zoo predict keeps. Params stay in the run's dtype, as zoo's
+translate uses them.
 
 ODE models (odenet, node, cnf) carry their solver inside the graph: the artifact is the whole
 solve. The number of function evaluations (a training diagnostic) is dropped, and a solver
@@ -60,7 +73,8 @@ from zoo.optim import path_name
 OUTPUTS = {"classification": "logits [..., K]: softmax gives the class probabilities",
            "language_model": "next-token logits [B, T, V]",
            "regression": "the model's outputs", "integer_regression": "the predicted integers, unrounded [B, 1]",
-           "density": "log p(x) per example [B] (nats)"}
+           "density": "log p(x) per example [B] (nats)",
+           "translation": "greedy output ids [B, L] int32: vocab ids of the translation, EOS (2), then PAD (0)"}
 # what a symbolic dimension that does not fit a model raises while it is traced
 SHAPE_ERRORS = (TypeError, ValueError, jax.errors.InconclusiveDimensionOperation)
 
@@ -70,10 +84,18 @@ def is_array(x: Any) -> bool:
     return isinstance(x, (np.ndarray, jax.Array))
 
 
+def translates(run: Run) -> bool:
+    """Whether the run's model translates (its registry entry has `translate`): its artifact is
+    the greedy decode of source ids, not `model.apply`."""
+    return models.entry(run.cfg.model_name).translate is not None
+
+
 def example_inputs(run: Run) -> Any:
-    """The model input of the run's first evaluation batch (host arrays): its shapes are the
-    fixed shapes of an export that can take no symbolic dimension."""
-    return next(iter(run.exp.dataset.eval_batches(run.cfg.train.eval_batch_size)))["x"]
+    """The input of the exported function in the run's first evaluation batch (host arrays; of a
+    translation model its source ids): its shapes are the fixed shapes of an export that can
+    take no symbolic dimension."""
+    x = next(iter(run.exp.dataset.eval_batches(run.cfg.train.eval_batch_size)))["x"]
+    return x["source"] if translates(run) else x
 
 
 def named_inputs(x: Any) -> dict[str, np.ndarray]:
@@ -124,23 +146,43 @@ def standardizer(run: Run, x: Any) -> Callable[[Any], Any]:
     return lambda inputs: (inputs - mean) / std
 
 
+def params_reader(run: Run, params_as_inputs: bool) -> Callable[[tuple], Any]:
+    """args of the exported function -> the params pytree: the run's, embedded, or args[0] (by
+    path name) with params_as_inputs."""
+    embedded = jax.device_get(run.params)
+    if not params_as_inputs:
+        return lambda args: embedded
+    params_def, param_names = jax.tree.structure(embedded), list(param_arrays(run))
+    return lambda args: jax.tree.unflatten(params_def, [args[0][n] for n in param_names])
+
+
 def forward(run: Run, x: Any, params_as_inputs: bool) -> Callable:
     """The exported function: f(x) or f(params by path name, x) -> outputs float32, computed in
     the run's precision; x is one array, or a dict of named inputs (`named_inputs`)."""
+    if translates(run):
+        return translator(run, params_as_inputs)
     exp, treedef, names = run.exp, jax.tree.structure(x), list(named_inputs(x))
-    embedded = jax.device_get(run.params)
-    params_def, param_names = jax.tree.structure(embedded), list(param_arrays(run))
-    preprocess = standardizer(run, x)
+    params_of, preprocess = params_reader(run, params_as_inputs), standardizer(run, x)
 
     def model_input(arg) -> Any:  # dicts come back with sorted keys: take leaves by name
         return preprocess(arg if is_array(x) else jax.tree.unflatten(treedef, [arg[n] for n in names]))
 
     def f(*args):
-        params = (jax.tree.unflatten(params_def, [args[0][n] for n in param_names]) if params_as_inputs
-                  else embedded)
         dtype = ex.compute_dtype(exp)
-        y = exp.model.apply(ex.cast(params, dtype), ex.cast(model_input(args[-1]), dtype))
+        y = exp.model.apply(ex.cast(params_of(args), dtype), ex.cast(model_input(args[-1]), dtype))
         return y.astype(jnp.float32)
+    return f
+
+
+def translator(run: Run, params_as_inputs: bool) -> Callable:
+    """The exported function of a translation model: f(source) or f(params by path name, source),
+    source ids [B, S] int32 -> greedy output ids [B, L] int32, zoo's own greedy `translate`
+    (one lax.while_loop, the Transformer's key/value cache inside it)."""
+    name, cfg = run.cfg.model_name, run.cfg.model
+    translate, params_of = models.entry(name).translate, params_reader(run, params_as_inputs)
+
+    def f(*args):
+        return translate(name, cfg, params_of(args), args[-1], beam_size=1)
     return f
 
 
@@ -173,11 +215,12 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def _input_entries(exported: jax.export.Exported) -> list[dict]:
-    """[{"name", "shape", "dtype"}] of the model inputs, symbolic dimensions by name."""
+def _input_entries(exported: jax.export.Exported, bare: str) -> list[dict]:
+    """[{"name", "shape", "dtype"}] of the model inputs, symbolic dimensions by name; a bare
+    array input is named `bare`."""
     args, _ = jax.tree.unflatten(exported.in_tree, exported.in_avals)
     x = args[-1]
-    named = {"x": x} if not isinstance(x, dict) else x
+    named = {bare: x} if not isinstance(x, dict) else x
     return [{"name": n, "shape": _dims(a.shape), "dtype": str(a.dtype)} for n, a in named.items()]
 
 
@@ -186,10 +229,22 @@ def _notes(run: Run, x: Any) -> list[str]:
     if isinstance(run.cfg.model, SolverConfig):
         notes.append(f"the ODE solve ({run.cfg.model.solver}) is inside the artifact; the number of function "
                      "evaluations is dropped; a solver failure (max_steps) gives NaN outputs")
+    if translates(run):
+        notes.extend(translation_notes(run))
     if isinstance(x, GraphsTuple):
         notes.append("inputs are the arrays of one padded GraphsTuple at these fixed sizes: pad graphs as "
                      "zoo.graphs.pad_graphs does (a padding graph owns the padding nodes and edges)")
     return notes
+
+
+def translation_notes(run: Run) -> list[str]:
+    """How to encode a source text and read the output ids without zoo."""
+    length = run.exp.dataset.preprocessing["source_length"]
+    return ["the whole greedy decode is inside the artifact (one lax.while_loop, the decoder's cache inside it): "
+            "one call per batch of sources; beam search is zoo predict's",
+            f"source: each character's index in vocab (unknown characters: 3 <unk>), then EOS (2), padded with "
+            f"PAD (0) to {length}; texts longer than {length - 1} characters do not fit",
+            "output: vocab[i] for each id up to the first EOS (2) or PAD (0); ids 0-3 are <pad> <s> </s> <unk>"]
 
 
 def manifest(run: Run, exported: jax.export.Exported, x: Any, symbolic: str, failed: list[dict],
@@ -197,12 +252,13 @@ def manifest(run: Run, exported: jax.export.Exported, x: Any, symbolic: str, fai
     """What a user of the artifact needs to call it and read its outputs (FILE.json)."""
     dataset = run.exp.dataset
     preprocessing = getattr(dataset, "preprocessing", {})
+    bare = "source" if translates(run) else "x"
     return {
         "model": run.cfg.model_name, "step": run.step, "jax_version": jax.__version__,
         "platforms": list(exported.platforms), "task": dataset.task,
-        "call": "exported.call(params, x)" if params_as_inputs else "exported.call(x)",
+        "call": f"exported.call(params, {bare})" if params_as_inputs else f"exported.call({bare})",
         "params": "inputs (FILE.npz, keys by path)" if params_as_inputs else "embedded",
-        "inputs": _input_entries(exported),
+        "inputs": _input_entries(exported, bare),
         "output": {"shape": _dims(exported.out_avals[0].shape), "dtype": str(exported.out_avals[0].dtype),
                    "meaning": OUTPUTS.get(dataset.task, "the model's outputs")},
         "symbolic_dims": symbolic, "symbolic_attempts_failed": failed,

@@ -1,8 +1,12 @@
 """A translation run through the `zoo` command: train a few steps, translate a text file line
-for line, evaluate with BLEU and chrF; a bad input file is one line and exit 2."""
+for line, evaluate with BLEU and chrF; a bad input file is one line and exit 2; export the greedy
+decode and run it without zoo."""
 import json
 import subprocess
+import sys
 
+import numpy as np
+import pytest
 from conftest import subprocess_env, zoo_command
 
 TINY = ["train", "numbers_en_de_transformer", "data.max_number=99", "model.num_layers=1", "model.d_model=16",
@@ -61,3 +65,46 @@ def test_your_own_sentence_pairs_train_predict_and_evaluate(tmp_path):
     done = zoo(tmp_path, *train[:2], "data.name=parallel_text", "data.path=bad.tsv")
     assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and "bad.tsv line 2: no tab" in done.stderr
     assert not (tmp_path / "runs" / "bad_gru_seq2seq").exists()
+
+
+# what a server runs: jax and numpy only, never zoo
+SERVE = """
+import sys, numpy as np, jax
+exported = jax.export.deserialize(bytearray(open(sys.argv[1], "rb").read()))
+sources = np.load(sys.argv[2], allow_pickle=False)
+np.savez(sys.argv[3], **{name: np.asarray(exported.call(sources[name])) for name in sources.files})
+assert "zoo" not in sys.modules, "the artifact must run without zoo"
+"""
+MODELS = {"transformer": ["numbers_en_de_transformer", "model.num_layers=1", "model.d_model=16", "model.num_heads=2"],
+          "gru": ["numbers_en_de_gru", "model.embed_dim=8", "model.hidden_size=16", "model.attention_size=8"]}
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_export_is_the_greedy_decode_and_runs_without_zoo(tmp_path, model):
+    """`zoo export` of a translation run writes the whole greedy decode: source ids [b, S] ->
+    output ids [b, L], equal to zoo's own greedy translation at a batch smaller and one larger
+    than the run's evaluation batch (b is symbolic), in a process that never imports zoo."""
+    from zoo import experiment, translating
+    first, *overrides = MODELS[model]
+    done = zoo(tmp_path, "train", first, *overrides, "data.max_number=99", "train.steps=150", "train.batch_size=16",
+               "train.eval_batch_size=8", "optimizer.learning_rate=1e-2", "optimizer.warmup_steps=5", "run.plots=false",
+               "run.name=m")
+    assert done.returncode == 0, done.stderr[-2000:]
+    done = zoo(tmp_path, "export", "runs/m", "--output", "m.jaxexport")
+    assert done.returncode == 0, done.stderr[-2000:]
+    manifest = json.loads((tmp_path / "m.jaxexport.json").read_text())
+    run = experiment.load_run(tmp_path / "runs" / "m")
+    source = run.exp.dataset.test["source"]
+    assert manifest["inputs"] == [{"name": "source", "shape": ["b", source.shape[1]], "dtype": "int32"}]
+    assert manifest["output"]["shape"] == ["b", run.cfg.model.max_decode_length]
+    assert manifest["vocab"] == list(run.exp.dataset.vocab) and manifest["call"] == "exported.call(source)"
+    sources = {"three": source[:3], "eleven": source[:11]}
+    np.savez(tmp_path / "sources.npz", **sources)
+    env = {k: v for k, v in subprocess_env().items() if k != "PYTHONPATH"}
+    served = subprocess.run([sys.executable, "-c", SERVE, "m.jaxexport", "sources.npz", "out.npz"], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert served.returncode == 0, served.stderr[-3000:]
+    outputs = np.load(tmp_path / "out.npz")
+    for name, ids in sources.items():
+        np.testing.assert_array_equal(outputs[name], translating.translate_ids(run, ids, beam_size=1), err_msg=name)
+    assert len({row.tobytes() for row in outputs["eleven"]}) > 1     # trained enough to tell sources apart

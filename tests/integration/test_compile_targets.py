@@ -16,7 +16,7 @@ TARGETS = [pytest.param("v5e:2x2", marks=pytest.mark.skipif(not HAS_TPU, reason=
 # one shipped config per family, with data that ships or is generated (no data files needed)
 FAMILIES = ["mnist1d_mlp", "mnist1d_cnn", "mnist1d_gru", "charlm_lstm", "charlm_transformer",
             "mnist1d_transformer", "karate_gcn", "graph_cycles_gin", "spiral_node", "toy2d_cnf", "nbody_egnn",
-            "two_body_hnn"]
+            "two_body_hnn", "numbers_en_de_transformer", "numbers_en_de_gru"]
 SMALL = ["train.batch_size=8", "train.eval_batch_size=8", "train.eval_batches=1"]
 if HAS_GPU:
     # The CUDA plugin offers compile-only topologies only while it is not a backend of this process

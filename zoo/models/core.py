@@ -57,7 +57,9 @@ class ModelEntry:
         temperature, top_k) -> [B, T0 + steps] int32; None otherwise.
     translate: for sequence-to-sequence models, translate(name, cfg, params, source [B, S] int,
         *, beam_size=None, length_penalty=None, max_length=None) -> [B, L] int32 output ids
-        (EOS, then PAD, after each text; None: the config's choices); None otherwise.
+        (EOS, then PAD, after each text; None: the config's choices); None otherwise. A model
+        with it translates in `zoo predict` and `zoo evaluate`, and `zoo export` writes its greedy
+        decode (beam_size=1) of source ids, not `apply`.
     alignment: for sequence-to-sequence models, alignment(name, cfg, params, x) -> [B, T, S],
         the cross-attention weights (rows sum to one) of teacher-forced targets x["target"] over
         x["source"]: the figure of zoo.probes.alignment; None otherwise.
