@@ -38,6 +38,16 @@ def test_a_step_that_does_not_fit_is_one_line():
     assert str(e.value).startswith("train step needs") and "lower train.batch_size" in str(e.value)
 
 
+
+def test_this_hosts_own_devices_compile_with_no_memory_to_exceed():
+    """targets.local(): a CPU reports no memory (limit 0), which is no limit, not a limit of 0 bytes
+    (every config 'needed 0.0 GiB, cpu has 0.00 GiB')."""
+    cfg = config.load(config.config_path("mnist1d_mlp"), ["train.batch_size=8", "train.eval_batch_size=8"])
+    target = targets.local()
+    train, = C.compile_steps(cfg, target, ("train",))
+    assert target.memory_bytes == 0 and train.peak > 0
+    assert C.rows([train], target)[0][5] == "n/a"
+
 def test_collectives_are_counted_from_the_compiled_text():
     hlo = ("%all-reduce.1 = f32[8]{0} all-reduce(f32[8]{0} %p), replica_groups={}\n"
            "%ags = (f32[4]{0}, f32[8]{0}) all-gather-start(f32[4]{0} %q)\n"

@@ -129,7 +129,9 @@ def compile_step(name: str, jitted, args, target, hint: str) -> StepReport:
     memory = compiled.memory_analysis()
     peak = memory.peak_memory_in_bytes or (memory.argument_size_in_bytes + memory.output_size_in_bytes
                                            + memory.temp_size_in_bytes - memory.alias_size_in_bytes)
-    if peak > target.memory_bytes:   # the GPU compiler does not refuse a program that cannot fit
+    # the GPU compiler does not refuse a program that cannot fit; a device that reports no memory
+    # (this host's CPU, zoo.targets.local) has no limit to hold it to
+    if target.memory_bytes and peak > target.memory_bytes:
         raise DoesNotFit(_verdict(name, peak, target, hint))
     flops, moved = _cost(compiled)
     return StepReport(name, seconds, memory.argument_size_in_bytes, memory.temp_size_in_bytes, peak,
@@ -195,9 +197,13 @@ def _amount(n: float | None, unit: float, digits: int = 3) -> str:
 HEADER = ("step", "compile", "arguments", "temporaries", "peak", "of device", "GFLOP", "GB moved", "collectives")
 
 
+def _share(peak: int, target) -> str:
+    return f"{100 * peak / target.memory_bytes:.1f}%" if target.memory_bytes else "n/a"
+
+
 def rows(reports: list[StepReport], target, label: str = "") -> list[tuple[str, ...]]:
     return [(f"{label}{r.step}", f"{r.seconds:.1f} s", _size(r.arguments), _size(r.temporaries), _size(r.peak),
-             f"{100 * r.peak / target.memory_bytes:.1f}%", _amount(r.flops, 1e9), _amount(r.bytes_moved, 1e9),
+             _share(r.peak, target), _amount(r.flops, 1e9), _amount(r.bytes_moved, 1e9),
              ", ".join(f"{k} {v}" for k, v in r.collectives.items()) or "none")
             for r in reports]
 
