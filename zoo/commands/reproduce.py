@@ -89,6 +89,9 @@ PUBLISHED: dict[str, tuple[str, float | None, str, int]] = {
 ALSO: dict[str, tuple[str, ...]] = {
     **{name: ("eval_nfe",) for name in ("g1d_node", "g1d_anode", "spheres_node", "spheres_anode")},
     **{name: ("eval_extrap_mse",) for name in ("periodic_latent_ode", "periodic_ode_rnn", "periodic_gru_gaps")}}
+# translation configs: their decoded test split scored (zoo.translating: beam search's exact match,
+# greedy decoding's character BLEU and chrF from sacrebleu), one row each
+TRANSLATED = ("beam_exact_match", "greedy_bleu", "greedy_chrf")
 # dl-4-tsc (Fawaz et al. 2019), results/results-ucr-128.csv: FCN and ResNet test accuracy, mean of 5 runs
 DL4TSC = {"gunpoint": (1.0, 0.9907), "italypower": (0.9629, 0.9615), "arrowhead": (0.8434, 0.8377)}
 
@@ -142,12 +145,23 @@ def run_config(path: Path, seeds: int, out: Path, overrides: list[str]) -> dict:
         values = [r[metric] for r in rows]
     steps = [r["steps"] for r in rows]  # fewer than configured where early stopping ended a run
     mean, std = ensemble.mean_std(values)
-    also = {m: ensemble.mean_std([r[m] for r in rows]) for m in ALSO.get(name, ())}
+    also = {m: ensemble.mean_std([r[m] for r in rows]) for m in ALSO.get(name, ())} | translated(cfg, summary["run_dir"])
     return {"config": name, "metric": metric, "mean": mean, "std": std, "seeds": len(values),
             "values": values, **({"also": also} if also else {}), "published": published, "source": source,
             "wall_time_s": summary["wall_time_s"],
             "steps": steps[0] if min(steps) == max(steps) else f"{min(steps)}-{max(steps)}",
             "params": summary["params"]}
+
+
+def translated(cfg, run_dir: str) -> dict[str, tuple[float, float]]:
+    """A translation run's TRANSLATED scores, mean and deviation over its replicas; {} for others."""
+    from zoo import ensemble, translating
+    from zoo.experiment import load_runs
+    from zoo.models import entry
+    if entry(cfg.model_name).translate is None:
+        return {}
+    scores = [translating.evaluate(run) for run in load_runs(run_dir)]
+    return {m: ensemble.mean_std([s[m] for s in scores]) for m in TRANSLATED}
 
 
 def probed(run_dir: str, metric: str) -> list[float]:
@@ -168,6 +182,8 @@ def _start_from(path: Path, out: Path) -> list[str]:
 def _fmt(value: float, metric: str) -> str:
     if metric.endswith("nfe"):
         return f"{value:.1f}"
+    if metric.endswith(("bleu", "chrf")):   # sacrebleu's 0-100 scores
+        return f"{value:.2f}"
     if metric.endswith(("accuracy", "exact_match")):
         return f"{100 * value:.1f}%"
     return f"{value:.4f}" if value == 0 or abs(value) >= 1e-3 else f"{value:.2e}"
