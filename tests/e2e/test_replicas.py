@@ -210,12 +210,16 @@ def test_replicas_spread_over_a_seeds_mesh_axis_match_one_device(tmp_path):
 
 
 def test_a_long_stacked_run_without_logs_keeps_few_steps_in_flight(tmp_path):
-    """Nothing read back for 1000 steps: an unbounded queue of dispatched steps made XLA's CPU
-    all-gather over 2 host devices abort ("Termination timeout for all gather") after ~600."""
+    """Nothing read back for 400 steps: an unbounded queue of dispatched steps made XLA's CPU
+    all-gather over 2 host devices abort ("Termination timeout for all gather"). One step per call:
+    with train.steps_per_execution=20 (the config's) 1000 steps queue only 50 calls, and the run
+    passed here with zoo.train's bound removed; one step per call, it aborts within 400 steps."""
     env = subprocess_env(2, PYTHONPATH=str(ROOT))
-    cmd = [sys.executable, "-m", "zoo", "train", "mnist1d_mlp", "train.seeds=8", "mesh.seeds=2", "train.steps=1000",
-           "train.log_every=100000", "train.eval_every=0", "run.plots=false", f"run.dir={tmp_path}"]
+    steps = 400
+    cmd = [sys.executable, "-m", "zoo", "train", "mnist1d_mlp", "train.seeds=8", "mesh.seeds=2", f"train.steps={steps}",
+           "train.steps_per_execution=1", "train.log_every=100000", "train.eval_every=0", "run.plots=false",
+           f"run.dir={tmp_path}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((tmp_path / "mnist1d_mlp" / "summary.json").read_text())
-    assert summary["steps"] == 1000 and len(summary["replicas"]) == 8
+    assert summary["steps"] == steps and len(summary["replicas"]) == 8

@@ -67,7 +67,8 @@ def test_unobserved_values_change_nothing():
     for name in ("ode_rnn", "latent_ode", "gru_gaps"):
         model = small(name)
         params = model.init(jax.random.PRNGKey(0), x)
-        a, b = jax.tree.map(np.asarray, (model.apply(params, x), model.apply(params, hidden)))
+        apply = jax.jit(model.apply)   # one compile for both inputs (op by op, each solve compiles anew)
+        a, b = jax.tree.map(np.asarray, (apply(params, x), apply(params, hidden)))
         jax.tree.map(np.testing.assert_array_equal, a, b)
 
 
@@ -80,7 +81,8 @@ def test_a_point_is_predicted_before_it_is_read():
     for name in ("ode_rnn", "gru_gaps"):
         model = small(name)
         params = model.init(jax.random.PRNGKey(0), x)
-        a, b = model.apply(params, x), model.apply(params, moved)
+        apply = jax.jit(model.apply)
+        a, b = apply(params, x), apply(params, moved)
         np.testing.assert_array_equal(a[:, :i + 1], b[:, :i + 1])
         assert float(jnp.abs(a[:, i + 1:] - b[:, i + 1:]).max()) > 0
 
@@ -102,20 +104,28 @@ def test_the_latent_encoder_reads_backwards_to_t0():
     np.testing.assert_allclose(h, g, atol=1e-6)
 
 
-@pytest.mark.parametrize("train", [False, True])
-def test_latent_ode_kl_is_the_gaussian_kl_times_two_sigma_squared(train):
+@pytest.fixture(scope="module")
+def latent():
+    """A latent ODE, its inputs and params, its deterministic output and the encoder's last state
+    (each compiled once, for both parametrisations of the KL test)."""
     x = batch()["x"]
     model = build("latent_ode", **SMALL, latent_dim=3, obs_std=0.1)
     params = model.init(jax.random.PRNGKey(0), x)
-    out, stats = model.apply_with_stats(params, x, key=jax.random.PRNGKey(2), train=train)
-    _, h, _ = M.ode_rnn(M.LatentODEConfig(**SMALL, latent_dim=3), params["encoder"], x["t"], x["values"],
-                        x["observed"], reverse=True)
+    encode = jax.jit(lambda p, x: M.ode_rnn(M.LatentODEConfig(**SMALL, latent_dim=3), p, x["t"], x["values"],
+                                            x["observed"], reverse=True)[1])
+    return x, model, params, jax.jit(model.apply)(params, x), encode(params["encoder"], x)
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_latent_ode_kl_is_the_gaussian_kl_times_two_sigma_squared(latent, train):
+    x, model, params, deterministic, h = latent
+    apply = jax.jit(model.apply_with_stats, static_argnames="train")
+    out, stats = apply(params, x, key=jax.random.PRNGKey(2), train=train)
     mu, log_sigma = np.split(np.asarray(h @ params["encoder"]["to_z0"]["kernel"] + params["encoder"]["to_z0"]["bias"]),
                              2, -1)
     kl = 0.5 * np.sum(mu ** 2 + np.exp(2 * log_sigma) - 1 - 2 * log_sigma, -1)
     np.testing.assert_allclose(out["kl"], 2 * 0.1 ** 2 * kl, rtol=1e-4)
     assert out["y"].shape == x["values"].shape and float(stats["kl"]) == pytest.approx(kl.mean(), rel=1e-4)
-    deterministic = model.apply(params, x)
     assert np.array_equal(out["y"], deterministic["y"]) != train   # z0 sampled only when training
 
 

@@ -110,7 +110,7 @@ def test_greedy_is_the_argmax_of_the_full_model(numbers):
     cfg, params, batch = model(numbers)
     source = batch["x"]["source"]
     out = np.asarray(S.translate(cfg, params, source, beam_size=1))
-    apply = M.build("seq2seq", cfg).apply
+    apply = jax.jit(M.build("seq2seq", cfg).apply)   # one compile for the 11 calls
     target = np.full((3, 12), data.PAD, np.int32)
     target[:, 0] = data.BOS
     for i in range(11):
@@ -183,10 +183,11 @@ def test_recurrent_greedy_is_the_argmax_of_the_teacher_forced_model(numbers, kin
     params = jax.tree.unflatten(tree, [a + 1.0 * jax.random.normal(k, a.shape) for a, k in zip(leaves, keys)])
     source = jnp.asarray(batch["x"]["source"])
     out = np.asarray(RS.translate(kind, cfg, params, source, beam_size=1))
+    teacher_forced = jax.jit(lambda target: RS.forward(kind, params, source, target)[0])   # one compile, 10 calls
     target = np.full((8, 11), data.PAD, np.int32)
     target[:, 0] = data.BOS
     for i in range(10):
-        target[:, i + 1] = np.argmax(RS.forward(kind, params, source, jnp.asarray(target))[0][:, i], -1)
+        target[:, i + 1] = np.argmax(teacher_forced(jnp.asarray(target))[:, i], -1)
     for row, expected in zip(out, target[:, 1:]):
         end = list(expected).index(data.EOS) + 1 if data.EOS in expected else 10
         assert list(row[:end]) == list(expected[:end])
