@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from zoo.data import nbody
-from zoo.models import build
+from zoo.models import build, egnn
+from zoo.models.segments import segment_mean, segment_sum
 from zoo.probes import symmetry
 
 
@@ -81,12 +82,42 @@ def test_egnn_is_e3_equivariant_and_permutation_equivariant(use_velocities):
     assert symmetry.node_permutation_errors(f, batch["x"], 4, node_level=True).max() < 1e-5
 
 
-def test_a_gnn_reading_coordinates_as_features_is_not_e3_equivariant():
+@pytest.mark.parametrize("name, hyper", [("mpnn", {"hidden_sizes": (16, 16), "num_outputs": 3}),
+                                         ("egnn", {"hidden_size": 16, "num_layers": 2, "equivariant": False})])
+def test_a_gnn_reading_coordinates_as_features_is_not_e3_equivariant(name, hyper):
     batch = random_batch()
-    model, params = model_and_params("mpnn", batch, hidden_sizes=(16, 16), num_outputs=3)
+    model, params = model_and_params(name, batch, **hyper)
     f = jax.jit(lambda g: model.apply(params, g))
     assert symmetry.euclidean_errors(f, batch["x"], 4).min() > 1e-2
     assert symmetry.node_permutation_errors(f, batch["x"], 4, node_level=True).max() < 1e-5
+
+
+def reference_egnn(params, graph, equivariant=True):
+    """EGNN (eqs. 3-7) and its GNN baseline read off the paper, phi_e on the concatenation
+    [h_i, h_j, ||x_i - x_j||^2, a_ij] of each edge: what the model computes with its first
+    kernel split per node."""
+    act, i, j, n = jax.nn.silu, graph.receivers, graph.senders, graph.nodes.shape[0]
+    x, v = graph.positions, graph.velocities
+    h = egnn.L.dense(params["embed"], graph.nodes if equivariant else np.concatenate([x, v], -1))
+    a = np.concatenate([graph.edges, np.sum((x[i] - x[j]) ** 2, -1, keepdims=True)], -1) if equivariant else graph.edges
+    for layer in params["layers"]:
+        radial = [np.sum((x[i] - x[j]) ** 2, -1, keepdims=True)] if equivariant else []
+        m = egnn.mlp(layer["edge"], np.concatenate([h[i], h[j], *radial, a], -1), act)
+        if equivariant:
+            phi_x = egnn.mlp(layer["coordinate"], m, act, activate_output=False)
+            x = x + egnn.mlp(layer["velocity"], h, act, activate_output=False) * v + segment_mean((x[i] - x[j]) * phi_x, i, n)
+        if "node" in layer:
+            h = h + egnn.mlp(layer["node"], np.concatenate([h, segment_sum(m, i, n)], -1), act, activate_output=False)
+    return x if equivariant else egnn.mlp(params["decoder"], h, act, activate_output=False)
+
+
+@pytest.mark.parametrize("equivariant", [True, False])
+def test_the_split_edge_kernel_computes_the_equations(equivariant):
+    batch = random_batch()
+    model, params = model_and_params("egnn", batch, hidden_size=16, num_layers=3, coordinate_init_gain=1.0,
+                                     equivariant=equivariant)
+    np.testing.assert_allclose(jax.jit(model.apply)(params, batch["x"]), reference_egnn(params, batch["x"], equivariant),
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_random_isometries_are_orthogonal_with_both_orientations():
