@@ -47,6 +47,7 @@ CASES = {
     "gru_gaps": ({"hidden_size": 8}, IRREGULAR),
     "ode_rnn": ({"hidden_size": 8, "width": 8}, IRREGULAR),
     "latent_ode": ({"hidden_size": 8, "width": 8, "latent_dim": 4}, IRREGULAR),
+    "rnn_vae": ({"hidden_size": 8, "latent_dim": 4}, IRREGULAR),
     "odenet": ({"channels": 8, "num_groups": 2, "solver": "rk4", "dt0": 0.25}, ["data.name=mnist1d"]),
     "cnf": ({"width": 8, "depth": 1, "solver": "rk4", "dt0": 0.25}, ["data.name=toy2d", "data.num_test=16"]),
 }

@@ -1,7 +1,8 @@
 """Irregular series (zoo.data.irregular), the "irregular" task, ODE-RNN / latent ODE
-(zoo.models.latent_ode) and the GRU fed time gaps (zoo.models.recurrent): the generator's
-splits, a gap solved in rescaled time equals the ODE over the gap (closed form), the encoder read
-backwards, no peeking at unobserved values, and the ELBO's KL term."""
+(zoo.models.latent_ode), the RNN-VAE and the GRU fed time gaps (zoo.models.recurrent): the
+generator's splits, a gap solved in rescaled time equals the ODE over the gap (closed form), the
+decoder solved both ways from its anchor (closed form), the encoder read backwards, no peeking at
+unobserved values, and the ELBO's KL term."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,8 +17,9 @@ from zoo.models import node as N
 SMALL = dict(num_outputs=1, hidden_size=6, width=8)
 
 
-def small(name):
-    return build(name, **({"num_outputs": 1, "hidden_size": 6} if name == "gru_gaps" else SMALL))
+def small(name, **options):
+    return build(name, **({"num_outputs": 1, "hidden_size": 6} if name in ("gru_gaps", "rnn_vae") else SMALL),
+                 **options)
 
 
 def batch(n=4, points=12, seed=0):
@@ -61,15 +63,17 @@ def test_one_gap_in_rescaled_time_is_the_ode_over_the_gap():
     assert int(nfe) > 0
 
 
-def test_unobserved_values_change_nothing():
+@pytest.mark.parametrize("name, options", [("ode_rnn", {}), ("latent_ode", {}), ("gru_gaps", {}), ("rnn_vae", {}),
+                                           ("latent_ode", {"z0_at": "last_observed"}),
+                                           ("rnn_vae", {"z0_at": "last_observed"})])
+def test_unobserved_values_change_nothing(name, options):
     x = batch()["x"]
     hidden = {**x, "values": jnp.where(x["observed"][..., None] > 0, x["values"], 123.0)}
-    for name in ("ode_rnn", "latent_ode", "gru_gaps"):
-        model = small(name)
-        params = model.init(jax.random.PRNGKey(0), x)
-        apply = jax.jit(model.apply)   # one compile for both inputs (op by op, each solve compiles anew)
-        a, b = jax.tree.map(np.asarray, (apply(params, x), apply(params, hidden)))
-        jax.tree.map(np.testing.assert_array_equal, a, b)
+    model = small(name, **options)
+    params = model.init(jax.random.PRNGKey(0), x)
+    apply = jax.jit(model.apply)   # one compile for both inputs (op by op, each solve compiles anew)
+    a, b = jax.tree.map(np.asarray, (apply(params, x), apply(params, hidden)))
+    jax.tree.map(np.testing.assert_array_equal, a, b)
 
 
 def test_a_point_is_predicted_before_it_is_read():
@@ -85,6 +89,37 @@ def test_a_point_is_predicted_before_it_is_read():
         a, b = apply(params, x), apply(params, moved)
         np.testing.assert_array_equal(a[:, :i + 1], b[:, :i + 1])
         assert float(jnp.abs(a[:, i + 1:] - b[:, i + 1:]).max()) > 0
+
+
+def test_the_decoder_solves_both_ways_from_its_anchor():
+    """decode from z(anchor) = z0 with dz/dt = z A is z0 expm((t_i - anchor) A) at every t_i,
+    before the anchor (solved backwards) and after it; z0_at="first" anchors at t_0."""
+    A = jnp.array([[0.0, 2.0], [-2.0, -0.3]])
+    cfg = M.ODERNNConfig(solver="dopri5", rtol=1e-7, atol=1e-9, dt0=None)
+    step = lambda z, dt: M.evolve(cfg, M.gap_field(lambda A, t, y: y @ A), A, z, dt)   # noqa: E731
+    t = jnp.array([[0.0, 0.4, 1.1, 1.5, 2.6], [0.0, 0.2, 0.3, 2.0, 2.2]])
+    z0, anchor = jnp.array([[1.0, 0.0], [0.5, -1.0]]), jnp.array([1.1, 2.0])
+    zs, _ = jax.jit(M.decode, static_argnums=0, static_argnames="both_ways")(step, z0, t, anchor, both_ways=True)
+    expected = [[z0[b] @ jax.scipy.linalg.expm((t[b, i] - anchor[b]) * A) for i in range(5)] for b in range(2)]
+    np.testing.assert_allclose(zs, np.array(expected), atol=1e-5)
+    observed = jnp.array([[1, 1, 1, 0, 0], [1, 0, 1, 1, 0.]])
+    np.testing.assert_array_equal(M.anchor_time(M.LatentODEConfig(z0_at="last_observed"), t, observed), anchor)
+    np.testing.assert_array_equal(M.anchor_time(M.LatentODEConfig(), t, observed), t[:, 0])
+
+
+@pytest.mark.parametrize("name", ["latent_ode", "rnn_vae"])
+def test_z0_at_the_last_observed_time_is_read_from_the_points_up_to_it(name):
+    """With z0_at="last_observed" the encoder reads forward and stops at t_L: moving the times
+    after t_L moves the predictions there, none up to t_L (z0 is the same)."""
+    x = batch()["x"]
+    last = int(jnp.max(jnp.where(x["observed"] > 0, jnp.arange(x["t"].shape[1]), 0)))
+    later = {**x, "t": x["t"].at[:, last + 1:].add(0.5)}
+    model = small(name, z0_at="last_observed")
+    params = model.init(jax.random.PRNGKey(0), x)
+    apply = jax.jit(model.apply)
+    a, b = apply(params, x)["y"], apply(params, later)["y"]
+    np.testing.assert_allclose(a[:, :last + 1], b[:, :last + 1], atol=1e-6)
+    assert float(jnp.abs(a[:, last + 1:] - b[:, last + 1:]).max()) > 1e-4
 
 
 def test_the_latent_encoder_reads_backwards_to_t0():

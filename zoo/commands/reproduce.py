@@ -80,6 +80,7 @@ PUBLISHED: dict[str, tuple[str, float | None, str, int]] = {
     "periodic_latent_ode": ("eval_interp_mse", None, "Latent ODE (Rubanova et al. 2019), toy data: no table", 3),
     "periodic_ode_rnn": ("eval_interp_mse", None, "ODE-RNN (Rubanova et al. 2019), toy data: no table", 3),
     "periodic_gru_gaps": ("eval_interp_mse", None, "RNN with time gaps (Rubanova et al. 2019's baseline)", 3),
+    "periodic_rnn_vae": ("eval_interp_mse", None, "RNN-VAE (Rubanova et al. 2019's baseline)", 3),
     "numbers_en_de_transformer": ("eval_exact_match", 0.99, "issue target (greedy; 1,000 held-out numbers)", 3),
     "numbers_en_de_gru": ("eval_exact_match", 0.95, "issue target (greedy; 1,000 held-out numbers)", 3),
     "numbers_en_fr_gru": ("eval_exact_match", None, "second language pair, no target; one seed", 1),
@@ -89,7 +90,8 @@ PUBLISHED: dict[str, tuple[str, float | None, str, int]] = {
 # config -> further metrics of the same runs, one row each (mean over the same seeds)
 ALSO: dict[str, tuple[str, ...]] = {
     **{name: ("eval_nfe",) for name in ("g1d_node", "g1d_anode", "spheres_node", "spheres_anode")},
-    **{name: ("eval_extrap_mse",) for name in ("periodic_latent_ode", "periodic_ode_rnn", "periodic_gru_gaps")}}
+    **{name: ("eval_extrap_mse",) for name in ("periodic_latent_ode", "periodic_ode_rnn", "periodic_gru_gaps",
+                                                "periodic_rnn_vae")}}
 # translation configs: their decoded test split scored (zoo.translating: beam search's exact match,
 # greedy decoding's character BLEU and chrF from sacrebleu), one row each
 TRANSLATED = ("beam_exact_match", "greedy_bleu", "greedy_chrf")

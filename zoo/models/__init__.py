@@ -50,6 +50,7 @@ NAMES: dict[str, tuple[str, str]] = {
     "node": ("node", "neural ODE trajectory model: an MLP vector field integrated from y0 over given times"),
     "ode_rnn": ("latent_ode", "ODE-RNN (Rubanova et al. 2019): an ODE between observations, a GRU update at each"),
     "latent_ode": ("latent_ode", "latent ODE: ODE-RNN encoder backwards in time, an ODE decoder from z0, ELBO"),
+    "rnn_vae": ("latent_ode", "RNN-VAE (Rubanova et al. 2019's baseline): GRU encoder and decoder fed the gaps, ELBO"),
     "cnf": ("cnf", "continuous normalising flow: log p(x) by an ODE with the exact trace"),
     "egnn": ("egnn", "E(n)-equivariant graph network (Satorras et al. 2021): updates positions, node level"),
     "vit": ("vit", "Vision Transformer: patch embedding, CLS or mean pooling, the encoder's blocks, zero head"),
