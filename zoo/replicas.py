@@ -135,6 +135,9 @@ class Stacked(Program):
     def place(self, host: dict, sharding) -> dict:
         return meshlib.place_whole(host, sharding)
 
+    def same_every_step(self) -> bool:
+        return all(r.dataset.same_every_step for r in self.replicas)
+
     def eval_step(self) -> Callable:
         """The jitted `eval_step(params [R], batch) -> (metric sums [R], stats [R])`."""
         vmapped = jax.vmap(steps.eval_step_fn(self.exp), in_axes=(0, None))

@@ -31,6 +31,8 @@ class Dataset:
     task: str                                   # key of zoo.tasks.TASKS
     model_defaults: dict[str, Any]              # e.g. {"num_outputs": 10}, filled into model configs
     shardable: bool = True                      # False: one indivisible batch (a whole graph)
+    same_every_step = False                     # True: train_batch ignores seed and step (a whole
+                                                # graph), so the trainer places it on the devices once
     preprocessing: dict[str, Any] = dataclasses.field(default_factory=dict)  # zoo.data.preprocess
 
     def train_batch(self, seed: int, step: int, batch_size: int, shard=(0, 1)) -> dict:

@@ -43,6 +43,8 @@ class NodeDataset(Dataset):
     eval_mask: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.float32))
     val_mask: np.ndarray | None = None      # validation nodes, for model selection (train.select)
 
+    same_every_step = True                  # every training batch is the whole graph
+
     def _whole_graph(self, mask: np.ndarray) -> dict:
         return {"x": self.graph, "y": self.labels, "mask": mask}
 
