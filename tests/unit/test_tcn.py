@@ -48,3 +48,15 @@ def test_copy_memory_repeats_the_ten_digits_after_the_gap():
     assert ((tokens[:, :10] >= 1) & (tokens[:, :10] <= 8)).all() and (tokens[:, 10:59] == 0).all()
     assert (tokens[:, 59:] == 9).all() and (y[:, :60] == 0).all()
     np.testing.assert_array_equal(y[:, 60:], tokens[:, :10])
+
+
+@pytest.mark.parametrize("name", ["adding_tcn", "copy_memory_tcn", "adding_tcn_t600", "copy_memory_tcn_t1000"])
+def test_shipped_memory_task_tcns_see_the_whole_sequence(name):
+    """A TCN whose receptive field is shorter than the sequence cannot solve either task: the
+    adding problem's first marker, copy memory's digits, lie up to the whole sequence back."""
+    from pathlib import Path
+
+    from zoo import config
+    cfg = config.load(Path(__file__).resolve().parents[2] / "configs" / f"{name}.yaml")
+    steps = cfg.data.length + (20 if cfg.data_name == "copy_memory" else 0)
+    assert cfg.model.receptive_field() >= steps

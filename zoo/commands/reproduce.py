@@ -119,6 +119,13 @@ PUBLISHED.update({f"adding_{m}": ("eval_mse", None, "adding, T=200: predicting t
                   for m in ("rnn", "lstm", "gru", "tcn")})
 PUBLISHED.update({f"copy_memory_{m}": ("eval_loss", None, "copy memory, T=100: remembering nothing scores 0.1733", 1)
                   for m in ("rnn", "lstm", "gru", "tcn")})
+# ... and at the paper's T, the paper's model sizes (long rows: its repository trains ~15,600 steps, these fewer)
+BAI2018 = {"adding": {"lstm": 0.164, "gru": 5.3e-5, "rnn": 0.177, "tcn": 5.8e-6},
+           "copy_memory": {"lstm": 0.0204, "gru": 0.0197, "rnn": 0.0202, "tcn": 3.5e-5}}
+PUBLISHED.update({f"adding_{m}_t600": ("eval_mse", v, "Bai et al. 2018, table 1 (T=600); long, one seed", 1)
+                  for m, v in BAI2018["adding"].items()})
+PUBLISHED.update({f"copy_memory_{m}_t1000": ("eval_loss", v, "Bai et al. 2018, table 1 (T=1000); long, one seed", 1)
+                  for m, v in BAI2018["copy_memory"].items()})
 # metrics a probe measures on the trained runs rather than the trainer: energy along rollouts
 PROBED = {"energy_mse": "conservation"}
 LOWER_IS_BETTER = ("eval_loss", "eval_mse", "energy_mse", "train_loss")
