@@ -182,18 +182,12 @@ def rnn_encode(cell: dict, t: jax.Array, values: jax.Array, observed: jax.Array,
     reverse), each read as [x_i o_i, o_i, |Δt|] (o: observed; Δt the gap to the point before it
     in reading order, 0 at the first); its state held over the others. Returns [B, H]."""
     seen = observed[..., None].astype(values.dtype)
-    xs = [jnp.swapaxes(a, 0, 1) for a in (jnp.concatenate([values * seen, seen], -1), t, read)]   # time-major
-    xs = [a[::-1] for a in xs] if reverse else xs
-    gaps = jnp.abs(jnp.diff(xs[1], axis=0, prepend=xs[1][:1]))[..., None].astype(values.dtype)
-    gru = R.make_cell("gru")
-
-    def step(h, inputs):
-        x, gap, keep = inputs
-        new, _ = gru(cell, h, jnp.concatenate([x, gap], -1))
-        return jnp.where(keep[:, None], new, h), None
-
-    h0 = jnp.zeros((t.shape[0], cell["W_hh"].shape[0]), values.dtype)
-    h, _ = jax.lax.scan(step, h0, (xs[0], gaps, xs[2]))
+    xs, ts, keep = [jnp.swapaxes(a, 0, 1) for a in (jnp.concatenate([values * seen, seen], -1), t, read)]  # time-major
+    if reverse:
+        xs, ts, keep = xs[::-1], ts[::-1], keep[::-1]
+    gaps = jnp.abs(jnp.diff(ts, axis=0, prepend=ts[:1]))[..., None].astype(values.dtype)
+    h0 = R.zero_carry("gru", t.shape[0], cell["W_hh"].shape[0], values.dtype)
+    h, _ = R.scan_layer("gru", cell, jnp.concatenate([xs, gaps], -1), h0, keep[..., None])
     return h
 
 
