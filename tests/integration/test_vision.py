@@ -2,7 +2,6 @@
 the encoder classifier on patches, the mixing MLPs commute with the permutations the paper says
 they do, a zero head starts at log K; and both train from the bundled digits and a PNG folder,
 export, and compile for given devices."""
-import json
 
 import chex
 import jax
@@ -13,11 +12,9 @@ from conftest import ROOT
 
 import zoo.models.layers as L
 import zoo.models.mlp as M
-from zoo import config, export, targets
+from zoo import config, targets
 from zoo.commands import compile as C
 from zoo.commands.cli import alias
-from zoo.data import examples
-from zoo.experiment import load_run
 from zoo.models import build
 from zoo.models.transformer import unstack_layers
 
@@ -134,23 +131,6 @@ def test_scan_layers_vit_matches_the_list_layout():
     params = stacked.init(jax.random.PRNGKey(0), x)
     listed = build("vit", **TINY_VIT, zero_head=False)
     chex.assert_trees_all_close(stacked.apply(params, x), listed.apply(unstack_layers(params), x), atol=1e-5)
-
-
-@pytest.mark.parametrize("name", ["vit", "mixer"])
-def test_trains_from_a_png_folder_and_exports_through_the_cli(name, tmp_path, monkeypatch):
-    examples.digits_png(tmp_path / "digits")
-    monkeypatch.chdir(tmp_path)
-    assert alias("train", [str(ROOT / "configs" / f"digits_{name}.yaml"), "data.name=image_folder",
-                           "data.path=digits", f"data.cache_dir={tmp_path / 'cache'}", "run.dir=runs",
-                           f"run.name={name}", *QUICK]) == 0
-    run = load_run(tmp_path / "runs" / name)
-    assert run.exp.dataset.preprocessing["class_names"] == [str(d) for d in range(10)]
-    assert alias("export", [str(tmp_path / "runs" / name)]) == 0
-    manifest = json.loads((tmp_path / "runs" / name / "export" / "model.jaxexport.json").read_text())
-    assert manifest["model"] == name and manifest["symbolic_dims"].startswith("b")
-    x = export.example_inputs(run)
-    got = export.load(tmp_path / "runs" / name / "export" / "model.jaxexport").call(x[:3])
-    np.testing.assert_allclose(got, run.model.apply(run.params, x[:3]), atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["vit", "mixer"])

@@ -1,18 +1,12 @@
 """Watching a run: window-mean metrics, TensorBoard events equal to metrics.jsonl, throughput,
-profiler traces, the progress bar on a terminal, curves, `zoo compare` and `zoo summary`."""
-import fcntl
+profiler traces, curves, `zoo compare` and `zoo summary`."""
 import json
 import os
-import pty
 import struct
-import subprocess
-import sys
-import termios
 
 import jax
 import numpy as np
 import pytest
-from conftest import subprocess_env
 from model_cases import CASES, experiment
 
 from zoo import config, figures, rundir, steps, throughput, train
@@ -22,7 +16,6 @@ from zoo.commands import cli
 from zoo.figures import curves
 from zoo.summary import summarize
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))   # tests/integration/ -> the checkout
 SMALL = ["model.name=mlp", "model.width=16", "data.name=mnist1d", "train.batch_size=50", "train.eval_batch_size=500",
          "train.log_every=5", "train.steps=10", "train.eval_every=10", "mesh.data=1"]
 
@@ -104,31 +97,6 @@ def test_profile_steps_write_a_trace_perfetto_and_tensorboard_open(trained):
 def test_profile_steps_must_be_a_range_inside_the_run(steps):
     with pytest.raises(config.ConfigError, match="train.profile_steps"):
         config.load(None, [*SMALL, f"train.profile_steps={steps}"])
-
-
-def test_progress_bar_on_a_terminal_follows_the_run_directory_line(tmp_path):
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 160, 0, 0))  # a terminal 160 wide
-    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), *SMALL, "train.steps=20",
-                             f"run.dir={tmp_path}", "run.name=tty", "run.plots=false"],
-                            stdout=follower, stderr=follower, cwd=tmp_path,
-                            env=subprocess_env())
-    os.close(follower)
-    out = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the terminal closed: the process is done
-            break
-        if not chunk:
-            break
-        out += chunk
-    assert proc.wait(timeout=120) == 0, out[-2000:]
-    text = out.decode(errors="replace")
-    line = text[text.index("run directory:"):].split("\n")[0]
-    assert line.strip() == f"run directory: {tmp_path / 'tty'}"   # whole: no bar drawn into it
-    assert "20/20" in text and "loss=" in text and "lr=" in text and "acc=" in text
-    assert "step=5 " not in text  # a terminal gets the bar, not the plain lines
 
 
 def test_curves_log_x_for_long_runs_and_markers_for_few_points():
