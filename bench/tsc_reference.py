@@ -1,0 +1,191 @@
+"""dl-4-tsc's FCN in PyTorch on the UCR files zoo ships: which of normalisation and schedule is
+zoo's gap to Fawaz et al. 2019 (issue #27)?
+
+    python -m bench.tsc_reference --dataset ArrowHead --norm batch --schedule zoo --seeds 0 1 2
+    python -m bench.tsc_reference --dataset ArrowHead --norm channel --schedule zoo --seeds 0 1 2
+    python -m bench.tsc_reference --dataset ArrowHead --norm batch --schedule dl4tsc --epochs 2000
+
+The model is hfawaz/dl-4-tsc's classifiers/fcn.py: Conv1d 128-256-128 (kernels 8-5-3, padding
+same), each followed by a norm and ReLU, global average pooling, a linear softmax layer; Glorot
+uniform weights and zero biases, as Keras initialises them. The series are read with zoo's own
+reader (zoo.data.timeseries) and z-normalised per series, as both zoo's configs and dl-4-tsc do.
+
+    --norm batch     BatchNorm1d as Keras' (momentum 0.99, eps 1e-3); tested with its running
+                     statistics, and also (in brackets) with statistics recomputed over the whole
+                     training set with the final weights, and with the whole test set's own batch
+                     statistics (transductive: a diagnostic, not a usable test protocol)
+    --norm channel   GroupNorm of one channel per group (per-sample statistics over time: zoo's
+                     `model.norm: group` with one group per channel; --groups G for other counts)
+    --norm none      no normalisation
+    --schedule zoo     --steps (500) Adam steps of batch --batch (16), learning rate 1e-3 decayed to
+                       0 by a cosine; the final model is tested
+    --schedule dl4tsc  --epochs epochs (fcn.py: 2000) of batch int(min(n_train / 10, 16)), shuffled
+                       each epoch, Adam 1e-3 (eps 1e-7), ReduceLROnPlateau on the epoch's mean
+                       training loss (factor 0.5, patience 50, min 1e-4, abs delta 1e-4); the model
+                       of least training loss is tested (fcn.py's ModelCheckpoint on `loss`)
+
+It prints one line per seed (test accuracy, final training loss, wall time) and the mean. PyTorch
+runs with --threads threads (default 1).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from zoo.data import timeseries as ts
+
+UCR = Path(__file__).resolve().parent.parent / "zoo" / "data" / "files" / "ucr"
+
+
+def load(dataset: str):
+    """(x_train [N, 1, T], y_train [N], x_test, y_test) float32/int64, z-normalised per series."""
+    train = ts.read_file(UCR / dataset / f"{dataset}_TRAIN.ts")
+    test = ts.read_file(UCR / dataset / f"{dataset}_TEST.ts")
+    names = ts.class_names(train, test)
+    length = max(len(v) for v in train.values + test.values)
+    out = []
+    for split in (train, test):
+        x, _ = ts.padded(ts.znormalised(split.values), length)
+        y = np.array([names.index(s) for s in split.labels], np.int64)
+        out += [torch.from_numpy(x).transpose(1, 2).contiguous(), torch.from_numpy(y)]
+    return (*out, len(names))
+
+
+def norm_layer(kind: str, channels: int, groups: int | None) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm1d(channels, eps=1e-3, momentum=0.01)
+    if kind == "channel":
+        return nn.GroupNorm(groups or channels, channels, eps=1e-5)
+    return nn.Identity()
+
+
+class FCN(nn.Module):
+    def __init__(self, in_channels: int, classes: int, norm: str, groups: int | None):
+        super().__init__()
+        layers, c_in = [], in_channels
+        for c, k in zip((128, 256, 128), (8, 5, 3)):
+            conv = nn.Conv1d(c_in, c, k, padding="same")  # Keras same: (k - 1) // 2 before
+            nn.init.xavier_uniform_(conv.weight)
+            nn.init.zeros_(conv.bias)
+            layers += [conv, norm_layer(norm, c, min(groups, c) if groups else None), nn.ReLU()]
+            c_in = c
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(c_in, classes)
+        nn.init.xavier_uniform_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, x):
+        return self.head(self.body(x).mean(-1))
+
+
+def accuracy(model: nn.Module, x, y, train_mode: bool = False) -> float:
+    """Test accuracy in eval mode (BatchNorm's running statistics), or in train mode on the whole
+    set at once (its batch statistics; running statistics restored after)."""
+    state = copy.deepcopy(model.state_dict())
+    model.train(train_mode)
+    with torch.no_grad():
+        acc = (model(x).argmax(-1) == y).float().mean().item()
+    model.load_state_dict(state)
+    model.train()
+    return acc
+
+
+def recalibrated(model: nn.Module, x) -> nn.Module:
+    """A copy whose BatchNorm running statistics are the training set's, from one pass over it
+    with the final weights (the population statistics a fully warmed-up running average tends to)."""
+    model = copy.deepcopy(model)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm1d):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average
+    model.train()
+    with torch.no_grad():
+        model(x)
+    return model
+
+
+def train_zoo(model, x, y, steps: int, batch: int, gen: torch.Generator):
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    order, loss = torch.empty(0, dtype=torch.long), float("nan")
+    for _ in range(steps):
+        while len(order) < batch:
+            order = torch.cat([order, torch.randperm(len(x), generator=gen)])
+        idx, order = order[:batch], order[batch:]
+        loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    return model, loss.item()
+
+
+def train_dl4tsc(model, x, y, epochs: int, gen: torch.Generator):
+    batch = int(min(len(x) / 10, 16))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=50, min_lr=1e-4,
+                                                         threshold=1e-4, threshold_mode="abs")
+    best, best_loss = None, math.inf
+    for _ in range(epochs):
+        perm, total = torch.randperm(len(x), generator=gen), 0.0
+        for i in range(0, len(x), batch):
+            idx = perm[i:i + batch]
+            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        epoch_loss = total / len(x)
+        plateau.step(epoch_loss)
+        if epoch_loss < best_loss:
+            best, best_loss = copy.deepcopy(model.state_dict()), epoch_loss
+    model.load_state_dict(best)
+    return model, best_loss
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default="ArrowHead")
+    p.add_argument("--norm", choices=["batch", "channel", "none"], default="batch")
+    p.add_argument("--groups", type=int, default=None, help="channel norm: groups per layer (default one per channel)")
+    p.add_argument("--schedule", choices=["zoo", "dl4tsc"], default="zoo")
+    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--epochs", type=int, default=2000)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    x, y, xt, yt, classes = load(args.dataset)
+    budget = (f"{args.steps} steps of batch {args.batch}, cosine" if args.schedule == "zoo" else
+              f"{args.epochs} epochs of batch {int(min(len(x) / 10, 16))}, plateau, min-loss model")
+    print(f"{args.dataset}: {len(x)} train / {len(xt)} test, T={x.shape[-1]}, {classes} classes; "
+          f"FCN norm={args.norm}; {args.schedule}: {budget}")
+    accs = []
+    for seed in args.seeds:
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        model = FCN(x.shape[1], classes, args.norm, args.groups)
+        start = time.perf_counter()
+        if args.schedule == "zoo":
+            model, loss = train_zoo(model, x, y, args.steps, args.batch, gen)
+        else:
+            model, loss = train_dl4tsc(model, x, y, args.epochs, gen)
+        wall = time.perf_counter() - start
+        acc = accuracy(model, xt, yt)
+        accs.append(acc)
+        extra = (f"  [training-set statistics {100 * accuracy(recalibrated(model, x), xt, yt):.1f}%, "
+                 f"test-batch statistics {100 * accuracy(model, xt, yt, True):.1f}%]") if args.norm == "batch" else ""
+        print(f"seed {seed}: test {100 * acc:.1f}%  train loss {loss:.4f}  {wall:.0f} s{extra}", flush=True)
+    print(f"mean {100 * np.mean(accs):.1f}% +- {100 * np.std(accs):.1f} over {len(accs)} seeds")
+
+
+if __name__ == "__main__":
+    main()
