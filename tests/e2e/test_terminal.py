@@ -10,14 +10,15 @@ import termios
 
 from conftest import ROOT, subprocess_env
 
-SMALL = ["model.name=mlp", "model.width=16", "data.name=mnist1d", "train.batch_size=50", "train.eval_batch_size=500",
-         "train.log_every=5", "train.steps=10", "train.eval_every=10", "mesh.data=1"]
+# a small MLP for 20 steps, logging every 5: on a terminal the bar replaces those log lines
+RUN = ["model.name=mlp", "model.width=16", "data.name=mnist1d", "train.batch_size=50", "train.eval_batch_size=500",
+       "train.log_every=5", "train.steps=20", "train.eval_every=10", "mesh.data=1"]
 
 
 def test_progress_bar_on_a_terminal_follows_the_run_directory_line(tmp_path):
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 160, 0, 0))  # a terminal 160 wide
-    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), *SMALL, "train.steps=20",
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "train.py"), *RUN,
                              f"run.dir={tmp_path}", "run.name=tty", "run.plots=false"],
                             stdout=follower, stderr=follower, cwd=tmp_path,
                             env=subprocess_env())

@@ -14,6 +14,7 @@ from zoo.experiment import load_run
 QUICK = ["train.steps=3", "train.log_every=1", "train.eval_batches=1", "train.eval_batch_size=40",
          "train.checkpoint_every=0", "run.plots=false"]
 
+
 @pytest.mark.parametrize("name", ["vit", "mixer"])
 def test_trains_from_a_png_folder_and_exports_through_the_cli(name, tmp_path, monkeypatch):
     examples.digits_png(tmp_path / "digits")
