@@ -1,6 +1,7 @@
 """The results table is written from real training runs, never by hand."""
 import json
 
+import jax
 import pytest
 from conftest import ROOT
 
@@ -15,6 +16,7 @@ def test_reproduce_trains_and_writes_the_table(tmp_path, monkeypatch):
     summary = json.loads((tmp_path / "runs" / "karate_gcn-seed0" / "summary.json").read_text())
     assert row["config"] == "karate_gcn" and row["values"] == [summary["eval_accuracy"]]
     assert row["steps"] == 20 and row["params"] == summary["params"]
+    assert row["device"] == jax.devices()[0].device_kind   # the table names it where it is not the CPU
     assert f"| karate_gcn | eval_accuracy | {100 * summary['eval_accuracy']:.1f}%" in (tmp_path / "results.md").read_text()
     assert reproduce.main(["--out", str(tmp_path), "--no-readme", "--table-only"]) == 0   # trains nothing
     assert json.loads((tmp_path / "results.json").read_text()) == [row]
