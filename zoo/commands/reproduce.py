@@ -126,6 +126,11 @@ PUBLISHED.update({f"adding_{m}_t600": ("eval_mse", v, "Bai et al. 2018, table 1 
                   for m, v in BAI2018["adding"].items()})
 PUBLISHED.update({f"copy_memory_{m}_t1000": ("eval_loss", v, "Bai et al. 2018, table 1 (T=1000); long, one seed", 1)
                   for m, v in BAI2018["copy_memory"].items()})
+# long rows: the paper's own schedule (or most of it), run on an accelerator
+PUBLISHED.update({
+    "gunpoint_fcn_long": ("eval_accuracy", DL4TSC["gunpoint"][0], "dl-4-tsc FCN, mean of 5 runs; its schedule "
+                          "(batch 5, 2,000 epochs); long", 5),
+    "nbody_gnn_long": ("eval_mse", 0.0107, "EGNN paper's GNN baseline, 10,000 epochs; here 2,135; long", 3)})
 # metrics a probe measures on the trained runs rather than the trainer: energy along rollouts
 PROBED = {"energy_mse": "conservation"}
 LOWER_IS_BETTER = ("eval_loss", "eval_mse", "energy_mse", "train_loss")
