@@ -4,6 +4,7 @@
     zoo reproduce mnist1d_cnn cora_gcn  # some of them
     zoo reproduce --seeds 3             # at least 3 seeds each
     zoo reproduce --table-only          # rewrite the tables from results/results.json
+    zoo reproduce --long                # also the *_long configs (a paper's whole schedule)
 
 Writes results/results.json and results/results.md, and replaces the table between the
 `<!-- results:start -->` / `<!-- results:end -->` markers of README.md: the README's numbers
@@ -256,6 +257,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides for every config")
     p.add_argument("--no-readme", action="store_true", help="leave README.md alone")
     p.add_argument("--table-only", action="store_true", help="train nothing: rewrite the tables from results.json")
+    p.add_argument("--long", action="store_true",
+                   help="with no configs named: also the *_long ones (a paper's whole schedule, hours on a CPU)")
     p.set_defaults(run=run)
     return p
 
@@ -279,7 +282,7 @@ def run(args: argparse.Namespace) -> int:
             update_readme(ROOT / "README.md", text)
         return text
 
-    for name in [] if args.table_only else args.configs or shipped:
+    for name in to_train(args, shipped):
         print(f"== {name}", file=sys.stderr, flush=True)
         try:
             rows[name] = run_config(ROOT / "configs" / f"{name}.yaml", args.seeds, out, args.set)
@@ -289,6 +292,14 @@ def run(args: argparse.Namespace) -> int:
     text = write()
     print(text)
     return 0
+
+
+def to_train(args: argparse.Namespace, shipped: list[str]) -> list[str]:
+    """The configs this call trains: those named, else every shipped one but the *_long ones (an
+    accelerator's runs; their rows are kept from results.json) unless --long."""
+    if args.table_only:
+        return []
+    return args.configs or [n for n in shipped if args.long or not n.endswith("_long")]
 
 
 def main(argv: list[str] | None = None) -> int:
