@@ -13,7 +13,9 @@ so output t sees 1 + 2 (k - 1)(2^L - 1) steps back (the receptive field). Readou
 dense head on h_T, [B, K] (the adding problem); `steps`: on every h_t, [B, T, K] (copy memory).
 
 Deviations from the paper: no weight normalisation (a reparametrisation of each kernel, left
-out as the other families here use none), and LeCun-normal initialisation (the paper: N(0, 0.01)).
+out as the other families here use none; tried on adding_tcn, one seed, it did not help: test MSE
+1.3e-3 with it against 6.2e-4 without; at T=600 a training loss of 0.126 at step 1,000 with it
+against 0.0034 at step 1,179 without), and LeCun-normal initialisation (the paper: N(0, 0.01)).
 """
 from __future__ import annotations
 
