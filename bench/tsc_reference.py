@@ -1,14 +1,19 @@
-"""dl-4-tsc's FCN in PyTorch on the UCR files zoo ships: which of normalisation and schedule is
-zoo's gap to Fawaz et al. 2019 (issue #27)?
+"""dl-4-tsc's FCN and ResNet in PyTorch on the UCR files zoo ships: which of normalisation and
+schedule is zoo's gap to Fawaz et al. 2019 (issue #27)?
 
     python -m bench.tsc_reference --dataset ArrowHead --norm batch --schedule zoo --seeds 0 1 2
     python -m bench.tsc_reference --dataset ArrowHead --norm channel --schedule zoo --seeds 0 1 2
     python -m bench.tsc_reference --dataset ArrowHead --norm batch --schedule dl4tsc --epochs 2000
+    python -m bench.tsc_reference --model resnet --norm batch --schedule dl4tsc --epochs 400
 
 The model is hfawaz/dl-4-tsc's classifiers/fcn.py: Conv1d 128-256-128 (kernels 8-5-3, padding
 same), each followed by a norm and ReLU, global average pooling, a linear softmax layer; Glorot
-uniform weights and zero biases, as Keras initialises them. The series are read with zoo's own
-reader (zoo.data.timeseries) and z-normalised per series, as both zoo's configs and dl-4-tsc do.
+uniform weights and zero biases, as Keras initialises them. `--model resnet` is
+classifiers/resnet.py: three residual blocks (64, 128, 128 channels) of conv8-norm-relu,
+conv5-norm-relu, conv3-norm, added to the shortcut (a 1x1 conv and a norm where the channels
+change, else a norm alone) and rectified; global average pooling; its batch cap is 64, not 16.
+The series are read with zoo's own reader (zoo.data.timeseries) and z-normalised per series, as
+both zoo's configs and dl-4-tsc do.
 
     --norm batch     BatchNorm1d as Keras' (momentum 0.99, eps 1e-3); tested with its running
                      statistics, and also (in brackets) with statistics recomputed over the whole
@@ -19,7 +24,7 @@ reader (zoo.data.timeseries) and z-normalised per series, as both zoo's configs 
     --norm none      no normalisation
     --schedule zoo     --steps (500) Adam steps of batch --batch (16), learning rate 1e-3 decayed to
                        0 by a cosine; the final model is tested
-    --schedule dl4tsc  --epochs epochs (fcn.py: 2000) of batch int(min(n_train / 10, 16)), shuffled
+    --schedule dl4tsc  --epochs epochs (fcn.py: 2000) of batch int(min(n_train / 10, cap)), shuffled
                        each epoch, Adam 1e-3 (eps 1e-7), ReduceLROnPlateau on the epoch's mean
                        training loss (factor 0.5, patience 50, min 1e-4, abs delta 1e-4); the model
                        of least training loss is tested (fcn.py's ModelCheckpoint on `loss`)
@@ -66,15 +71,25 @@ def norm_layer(kind: str, channels: int, groups: int | None) -> nn.Module:
     return nn.Identity()
 
 
+INIT = {"glorot": nn.init.xavier_uniform_,   # Keras' default, dl-4-tsc's
+        "lecun": lambda w: nn.init.normal_(w, 0.0, (w[0].numel()) ** -0.5)}   # zoo's: N(0, 1 / fan_in)
+init_weight = INIT["glorot"]
+
+
+def keras_conv(c_in: int, c_out: int, k: int) -> nn.Conv1d:
+    """Keras' Conv1D(padding='same'): Glorot uniform weights (--init), zero bias."""
+    conv = nn.Conv1d(c_in, c_out, k, padding="same")  # Keras same: (k - 1) // 2 before
+    init_weight(conv.weight)
+    nn.init.zeros_(conv.bias)
+    return conv
+
+
 class FCN(nn.Module):
     def __init__(self, in_channels: int, classes: int, norm: str, groups: int | None):
         super().__init__()
         layers, c_in = [], in_channels
         for c, k in zip((128, 256, 128), (8, 5, 3)):
-            conv = nn.Conv1d(c_in, c, k, padding="same")  # Keras same: (k - 1) // 2 before
-            nn.init.xavier_uniform_(conv.weight)
-            nn.init.zeros_(conv.bias)
-            layers += [conv, norm_layer(norm, c, min(groups, c) if groups else None), nn.ReLU()]
+            layers += [keras_conv(c_in, c, k), norm_layer(norm, c, min(groups, c) if groups else None), nn.ReLU()]
             c_in = c
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(c_in, classes)
@@ -83,6 +98,45 @@ class FCN(nn.Module):
 
     def forward(self, x):
         return self.head(self.body(x).mean(-1))
+
+
+class ResidualBlock(nn.Module):
+    """dl-4-tsc's resnet.py block: conv8-norm-relu, conv5-norm-relu, conv3-norm, plus the
+    shortcut (a 1x1 conv and a norm where the channels change, else a norm alone), relu."""
+
+    norm_identity = True   # --shortcut identity: zoo's block, no norm on an unchanged shortcut
+
+    def __init__(self, c_in: int, c: int, norm: str, groups: int | None):
+        super().__init__()
+        g = min(groups, c) if groups else None
+        self.body = nn.Sequential(keras_conv(c_in, c, 8), norm_layer(norm, c, g), nn.ReLU(),
+                                  keras_conv(c, c, 5), norm_layer(norm, c, g), nn.ReLU(),
+                                  keras_conv(c, c, 3), norm_layer(norm, c, g))
+        shortcut = [keras_conv(c_in, c, 1), norm_layer(norm, c, g)] if c_in != c else \
+            [norm_layer(norm, c, g)] if self.norm_identity else []
+        self.shortcut = nn.Sequential(*shortcut)
+
+    def forward(self, x):
+        return torch.relu(self.body(x) + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """dl-4-tsc's classifiers/resnet.py: three residual blocks of 64, 128, 128 channels, global
+    average pooling, a linear softmax layer."""
+
+    def __init__(self, in_channels: int, classes: int, norm: str, groups: int | None):
+        super().__init__()
+        self.body = nn.Sequential(ResidualBlock(in_channels, 64, norm, groups), ResidualBlock(64, 128, norm, groups),
+                                  ResidualBlock(128, 128, norm, groups))
+        self.head = nn.Linear(128, classes)
+        nn.init.xavier_uniform_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, x):
+        return self.head(self.body(x).mean(-1))
+
+
+MODELS = {"fcn": (FCN, 16), "resnet": (ResNet, 64)}   # the model and dl-4-tsc's batch cap
 
 
 def accuracy(model: nn.Module, x, y, train_mode: bool = False) -> float:
@@ -127,8 +181,8 @@ def train_zoo(model, x, y, steps: int, batch: int, gen: torch.Generator):
     return model, loss.item()
 
 
-def train_dl4tsc(model, x, y, epochs: int, gen: torch.Generator):
-    batch = int(min(len(x) / 10, 16))
+def train_dl4tsc(model, x, y, epochs: int, gen: torch.Generator, cap: int = 16):
+    batch = int(min(len(x) / 10, cap))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=50, min_lr=1e-4,
                                                          threshold=1e-4, threshold_mode="abs")
@@ -153,6 +207,7 @@ def train_dl4tsc(model, x, y, epochs: int, gen: torch.Generator):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="ArrowHead")
+    p.add_argument("--model", choices=sorted(MODELS), default="fcn")
     p.add_argument("--norm", choices=["batch", "channel", "none"], default="batch")
     p.add_argument("--groups", type=int, default=None, help="channel norm: groups per layer (default one per channel)")
     p.add_argument("--schedule", choices=["zoo", "dl4tsc"], default="zoo")
@@ -161,23 +216,30 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=2000)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--init", choices=sorted(INIT), default="glorot", help="conv weights: Keras' or zoo's")
+    p.add_argument("--shortcut", choices=["norm", "identity"], default="norm",
+                   help="resnet: an unchanged-channel shortcut normalised (dl-4-tsc) or left alone (zoo)")
     args = p.parse_args()
+    global init_weight
+    init_weight = INIT[args.init]
+    ResidualBlock.norm_identity = args.shortcut == "norm"
     torch.set_num_threads(args.threads)
     x, y, xt, yt, classes = load(args.dataset)
+    build, cap = MODELS[args.model]
     budget = (f"{args.steps} steps of batch {args.batch}, cosine" if args.schedule == "zoo" else
-              f"{args.epochs} epochs of batch {int(min(len(x) / 10, 16))}, plateau, min-loss model")
+              f"{args.epochs} epochs of batch {int(min(len(x) / 10, cap))}, plateau, min-loss model")
     print(f"{args.dataset}: {len(x)} train / {len(xt)} test, T={x.shape[-1]}, {classes} classes; "
-          f"FCN norm={args.norm}; {args.schedule}: {budget}")
+          f"{args.model} norm={args.norm}; {args.schedule}: {budget}")
     accs = []
     for seed in args.seeds:
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
-        model = FCN(x.shape[1], classes, args.norm, args.groups)
+        model = build(x.shape[1], classes, args.norm, args.groups)
         start = time.perf_counter()
         if args.schedule == "zoo":
             model, loss = train_zoo(model, x, y, args.steps, args.batch, gen)
         else:
-            model, loss = train_dl4tsc(model, x, y, args.epochs, gen)
+            model, loss = train_dl4tsc(model, x, y, args.epochs, gen, cap)
         wall = time.perf_counter() - start
         acc = accuracy(model, xt, yt)
         accs.append(acc)
