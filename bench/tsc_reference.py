@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -63,38 +64,50 @@ def load(dataset: str):
     return (*out, len(names))
 
 
-def norm_layer(kind: str, channels: int, groups: int | None) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm1d(channels, eps=1e-3, momentum=0.01)
-    if kind == "channel":
-        return nn.GroupNorm(groups or channels, channels, eps=1e-5)
-    return nn.Identity()
-
-
 INIT = {"glorot": nn.init.xavier_uniform_,   # Keras' default, dl-4-tsc's
         "lecun": lambda w: nn.init.normal_(w, 0.0, (w[0].numel()) ** -0.5)}   # zoo's: N(0, 1 / fan_in)
-init_weight = INIT["glorot"]
 
 
-def keras_conv(c_in: int, c_out: int, k: int) -> nn.Conv1d:
-    """Keras' Conv1D(padding='same'): Glorot uniform weights (--init), zero bias."""
-    conv = nn.Conv1d(c_in, c_out, k, padding="same")  # Keras same: (k - 1) // 2 before
-    init_weight(conv.weight)
-    nn.init.zeros_(conv.bias)
-    return conv
+@dataclasses.dataclass(frozen=True)
+class Layers:
+    """The layer choices a run compares: --norm, --groups, --init and --shortcut."""
+    norm: str
+    groups: int | None = None      # channel norm: groups per layer (None: one per channel)
+    init: str = "glorot"
+    shortcut_norm: bool = True     # resnet: normalise an unchanged-channel shortcut (dl-4-tsc; zoo: no)
+
+    def norm_layer(self, channels: int) -> nn.Module:
+        if self.norm == "batch":
+            return nn.BatchNorm1d(channels, eps=1e-3, momentum=0.01)
+        if self.norm == "channel":
+            return nn.GroupNorm(min(self.groups, channels) if self.groups else channels, channels, eps=1e-5)
+        return nn.Identity()
+
+    def conv(self, c_in: int, c_out: int, k: int) -> nn.Conv1d:
+        """Keras' Conv1D(padding='same'): Glorot uniform weights (--init), zero bias."""
+        conv = nn.Conv1d(c_in, c_out, k, padding="same")  # Keras same: (k - 1) // 2 before
+        INIT[self.init](conv.weight)
+        nn.init.zeros_(conv.bias)
+        return conv
+
+
+def keras_dense(c_in: int, c_out: int) -> nn.Linear:
+    """Keras' Dense: Glorot uniform weights, zero bias."""
+    dense = nn.Linear(c_in, c_out)
+    nn.init.xavier_uniform_(dense.weight)
+    nn.init.zeros_(dense.bias)
+    return dense
 
 
 class FCN(nn.Module):
-    def __init__(self, in_channels: int, classes: int, norm: str, groups: int | None):
+    def __init__(self, in_channels: int, classes: int, layers: Layers):
         super().__init__()
-        layers, c_in = [], in_channels
+        body, c_in = [], in_channels
         for c, k in zip((128, 256, 128), (8, 5, 3)):
-            layers += [keras_conv(c_in, c, k), norm_layer(norm, c, min(groups, c) if groups else None), nn.ReLU()]
+            body += [layers.conv(c_in, c, k), layers.norm_layer(c), nn.ReLU()]
             c_in = c
-        self.body = nn.Sequential(*layers)
-        self.head = nn.Linear(c_in, classes)
-        nn.init.xavier_uniform_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
+        self.body = nn.Sequential(*body)
+        self.head = keras_dense(c_in, classes)
 
     def forward(self, x):
         return self.head(self.body(x).mean(-1))
@@ -104,17 +117,15 @@ class ResidualBlock(nn.Module):
     """dl-4-tsc's resnet.py block: conv8-norm-relu, conv5-norm-relu, conv3-norm, plus the
     shortcut (a 1x1 conv and a norm where the channels change, else a norm alone), relu."""
 
-    norm_identity = True   # --shortcut identity: zoo's block, no norm on an unchanged shortcut
-
-    def __init__(self, c_in: int, c: int, norm: str, groups: int | None):
+    def __init__(self, c_in: int, c: int, layers: Layers):
         super().__init__()
-        g = min(groups, c) if groups else None
-        self.body = nn.Sequential(keras_conv(c_in, c, 8), norm_layer(norm, c, g), nn.ReLU(),
-                                  keras_conv(c, c, 5), norm_layer(norm, c, g), nn.ReLU(),
-                                  keras_conv(c, c, 3), norm_layer(norm, c, g))
-        shortcut = [keras_conv(c_in, c, 1), norm_layer(norm, c, g)] if c_in != c else \
-            [norm_layer(norm, c, g)] if self.norm_identity else []
-        self.shortcut = nn.Sequential(*shortcut)
+        self.body = nn.Sequential(layers.conv(c_in, c, 8), layers.norm_layer(c), nn.ReLU(),
+                                  layers.conv(c, c, 5), layers.norm_layer(c), nn.ReLU(),
+                                  layers.conv(c, c, 3), layers.norm_layer(c))
+        if c_in != c:
+            self.shortcut = nn.Sequential(layers.conv(c_in, c, 1), layers.norm_layer(c))
+        else:
+            self.shortcut = layers.norm_layer(c) if layers.shortcut_norm else nn.Identity()
 
     def forward(self, x):
         return torch.relu(self.body(x) + self.shortcut(x))
@@ -124,13 +135,11 @@ class ResNet(nn.Module):
     """dl-4-tsc's classifiers/resnet.py: three residual blocks of 64, 128, 128 channels, global
     average pooling, a linear softmax layer."""
 
-    def __init__(self, in_channels: int, classes: int, norm: str, groups: int | None):
+    def __init__(self, in_channels: int, classes: int, layers: Layers):
         super().__init__()
-        self.body = nn.Sequential(ResidualBlock(in_channels, 64, norm, groups), ResidualBlock(64, 128, norm, groups),
-                                  ResidualBlock(128, 128, norm, groups))
-        self.head = nn.Linear(128, classes)
-        nn.init.xavier_uniform_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
+        self.body = nn.Sequential(ResidualBlock(in_channels, 64, layers), ResidualBlock(64, 128, layers),
+                                  ResidualBlock(128, 128, layers))
+        self.head = keras_dense(128, classes)
 
     def forward(self, x):
         return self.head(self.body(x).mean(-1))
@@ -220,9 +229,7 @@ def main() -> None:
     p.add_argument("--shortcut", choices=["norm", "identity"], default="norm",
                    help="resnet: an unchanged-channel shortcut normalised (dl-4-tsc) or left alone (zoo)")
     args = p.parse_args()
-    global init_weight
-    init_weight = INIT[args.init]
-    ResidualBlock.norm_identity = args.shortcut == "norm"
+    layers = Layers(args.norm, args.groups, args.init, args.shortcut == "norm")
     torch.set_num_threads(args.threads)
     x, y, xt, yt, classes = load(args.dataset)
     build, cap = MODELS[args.model]
@@ -234,7 +241,7 @@ def main() -> None:
     for seed in args.seeds:
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
-        model = build(x.shape[1], classes, args.norm, args.groups)
+        model = build(x.shape[1], classes, layers)
         start = time.perf_counter()
         if args.schedule == "zoo":
             model, loss = train_zoo(model, x, y, args.steps, args.batch, gen)
