@@ -30,6 +30,7 @@ from zoo.data import Dataset, validate
 from zoo.data import entry as dataset_entry
 from zoo.errors import ConfigError
 from zoo.models import Model, entry
+from zoo.models.core import trainable
 from zoo.tasks import TASKS
 
 
@@ -193,7 +194,8 @@ def init_state(exp: Experiment, shardings: Any = None) -> tuple[dict, Any]:
 
 
 def count_params(params) -> int:
-    return int(sum(np.prod(p.shape) for p in jax.tree.leaves(params)))
+    """The number of trained parameters (a model's state, zoo.models.core.STATE, is not counted)."""
+    return int(sum(np.prod(p.shape) for p in jax.tree.leaves(trainable(params))))
 
 
 # ----------------------------------------------------------------------------- replicas

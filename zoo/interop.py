@@ -24,16 +24,20 @@ from typing import Any
 
 import jax
 
-from zoo.models.core import Model
+from zoo.models.core import STATE, Model
 
 
 def linen_module(model: Model, x_example: Any):
-    """A flax.linen.Module whose single collection "params" is the zoo params pytree: its
-    top-level entries are the module's params, so `variables == {"params": model.init(...)}`.
-    `module(x, train=False)`; with train=True the "dropout" rng stream gives the dropout key."""
+    """A flax.linen.Module whose collection "params" is the zoo params pytree: its top-level
+    entries are the module's params, so `variables == {"params": model.init(...)}`. A model's
+    state (zoo.models.core.STATE, BatchNorm's running statistics) is flax's own collection
+    "batch_stats": `module.apply(variables, x, train=True, mutable=["batch_stats"])` returns its
+    new values, as flax.linen.BatchNorm's. `module(x, train=False)`; with train=True the
+    "dropout" rng stream gives the dropout key."""
     import flax.linen as nn
 
-    names = list(jax.eval_shape(model.init, jax.random.PRNGKey(0), x_example))
+    shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), x_example)
+    names, state_names = [n for n in shapes if n != STATE], list(shapes.get(STATE, {}))
 
     class ZooLinen(nn.Module):
         @nn.compact
@@ -45,8 +49,15 @@ def linen_module(model: Model, x_example: Any):
                     initial.update(model.init(key, x))
                 return initial[name]
             params = {name: self.param(name, init_entry, name) for name in names}
+            state = {name: self.variable(STATE, name, lambda name=name: initial[STATE][name]) for name in state_names}
+            if state:
+                params[STATE] = {name: v.value for name, v in state.items()}
             key = self.make_rng("dropout") if train and self.has_rng("dropout") else None
-            return model.apply(params, x, key=key, train=train)
+            y, stats = model.apply_with_stats(params, x, key=key, train=train)
+            if STATE in stats and self.is_mutable_collection(STATE) and not self.is_initializing():
+                for name, v in state.items():
+                    v.value = stats[STATE][name]
+            return y
 
     return ZooLinen()
 

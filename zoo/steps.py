@@ -17,6 +17,7 @@ from zoo import experiment as ex
 from zoo import mesh as meshlib
 from zoo import throughput
 from zoo.experiment import Experiment
+from zoo.models.core import STATE
 from zoo.tasks import summarize
 
 
@@ -62,26 +63,33 @@ def all_finite(tree) -> bool:
 def train_step_fn(exp: Experiment) -> Callable:
     """The pure `train_step(state, batch) -> (state, metrics)` of `exp` (not jitted).
 
-    A step whose loss or gradient is not finite is skipped: the optimizer's update runs under
+    A model's state (BatchNorm's running statistics, zoo.models.core.Model) comes back from the
+    training forward pass and replaces the old one with the update.
+
+    A step whose loss or gradient is not finite is skipped (the model's state too): the optimizer's update runs under
     `lax.cond` on that one flag, so it never reaches the params or the optimizer state, and a
     finite step pays nothing for the guard (a `where` over every parameter and optimizer leaf
     made an MLP step touch 26% more bytes: bench/README.md, "divergence guard"). Under vmap
     (stacked replicas) the cond becomes a per-replica select, as a `where` would be.
     """
     def update(operand):
-        grads, params, opt_state = operand
+        grads, params, opt_state, model_state = operand
         updates, opt_state = exp.tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state
+        params = optax.apply_updates(params, updates)
+        if model_state is not None:   # the model's state is replaced, not trained (zoo.models.core)
+            params = {**params, STATE: model_state}
+        return params, opt_state
 
     def train_step(state, batch):
         key, step_key = jax.random.split(state["key"])
         grads, (sums, stats) = _grads(exp, state["params"], batch, step_key)
+        model_state = stats.pop(STATE, None)
         metrics = {"loss": sums["loss"] / sums["count"], "grad_norm": global_norm(grads), **stats}
         if "correct" in sums:
             metrics["accuracy"] = sums["correct"] / sums["count"]
         finite = jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"])
-        params, opt_state = jax.lax.cond(finite, update, lambda operand: operand[1:],
-                                         (grads, state["params"], state["opt_state"]))
+        params, opt_state = jax.lax.cond(finite, update, lambda operand: operand[1:3],
+                                         (grads, state["params"], state["opt_state"], model_state))
         metrics["bad_step"] = jnp.logical_not(finite).astype(jnp.int32)
         # the step and the key advance either way: batches and dropout stay a function of the step
         new = {"params": params, "opt_state": opt_state, "step": state["step"] + 1, "key": key}

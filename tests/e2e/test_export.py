@@ -20,6 +20,9 @@ FAMILIES = {
     "mlp": ["model.name=mlp", "model.width=16", "data.name=mnist1d"],
     "cnn": ["model.name=cnn", "model.channels=[4,4]", "model.kernel_sizes=[3,3]", "model.strides=[2,2]",
             "data.name=mnist1d"],
+    # BatchNorm's running statistics (the model's state) go into the artifact with the params
+    "cnn_batchnorm": ["model.name=cnn", "model.channels=[4,4]", "model.kernel_sizes=[3,3]", "model.strides=[2,2]",
+                      "model.norm=batch", "model.norm_momentum=0.5", "data.name=mnist1d"],
     "gru": ["model.name=gru", "model.hidden_size=8", "data.name=mnist1d", "data.format=sequence"],
     "transformer": ["model.name=transformer", "model.size=tiny", "model.d_model=16", "model.num_layers=1",
                     "model.num_heads=2", "model.positions=learned", "model.pooling=cls", "data.name=mnist1d",
@@ -80,7 +83,7 @@ def serve_without_zoo(artifact, inputs: dict, tmp_path) -> dict:
     return dict(np.load(tmp_path / "outputs.npz"))
 
 
-@families("mlp", "cnn", "gru", "transformer", "gpt", "odenet")
+@families("mlp", "cnn", "cnn_batchnorm", "gru", "transformer", "gpt", "odenet")
 def test_artifact_matches_apply_in_a_fresh_process_without_zoo(trained, tmp_path):
     run, name = trained, trained.cfg.model_name
     paths = export.write(run)

@@ -135,3 +135,25 @@ def test_dropout_key_reaches_the_zoo_model(framework):
     if framework != "linen":  # linen derives its key from the rng stream
         np.testing.assert_array_equal(run(jax.random.PRNGKey(5)), model.apply(params, x, key=jax.random.PRNGKey(5), train=True))
     assert not jnp.allclose(run(jax.random.PRNGKey(5)), run(jax.random.PRNGKey(6)))
+
+
+def test_a_models_state_is_flax_linen_batch_stats():
+    """A BatchNorm CNN's running statistics (zoo.models.core.STATE) are linen's "batch_stats"
+    collection: mutable in training, with the zoo model's new values; read in evaluation."""
+    from zoo.models.core import STATE, trainable
+    model = models.build("cnn", num_outputs=3, channels=(4, 4), kernel_sizes=(3,), strides=(2,), norm="batch",
+                         readout="mean")
+    x = jax.random.normal(jax.random.PRNGKey(2), (8, 20)) * 2 + 1
+    module = interop.linen_module(model, x)
+    variables = module.init(jax.random.PRNGKey(0), x)
+    params = {**variables["params"], STATE: variables[STATE]}    # the zoo params pytree
+    assert set(variables) == {"params", STATE}
+    init = model.init(jax.random.PRNGKey(0), x)
+    assert jax.tree.structure(variables["params"]) == jax.tree.structure(trainable(init))
+    jax.tree.map(np.testing.assert_array_equal, variables[STATE], init[STATE])   # mean 0, variance 1
+    y, updated = module.apply(variables, x, train=True, mutable=[STATE])
+    want_y, want = model.apply_with_stats(params, x, train=True)
+    np.testing.assert_allclose(y, want_y, atol=1e-6)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), updated[STATE], want[STATE])
+    moved = {"params": variables["params"], STATE: updated[STATE]}
+    np.testing.assert_allclose(module.apply(moved, x), model.apply({**params, STATE: want[STATE]}, x), atol=1e-6)

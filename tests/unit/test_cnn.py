@@ -7,7 +7,9 @@ import jax.numpy as jnp
 
 import zoo.models.cnn as C
 import zoo.models.layers as L
+from zoo.experiment import count_params
 from zoo.models import build
+from zoo.models.core import STATE, trainable
 
 HYPER = dict(num_outputs=3, channels=(8, 8, 8), kernel_sizes=(3,), strides=(1,), padding="same", norm="group",
              num_groups=2, readout="mean", preactivation=True)
@@ -39,7 +41,7 @@ def test_a_later_layer_is_norm_then_relu_then_conv():
     block = build("cnn", cfg).init(jax.random.PRNGKey(3), h[..., 0])["blocks"][1]
     block = {**block, "norm": {"scale": jnp.linspace(0.5, 2, 8), "bias": jnp.linspace(-1, 1, 8)}}
     expected = L.conv(block["conv"], jax.nn.relu(L.groupnorm(block["norm"], h, num_groups=2)), padding="SAME")
-    chex.assert_trees_all_close(C.layer(cfg, block, h, 1, None, False), expected, atol=1e-5)
+    chex.assert_trees_all_close(C.layer(cfg, block, h, 1, None, False, C.Norms(cfg, None, False)), expected, atol=1e-5)
 
 
 RESNET_1D = dict(num_outputs=3, channels=(4, 4, 8, 8), kernel_sizes=(5, 3), strides=(1,), padding="same",
@@ -62,9 +64,9 @@ def test_a_block_sums_before_its_last_activation():
     h = jax.random.normal(jax.random.PRNGKey(1), (2, 16, 4))
     layers = build("cnn", cfg).init(jax.random.PRNGKey(2), h)["blocks"]
     layers = [layers[0], {**layers[1], "conv": jax.tree.map(jnp.zeros_like, layers[1]["conv"])}]
-    chex.assert_trees_all_close(C.block_layer(cfg, layers, h, 0, [None, None], False), jax.nn.relu(h), atol=1e-6)
+    chex.assert_trees_all_close(C.block_layer(cfg, layers, h, 0, [None, None], False, C.Norms(cfg, None, False)), jax.nn.relu(h), atol=1e-6)
     layers[1]["conv"]["bias"] = jnp.ones(4)  # a constant branch normalises to zero: still relu(h)
-    chex.assert_trees_all_close(C.block_layer(cfg, layers, h, 0, [None, None], False), jax.nn.relu(h), atol=1e-5)
+    chex.assert_trees_all_close(C.block_layer(cfg, layers, h, 0, [None, None], False, C.Norms(cfg, None, False)), jax.nn.relu(h), atol=1e-5)
 
 
 def test_block_depth_must_divide_the_layers():
@@ -73,3 +75,25 @@ def test_block_depth_must_divide_the_layers():
     from zoo.errors import ConfigError
     with pytest.raises(ConfigError, match="block_depth=3 must divide the 4 layers"):
         build("cnn", C.CNNConfig(**{**RESNET_1D, "block_depth": 3}))
+
+
+def test_batchnorm_keeps_its_running_statistics_as_the_models_state():
+    """norm=batch: params[STATE] holds a (mean, var) beside every norm, the shortcut's too;
+    a training apply returns their new values in the same tree and takes no gradient from
+    them; evaluation reads them; they are not counted as parameters."""
+    cfg = C.CNNConfig(**{**RESNET_1D, "norm": "batch", "norm_momentum": 0.9})
+    model = build("cnn", cfg)
+    x = jax.random.normal(jax.random.PRNGKey(3), (6, 16)) * 2 + 1
+    params = model.init(jax.random.PRNGKey(4), x)
+    running = params[STATE]
+    assert sorted(running["blocks"]) == ["0", "1", "2", "3"] and sorted(running["blocks"]["1"]) == ["norm", "skip_norm"]
+    y, stats = model.apply_with_stats(params, x, train=True)
+    assert jax.tree.structure(stats[STATE]) == jax.tree.structure(running)
+    first = L.conv(params["blocks"][0]["conv"], x[..., None], padding="SAME")   # layer 0 before its norm
+    chex.assert_trees_all_close(stats[STATE]["blocks"]["0"]["norm"]["mean"], 0.1 * first.mean((0, 1)), atol=1e-6)
+    grads = jax.grad(lambda p: model.apply(p, x, train=True).sum())(params)
+    assert all(float(jnp.abs(g).max()) == 0 for g in jax.tree.leaves(grads[STATE]))
+    assert model.apply_with_stats(params, x)[1] == {}           # evaluation leaves the state alone
+    moved = {**params, STATE: stats[STATE]}
+    assert not jnp.allclose(model.apply(moved, x), model.apply(params, x))
+    assert count_params(params) == count_params(trainable(params)) < sum(a.size for a in jax.tree.leaves(params))

@@ -51,6 +51,22 @@ def test_groupnorm_matches_flax(shape, groups):
     np.testing.assert_allclose(L.groupnorm(params, x, num_groups=groups), ref, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("train", [True, False])
+def test_batchnorm_and_its_running_statistics_match_flax(train):
+    x = rand((4, 9, 6)) * 3 + 2
+    params = {"scale": rand((6,), 2), "bias": rand((6,), 3)}
+    stats = {"mean": rand((6,), 4), "var": jnp.exp(rand((6,), 5))}
+    ref, updated = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5).apply(
+        {"params": params, "batch_stats": stats}, x, mutable=["batch_stats"])
+    y, new = L.batchnorm(params, stats, x, train=train, momentum=0.9)
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+    if train:   # each channel over batch and length; the running averages move towards them
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5), new, updated["batch_stats"])
+        assert not np.allclose(new["mean"], stats["mean"])
+    else:       # evaluation reads the running statistics and returns no new ones
+        assert new is None
+
+
 def test_rmsnorm_matches_flax():
     x = rand((3, 16))
     params = {"scale": rand((16,), 2)}

@@ -17,6 +17,16 @@ def _no_stats(apply: Callable[..., Any]) -> Callable[..., Any]:
     return apply_with_stats
 
 
+STATE = "batch_stats"  # the params key of a model's state (see Model)
+
+
+def trainable(params: Any) -> Any:
+    """params without the model's state (STATE): what is counted as the model's parameters."""
+    if isinstance(params, dict) and STATE in params:
+        return {k: v for k, v in params.items() if k != STATE}
+    return params
+
+
 class Model(NamedTuple):
     """Two pure functions over an explicit parameter pytree.
 
@@ -28,6 +38,14 @@ class Model(NamedTuple):
     `vmap` unchanged. `apply_with_stats` is the same computation plus a dict of scalar
     diagnostics the trainer logs (an ODE model's number of function evaluations; `{}` for most
     models); build it with `Model.with_stats` when a family has any.
+
+    Model state, as flax's `batch_stats` collection: a model whose layers keep values that are
+    not trained (BatchNorm's running statistics) returns them from `init` under the top-level
+    key STATE of its params. `apply` in evaluation reads them; `apply_with_stats(...,
+    train=True)` returns their new values as stats[STATE], which the trainer writes back after
+    each step (zoo.steps) in place of the optimizer's update (their gradient is zero: training
+    reads the batch's statistics). Every reader of a run's params (evaluate, predict, export,
+    probes, ensembles, fine-tuning) takes the whole tree, and so the statistics with it.
     """
     init: Callable[..., Any]
     apply: Callable[..., Any]

@@ -200,6 +200,37 @@ def groupnorm(params: Params, x: jax.Array, *, num_groups: int, eps: float = 1e-
     return (y * params["scale"] + params["bias"]).astype(x.dtype)
 
 
+def batchnorm_stats_init(d: int) -> Params:
+    """BatchNorm's running statistics of d channels: mean 0, variance 1 (model state, not trained)."""
+    return {"mean": jnp.zeros((d,), jnp.float32), "var": jnp.ones((d,), jnp.float32)}
+
+
+def batchnorm(params: Params, stats: Params, x: jax.Array, *, train: bool, momentum: float = 0.99,
+              eps: float = 1e-5) -> tuple[jax.Array, Params | None]:
+    """BatchNorm (Ioffe & Szegedy 2015) over every axis but the last (batch and spatial):
+
+        train:  y = (x - mean_B) / sqrt(var_B + eps) * scale + bias     the batch's statistics
+                running <- momentum running + (1 - momentum) batch          (returned, not stored)
+        eval:   y = (x - running mean) / sqrt(running var + eps) * scale + bias
+
+    Returns (y, the updated running statistics in training, None in evaluation). `params` holds
+    the trained `scale`, `bias` (as layernorm's), `stats` the running `mean`, `var` [C]
+    (batchnorm_stats_init), a model's state (zoo.models.core). The variance is the biased one,
+    as flax.linen.BatchNorm keeps it. Under jit over a sharded batch the mean is the global
+    batch's (synchronised BatchNorm). Statistics are computed in float32."""
+    x32 = x.astype(jnp.float32)
+    axes = tuple(range(x.ndim - 1))
+    if train:
+        mean = x32.mean(axes)
+        var = jnp.square(x32 - mean).mean(axes)
+        new = jax.tree.map(lambda old, b: momentum * old.astype(jnp.float32) + (1 - momentum) * jax.lax.stop_gradient(b),
+                           stats, {"mean": mean, "var": var})
+    else:
+        mean, var, new = stats["mean"], stats["var"], None
+    y = (x32 - mean) * jax.lax.rsqrt(var + eps)
+    return (y * params["scale"] + params["bias"]).astype(x.dtype), new
+
+
 # ----------------------------------------------------------------------------- dropout
 class SweptRate(NamedTuple):
     """A dropout rate that is a traced number, one per replica of a stacked run sweeping
