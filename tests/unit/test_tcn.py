@@ -60,3 +60,17 @@ def test_shipped_memory_task_tcns_see_the_whole_sequence(name):
     cfg = config.load(Path(__file__).resolve().parents[2] / "configs" / f"{name}.yaml")
     steps = cfg.data.length + (20 if cfg.data_name == "copy_memory" else 0)
     assert cfg.model.receptive_field() >= steps
+
+
+def test_init_std_draws_every_kernel_from_the_papers_normal():
+    """init_std=s: every kernel (both convs of each level, the 1x1 shortcut, the head) N(0, s^2), as
+    the TCN paper's code initialises; biases stay zero. Unset: LeCun normal, std 1/sqrt(fan_in)."""
+    x = jnp.zeros((2, 50, 3))
+    cfg = dict(num_outputs=2, channels=(64, 64), kernel_size=5)
+    paper = build("tcn", TCNConfig(**cfg, init_std=0.01)).init(jax.random.PRNGKey(0), x)
+    lecun = build("tcn", TCNConfig(**cfg)).init(jax.random.PRNGKey(0), x)
+    kernels = [paper["levels"][0][k]["kernel"] for k in ("conv1", "conv2", "skip")] + [paper["head"]["kernel"]]
+    assert all(0.008 < float(k.std()) < 0.012 for k in kernels[:2])          # 960 and 20,480 draws
+    assert all(float(jnp.abs(k).max()) < 0.06 for k in kernels)
+    assert float(lecun["levels"][1]["conv2"]["kernel"].std()) == pytest.approx((5 * 64) ** -0.5, rel=0.1)
+    assert not jnp.any(paper["levels"][0]["conv1"]["bias"])

@@ -69,7 +69,7 @@ class CNNConfig:
     strides: tuple[int, ...] = (2, 2, 2)       # likewise
     padding: int | str = 1                     # symmetric zeros (PyTorch style), "same", "valid" or "circular"
     activation: str = "relu"
-    norm: Literal["none", "group", "layer", "batch"] = "none"
+    norm: Literal["none", "group", "layer", "batch"] = "none"   # batch: BatchNorm, its running statistics the model's state
     num_groups: int = 1
     norm_momentum: float = 0.99                # batch: running statistics' decay per step (Keras, flax)
     residual: bool = False
