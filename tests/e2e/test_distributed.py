@@ -21,6 +21,8 @@ FAMILIES = {
     "mnist1d_mlp": (["train.batch_size=96"], ["one", "eight", "fsdp"]),  # its 256x256 kernel is FSDP-sharded
     "mnist1d_cnn": (["train.batch_size=96"], ["one", "eight"]),
     "mnist1d_gru": (["train.batch_size=96", "train.steps=5"], ["one", "eight"]),
+    # BatchNorm: its statistics are the global batch's on every mesh, one example per device here
+    "arrowhead_fcn": (["train.batch_size=8", "train.steps=5", "train.eval_batch_size=64"], ["one", "eight", "fsdp"]),
     "charlm_transformer": (["train.batch_size=16", "train.steps=5", "train.eval_batch_size=64",
                             "train.eval_batches=2"], ["one", "eight", "fsdp"]),
     "karate_gcn": ([], ["one", "eight"]),

@@ -132,6 +132,9 @@ PUBLISHED.update({
     "gunpoint_fcn_long": ("eval_accuracy", DL4TSC["gunpoint"][0], "dl-4-tsc FCN, mean of 5 runs; its schedule "
                           "(batch 5, 2,000 epochs); long", 5),
     "nbody_gnn_long": ("eval_mse", 0.0107, "EGNN paper's GNN baseline, 10,000 epochs; here 2,135; long", 3)})
+PUBLISHED.update({f"adding_{m}_t600_long": ("eval_mse", BAI2018["adding"][m], "Bai et al. 2018, table 1 (T=600); its "
+                                            "code's schedule (15,625 steps of 50,000 examples); long, one seed", 1)
+                  for m in ("gru", "tcn")})
 # metrics a probe measures on the trained runs rather than the trainer: energy along rollouts
 PROBED = {"energy_mse": "conservation"}
 LOWER_IS_BETTER = ("eval_loss", "eval_mse", "energy_mse", "train_loss")
