@@ -287,6 +287,7 @@ NONNEGATIVE = Range(0)
 RANGES = [
     ("*learning_rate", NONNEGATIVE),     # 0 is allowed: a frozen control run
     ("*_rate", Range(0, 1, high_open=True)),
+    ("*momentum", Range(0, 1, high_open=True)),   # a running average's decay (BatchNorm)
     ("*_fraction", Range(0, 1, low_open=True, high_open=True)),
     ("remember_bias", Range()), ("negative_slope", Range()),
     ("data", Range(1, also=(-1,))), ("num_processes", Range(1, also=(-1,))),

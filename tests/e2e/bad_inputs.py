@@ -118,6 +118,7 @@ FAMILIES = [  # each family's config through the same rules, and the datasets' g
     overrides("model.name=cnn", "model.kernel_sizes=[-3]", expect="model.kernel_sizes=-3: must be"),
     overrides("model.name=cnn", "model.padding=-1", expect="model.padding=-1: must be"),
     overrides("model.name=cnn", "model.pool_size=0", expect="model.pool_size=0: must be"),
+    overrides("model.name=cnn", "model.norm=batch", "model.norm_momentum=1", expect="model.norm_momentum=1.0: must be"),
     overrides("model.name=lstm", "model.hidden_size=0", expect="model.hidden_size=0: must be"),
     overrides("model.name=gru", "model.num_layers=0", expect="model.num_layers=0: must be"),
     overrides("model.name=rnn", "model.unroll=0", expect="model.unroll=0: must be"),

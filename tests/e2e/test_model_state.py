@@ -36,7 +36,7 @@ def eval_accuracy(run, params) -> float:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Seeds 0 and 1 stacked, and seed 1 alone, 20 steps each: (root, {seeds: summary})."""
+    """Seed 0 alone (run s1) and seeds 0 and 1 stacked (run s2), 20 steps each: (root, {seeds: summary})."""
     root = tmp_path_factory.mktemp("state")
     return root, {seeds: train.fit(cfg(root, f"s{seeds}", seeds)) for seeds in SEEDS}
 
