@@ -64,9 +64,12 @@ def test_a_block_sums_before_its_last_activation():
     h = jax.random.normal(jax.random.PRNGKey(1), (2, 16, 4))
     layers = build("cnn", cfg).init(jax.random.PRNGKey(2), h)["blocks"]
     layers = [layers[0], {**layers[1], "conv": jax.tree.map(jnp.zeros_like, layers[1]["conv"])}]
-    chex.assert_trees_all_close(C.block_layer(cfg, layers, h, 0, [None, None], False, C.Norms(cfg, None, False)), jax.nn.relu(h), atol=1e-6)
+
+    def block(layers):
+        return C.block_layer(cfg, layers, h, 0, [None, None], False, C.Norms(cfg, None, False))
+    chex.assert_trees_all_close(block(layers), jax.nn.relu(h), atol=1e-6)
     layers[1]["conv"]["bias"] = jnp.ones(4)  # a constant branch normalises to zero: still relu(h)
-    chex.assert_trees_all_close(C.block_layer(cfg, layers, h, 0, [None, None], False, C.Norms(cfg, None, False)), jax.nn.relu(h), atol=1e-5)
+    chex.assert_trees_all_close(block(layers), jax.nn.relu(h), atol=1e-5)
 
 
 def test_block_depth_must_divide_the_layers():
