@@ -66,11 +66,12 @@ def train_step_fn(exp: Experiment) -> Callable:
     A model's state (BatchNorm's running statistics, zoo.models.core.Model) comes back from the
     training forward pass and replaces the old one with the update.
 
-    A step whose loss or gradient is not finite is skipped (the model's state too): the optimizer's update runs under
-    `lax.cond` on that one flag, so it never reaches the params or the optimizer state, and a
-    finite step pays nothing for the guard (a `where` over every parameter and optimizer leaf
-    made an MLP step touch 26% more bytes: bench/README.md, "divergence guard"). Under vmap
-    (stacked replicas) the cond becomes a per-replica select, as a `where` would be.
+    A step whose loss or gradient is not finite is skipped, the model's state with it: the
+    optimizer's update runs under `lax.cond` on that one flag, so it never reaches the params or
+    the optimizer state, and a finite step pays nothing for the guard (a `where` over every
+    parameter and optimizer leaf made an MLP step touch 26% more bytes: bench/README.md,
+    "divergence guard"). Under vmap (stacked replicas) the cond becomes a per-replica select, as
+    a `where` would be.
     """
     def update(operand):
         grads, params, opt_state, model_state = operand

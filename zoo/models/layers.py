@@ -223,8 +223,8 @@ def batchnorm(params: Params, stats: Params, x: jax.Array, *, train: bool, momen
     if train:
         mean = x32.mean(axes)
         var = jnp.square(x32 - mean).mean(axes)
-        new = jax.tree.map(lambda old, b: momentum * old.astype(jnp.float32) + (1 - momentum) * jax.lax.stop_gradient(b),
-                           stats, {"mean": mean, "var": var})
+        new = {name: momentum * stats[name].astype(jnp.float32) + (1 - momentum) * jax.lax.stop_gradient(batch)
+               for name, batch in (("mean", mean), ("var", var))}
     else:
         mean, var, new = stats["mean"], stats["var"], None
     y = (x32 - mean) * jax.lax.rsqrt(var + eps)

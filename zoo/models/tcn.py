@@ -73,20 +73,21 @@ def init(cfg: TCNConfig, key, x) -> dict:
     c_in = _inputs(x).shape[-1]
     keys = jax.random.split(key, 3 * len(cfg.channels) + 1)
 
-    def drawn(key, params: dict) -> dict:
-        """params with the kernel N(0, init_std^2) when init_std is set (the paper's code)."""
+    def drawn(layer_init, key, *shape) -> dict:
+        """layer_init(key, *shape), its kernel N(0, init_std^2) when init_std is set (the paper's code)."""
+        params = layer_init(key, *shape)
         if cfg.init_std is None:
             return params
         return {**params, "kernel": cfg.init_std * jax.random.normal(key, params["kernel"].shape)}
     levels = []
     for i, c in enumerate(cfg.channels):
-        p = {"conv1": drawn(keys[3 * i], L.conv_init(keys[3 * i], (cfg.kernel_size,), c_in, c)),
-             "conv2": drawn(keys[3 * i + 1], L.conv_init(keys[3 * i + 1], (cfg.kernel_size,), c, c))}
+        p = {"conv1": drawn(L.conv_init, keys[3 * i], (cfg.kernel_size,), c_in, c),
+             "conv2": drawn(L.conv_init, keys[3 * i + 1], (cfg.kernel_size,), c, c)}
         if c_in != c:
-            p["skip"] = drawn(keys[3 * i + 2], L.conv_init(keys[3 * i + 2], (1,), c_in, c))
+            p["skip"] = drawn(L.conv_init, keys[3 * i + 2], (1,), c_in, c)
         levels.append(p)
         c_in = c
-    return {"levels": levels, "head": drawn(keys[-1], L.dense_init(keys[-1], c_in, cfg.num_outputs))}
+    return {"levels": levels, "head": drawn(L.dense_init, keys[-1], c_in, cfg.num_outputs)}
 
 
 def build(name: str, cfg: TCNConfig) -> Model:
