@@ -6,6 +6,7 @@ import pytest
 
 from zoo import config, train
 from zoo import experiment as ex
+from zoo.program import windowed_step
 
 SMALL = ["model.name=mlp", "model.width=16", "model.dropout_rate=0.1", "data.name=mnist1d", "train.batch_size=50",
          "train.eval_batch_size=500", "train.eval_batches=1", "train.log_every=5", "train.steps=30", "run.plots=false"]
@@ -40,6 +41,15 @@ def test_k_steps_per_call_train_what_one_step_per_call_trains(tmp_path, seeds):
         assert a["step"] == b["step"]
         np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-5)   # window means: every step counted once
         assert a["bad_step"] == b["bad_step"] == 0
+
+
+def test_a_k_step_program_counts_one_step_s_flops(tmp_path):
+    """step_flops (the rates' FLOPs, MFU) reads XLA's cost analysis of the compiled program, which
+    counts a scan's body once: a K-step program's count is one step's, not K times it."""
+    program = train.build(config.load(None, [*SMALL, f"run.dir={tmp_path}"]))
+    one, five = (program.step_flops(windowed_step(program, k)[0]) for k in (1, 5))
+    assert one > 0
+    assert five == pytest.approx(one, rel=0.02)
 
 
 def test_a_k_that_does_not_divide_the_log_interval_runs_the_steps_between_one_by_one(tmp_path, capsys):
