@@ -340,10 +340,11 @@ def fit_program(cfg: Config, *, hooks: Sequence[Callable[[Run], None]] = (),
     check_optimizer(program)
     if program.exp.cfg.train.init_from is not None and not program.exp.cfg.run.resume:
         load_run_config(program.exp.cfg.train.init_from)  # a missing source run: one line, before a run dir exists
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # XLA compiles the init beside the step
-        init = pool.submit(program.compile_init)
+    # XLA compiles the init beside the step, and releases the GIL while it compiles: orbax's import runs then
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        init, imported = pool.submit(program.compile_init), pool.submit(checkpoint.orbax)
         windowed = windowed_step(program, program.exp.cfg.train.steps_per_execution)  # (compiled, zero_sums, zero_guard)
-        init.result()
+        init.result(), imported.result()
     check_memory(program, windowed[0])  # the last user error, before any run directory
     run_dir = rundir.prepare(program.exp.cfg)
     with rundir.lock(run_dir):

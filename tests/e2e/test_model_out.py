@@ -136,6 +136,21 @@ def test_text_commands_do_not_import_jax(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
+def test_orbax_is_imported_by_what_reads_or_writes_checkpoints_only(tmp_path):
+    """orbax's import (0.15-0.35 s) is paid where checkpoints are made or read: the trainer
+    imports it in a thread while XLA compiles its step, and a module import alone never does."""
+    import subprocess
+    import sys
+    script = ("import sys\n"
+              "import zoo.train, zoo.experiment, zoo.commands.summary, zoo.commands.compile\n"
+              "assert 'orbax.checkpoint' not in sys.modules\n"
+              "from zoo import checkpoint\n"
+              "checkpoint.orbax().CheckpointManagerOptions\n"
+              "assert 'orbax.checkpoint' in sys.modules\n")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
 def test_shipped_configs_resolve_by_name_from_any_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["train", "mnist1d_mlp", "--print-config"]) == 0
