@@ -16,6 +16,7 @@ import concurrent.futures
 import dataclasses
 import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -293,7 +294,9 @@ def fit(cfg: Config, *, hooks: Sequence[Callable[[Run], None]] = (),
     """Train, evaluate and write the run directory; returns the summary dict.
 
     `hooks` (figures, tools) are called once at the end with the trained Run (the first
-    replica's), whose params are those the final metrics were computed with. `on_step(step,
+    replica's), whose params are those the final metrics were computed with; a hook's
+    `prepare` attribute, if it has one, runs in a thread while the loop trains (the figures
+    import matplotlib there, while the main thread waits on the device). `on_step(step,
     state)` (tests) is called after every call of the step program with the live state: every
     step, or every train.steps_per_execution steps. A sweep over keys that
     change the program (train.sweep of a width, say) trains one stacked run per value in
@@ -350,6 +353,8 @@ def fit_program(cfg: Config, *, hooks: Sequence[Callable[[Run], None]] = (),
     with rundir.lock(run_dir):
         with rundir.removed_on_failure(run_dir, fresh=not program.exp.cfg.run.resume):
             loop, start = _start(program, run_dir, windowed, on_step)
+        for prepare in filter(None, (getattr(hook, "prepare", None) for hook in hooks)):
+            threading.Thread(target=prepare, name="zoo-prepare-hook", daemon=True).start()
         try:
             loop.run(start)
             eval_metrics, final_params = loop.final_metrics()

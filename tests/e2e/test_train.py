@@ -123,6 +123,27 @@ def test_fit_writes_run_directory_and_never_overwrites(tmp_path):
     assert json.loads((run / "summary.json").read_text()) == json.loads(json.dumps(summary))
 
 
+def test_a_hook_s_prepare_runs_in_a_thread_while_the_loop_trains(tmp_path):
+    """The figures import matplotlib beside the loop (figures.curves.prepare): fit starts a
+    hook's `prepare` in a thread before the first step and calls the hook after the last."""
+    import threading
+    prepared, events = threading.Event(), []
+
+    def prepare():
+        events.append(("prepare", threading.current_thread() is threading.main_thread()))
+        prepared.set()
+
+    def hook(run):
+        events.append(("hook", run.run_dir.name))
+    hook.prepare = prepare
+    cfg = small_cfg(tmp_path, "train.steps=10")
+    train.fit(cfg, hooks=[hook])
+    assert prepared.wait(10)
+    assert ("prepare", False) in events and events[-1] == ("hook", "t")   # in a thread; the hook at the end
+    assert figures.curves.prepare is figures.import_matplotlib
+    assert figures.after_training(dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, plots=True)))[0] is figures.curves
+
+
 def test_weight_decay_skips_biases_and_norm_scales(tmp_path):
     exp = ex.build(small_cfg(tmp_path, "optimizer.name=sgd", "optimizer.learning_rate=0.0",
                                 "optimizer.weight_decay=0.1", "model.norm=layer"))
