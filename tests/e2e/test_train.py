@@ -124,7 +124,7 @@ def test_fit_writes_run_directory_and_never_overwrites(tmp_path):
 
 
 def test_a_hook_s_prepare_runs_in_a_thread_while_the_loop_trains(tmp_path):
-    """The figures import matplotlib beside the loop (figures.curves.prepare): fit starts a
+    """The figures import matplotlib beside the loop (figures.loss_curves.prepare): fit starts a
     hook's `prepare` in a thread before the first step and calls the hook after the last."""
     import threading
     prepared, events = threading.Event(), []
@@ -140,8 +140,9 @@ def test_a_hook_s_prepare_runs_in_a_thread_while_the_loop_trains(tmp_path):
     train.fit(cfg, hooks=[hook])
     assert prepared.wait(10)
     assert ("prepare", False) in events and events[-1] == ("hook", "t")   # in a thread; the hook at the end
-    assert figures.curves.prepare is figures.import_matplotlib
-    assert figures.after_training(dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, plots=True)))[0] is figures.curves
+    assert figures.loss_curves.prepare is figures.import_matplotlib
+    plotted = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, plots=True))
+    assert figures.after_training(plotted)[0] is figures.loss_curves
 
 
 def test_weight_decay_skips_biases_and_norm_scales(tmp_path):

@@ -31,12 +31,12 @@ def import_matplotlib() -> None:
     import matplotlib.pyplot  # noqa: F401
 
 
-def curves(run) -> None:
+def loss_curves(run) -> None:
     """The loss curves of a trained run: RUN/curves.png."""
     plot_curves(run.run_dir)
 
 
-curves.prepare = import_matplotlib
+loss_curves.prepare = import_matplotlib
 
 
 def after_training(cfg) -> list[Callable]:
@@ -44,6 +44,6 @@ def after_training(cfg) -> list[Callable]:
     run.plots=false."""
     if not cfg.run.plots:
         return []
-    hooks = [curves]
+    hooks = [loss_curves]
     figure = model_figure(cfg.model_name)
     return hooks if figure is None else [*hooks, figure]
