@@ -353,8 +353,8 @@ def fit_program(cfg: Config, *, hooks: Sequence[Callable[[Run], None]] = (),
     with rundir.lock(run_dir):
         with rundir.removed_on_failure(run_dir, fresh=not program.exp.cfg.run.resume):
             loop, start = _start(program, run_dir, windowed, on_step)
-        for prepare in filter(None, (getattr(hook, "prepare", None) for hook in hooks)):
-            threading.Thread(target=prepare, name="zoo-prepare-hook", daemon=True).start()
+        for prepare in filter(None, (getattr(hook, "prepare", None) for hook in hooks if rundir.is_writer())):
+            threading.Thread(target=prepare, name="zoo-prepare-hook", daemon=True).start()  # hooks run on the writer
         try:
             loop.run(start)
             eval_metrics, final_params = loop.final_metrics()
