@@ -347,14 +347,16 @@ def fit_program(cfg: Config, *, hooks: Sequence[Callable[[Run], None]] = (),
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         init, imported = pool.submit(program.compile_init), pool.submit(checkpoint.orbax)
         windowed = windowed_step(program, program.exp.cfg.train.steps_per_execution)  # (compiled, zero_sums, zero_guard)
-        init.result(), imported.result()
+        init.result()
+        imported.result()
     check_memory(program, windowed[0])  # the last user error, before any run directory
     run_dir = rundir.prepare(program.exp.cfg)
     with rundir.lock(run_dir):
         with rundir.removed_on_failure(run_dir, fresh=not program.exp.cfg.run.resume):
             loop, start = _start(program, run_dir, windowed, on_step)
-        for prepare in filter(None, (getattr(hook, "prepare", None) for hook in hooks if rundir.is_writer())):
-            threading.Thread(target=prepare, name="zoo-prepare-hook", daemon=True).start()  # hooks run on the writer
+        if rundir.is_writer():  # where the hooks run; their prepare runs beside the loop
+            for prepare in filter(None, (getattr(hook, "prepare", None) for hook in hooks)):
+                threading.Thread(target=prepare, name="zoo-prepare-hook", daemon=True).start()
         try:
             loop.run(start)
             eval_metrics, final_params = loop.final_metrics()

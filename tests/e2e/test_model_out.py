@@ -116,11 +116,17 @@ def test_discovery_lists_what_exists(capsys):
     assert main(["train", "--help-config", "model=gtp"]) == 2
 
 
+def in_a_fresh_python(tmp_path, script: str) -> None:
+    """Run `script` in a new interpreter (a clean sys.modules) and fail with its stderr."""
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
 def test_text_commands_do_not_import_jax(tmp_path):
     """`zoo --help`, `zoo list models|datasets|configs` and `--help-config` of a section or a
     dataset only print text: they answer without importing jax (seconds of a 2-core machine)."""
-    import subprocess
-    import sys
     script = ("import contextlib, io, sys\n"
               "from zoo.commands.cli import main\n"
               "for argv in (['--help'], ['list', 'models'], ['list', 'datasets'], ['list', 'configs'],\n"
@@ -132,23 +138,19 @@ def test_text_commands_do_not_import_jax(tmp_path):
               "            pass\n"
               "    assert out.getvalue().strip(), argv\n"
               "    assert 'jax' not in sys.modules, (argv, 'imported jax')\n")
-    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    in_a_fresh_python(tmp_path, script)
 
 
 def test_orbax_is_imported_by_what_reads_or_writes_checkpoints_only(tmp_path):
     """orbax's import (0.15-0.35 s) is paid where checkpoints are made or read: the trainer
     imports it in a thread while XLA compiles its step, and a module import alone never does."""
-    import subprocess
-    import sys
     script = ("import sys\n"
               "import zoo.train, zoo.experiment, zoo.commands.summary, zoo.commands.compile\n"
               "assert 'orbax.checkpoint' not in sys.modules\n"
               "from zoo import checkpoint\n"
               "checkpoint.orbax().CheckpointManagerOptions\n"
               "assert 'orbax.checkpoint' in sys.modules\n")
-    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    in_a_fresh_python(tmp_path, script)
 
 
 def test_shipped_configs_resolve_by_name_from_any_folder(tmp_path, monkeypatch, capsys):
