@@ -63,7 +63,7 @@ def train_steps(name_or_path: str | Path | None, overrides: Sequence[str] = ()) 
 
 
 def load_config(name_or_path: str | Path | None, overrides: Sequence[str] = ()) -> Any:
-    """The validated zoo.config.Config of a shipped config's name or a YAML path (None: the
+    """The validated zoo.schema.Config of a shipped config's name or a YAML path (None: the
     defaults) with `overrides`."""
     from zoo import config
     from zoo.config import config_path

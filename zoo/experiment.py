@@ -25,12 +25,13 @@ import optax
 import zoo.models.layers as L
 from zoo import checkpoint, optim
 from zoo import mesh as meshlib
-from zoo.config import TRACED_SWEEP_KEYS, Config, is_stacked, load_run_config, replica_configs
+from zoo.config import load_run_config
 from zoo.data import Dataset, validate
 from zoo.data import entry as dataset_entry
 from zoo.errors import ConfigError
 from zoo.models import Model, entry
 from zoo.models.core import trainable
+from zoo.schema import TRACED_SWEEP_KEYS, Config, is_stacked, replica_configs
 from zoo.tasks import TASKS
 
 

@@ -15,8 +15,8 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from zoo.config import MeshConfig
 from zoo.errors import ConfigError
+from zoo.schema import MeshConfig
 
 BATCH_AXES = ("data", "fsdp")
 # Steps dispatched ahead of the host, by the single and the stacked training loop alike: enough

@@ -17,7 +17,7 @@ import re
 import jax
 import optax
 
-from zoo.config import OptimizerConfig, optax_optimizers
+from zoo.schema import OptimizerConfig, optax_optimizers
 
 
 def schedule(opt: OptimizerConfig, total_steps: int) -> optax.Schedule:

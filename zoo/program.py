@@ -24,9 +24,9 @@ import numpy as np
 from zoo import experiment as ex
 from zoo import mesh as meshlib
 from zoo import steps, throughput
-from zoo.config import Config
 from zoo.errors import ConfigError
 from zoo.experiment import Experiment, Run
+from zoo.schema import Config
 from zoo.selection import Selection, Selections
 
 

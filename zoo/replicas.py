@@ -10,7 +10,7 @@ with its own seed would see, so replica r computes what that separate run comput
 data order and dropout masks are the same bits. What may differ is float rounding: XLA may
 order the sums of a batched matmul differently from the unbatched one.
 
-Swept keys of config.TRACED_SWEEP_KEYS (learning rate, its end value, weight decay, dropout
+Swept keys of schema.TRACED_SWEEP_KEYS (learning rate, its end value, weight decay, dropout
 rate) are traced numbers, one per replica: the optimizer, or the model, is rebuilt inside the
 vmapped step from them (a dropout rate as the exact keep probability of layers.SweptRate). Any
 other swept key changes the program (a width, a depth, a kernel size: a shape or a Python
@@ -38,9 +38,9 @@ import numpy as np
 from zoo import ensemble, steps
 from zoo import experiment as ex
 from zoo import mesh as meshlib
-from zoo.config import TRACED_SWEEP_KEYS, Config
 from zoo.experiment import Experiment, Run
 from zoo.program import Program
+from zoo.schema import TRACED_SWEEP_KEYS, Config
 from zoo.selection import Selection
 
 

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import jax
 
-from zoo.config import Config, dump, with_absolute_paths
+from zoo.config import with_absolute_paths
 from zoo.errors import ConfigError
+from zoo.schema import Config, dump
 
 
 def is_writer() -> bool:

@@ -1,19 +1,19 @@
 """Sweeps (train.sweep): which stacked programs a sweep trains, and its table (RUN/sweep.md).
 
-Keys of config.TRACED_SWEEP_KEYS are traced numbers inside one program (zoo.replicas); every
+Keys of schema.TRACED_SWEEP_KEYS are traced numbers inside one program (zoo.replicas); every
 combination of the other keys (shapes, Python constants of the model) is a program of its own.
 """
 from __future__ import annotations
 
 import itertools
 
-from zoo import config, ensemble
-from zoo.config import TRACED_SWEEP_KEYS, Config
+from zoo import ensemble, schema
+from zoo.schema import TRACED_SWEEP_KEYS, Config
 
 
 def program_configs(cfg: Config) -> list[tuple[str, Config]]:
     """[(label, config)]: one stacked program per combination of the swept keys that change the
-    program, each sweeping only the traced keys (config.TRACED_SWEEP_KEYS)."""
+    program, each sweeping only the traced keys (schema.TRACED_SWEEP_KEYS)."""
     other = {k: v for k, v in cfg.train.sweep.items() if k not in TRACED_SWEEP_KEYS}
     if not other:
         return [("", cfg)]
@@ -23,9 +23,9 @@ def program_configs(cfg: Config) -> list[tuple[str, Config]]:
         tree = cfg.to_dict()
         tree["train"]["sweep"] = traced
         for key, value in zip(other, point):
-            config.set_dotted(tree, key, value)
+            schema.set_dotted(tree, key, value)
         label = ",".join(f"{k.split('.')[-1]}={v}" for k, v in zip(other, point))
-        out.append((label, config.from_tree(tree, cfg.source)))
+        out.append((label, schema.from_tree(tree, cfg.source)))
     return out
 
 

@@ -26,12 +26,13 @@ import numpy as np
 
 from zoo import checkpoint, rundir, steps, sweeps, throughput
 from zoo import mesh as meshlib
-from zoo.config import Config, is_stacked, load_run_config, resume_changes
+from zoo.config import load_run_config, resume_changes
 from zoo.data import preprocess
 from zoo.errors import ConfigError
 from zoo.experiment import Run
 from zoo.program import Program, check_memory, windowed_step
 from zoo.replicas import Stacked
+from zoo.schema import Config, is_stacked
 from zoo.selection import Selections
 
 

@@ -6,7 +6,7 @@ types of frozen dataclasses, every key checked.
 The declared type of a field wins over YAML 1.1's guesses: a `str` field keeps `yes` or `1.10`
 as written, a `float` field reads `1e-3` (which YAML 1.1 calls a string) as 0.001. Every
 mistake raises ConfigError with one line naming the key, what was expected and the closest
-valid key. Nothing here knows zoo's sections: zoo.config holds that schema.
+valid key. Nothing here knows zoo's sections: zoo.schema holds that schema.
 """
 from __future__ import annotations
 

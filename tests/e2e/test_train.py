@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from killing import cli, final_state, finish, wait_for_checkpoint
 
-from zoo import config, figures, steps, train
+from zoo import config, figures, schema, steps, train
 from zoo import experiment as ex
 from zoo.selection import Selection
 
@@ -156,7 +156,7 @@ def test_weight_decay_skips_biases_and_norm_scales(tmp_path):
 
 
 def test_schedule_warmup_then_cosine_to_end():
-    opt = config.OptimizerConfig(learning_rate=1.0, schedule="warmup_cosine", warmup_steps=10, end_learning_rate=0.1)
+    opt = schema.OptimizerConfig(learning_rate=1.0, schedule="warmup_cosine", warmup_steps=10, end_learning_rate=0.1)
     from zoo import optim
     lr = optim.schedule(opt, 110)
     assert float(lr(0)) == 0.0 and abs(float(lr(5)) - 0.5) < 1e-6

@@ -2,6 +2,7 @@
 import pytest
 
 from zoo import config as C
+from zoo import schema
 
 BASE = ["model.name=cnn", "data.name=mnist1d"]
 
@@ -74,7 +75,7 @@ def test_renaming_the_model_starts_its_section_from_the_new_defaults(tmp_path):
 def test_resolved_config_round_trips(tmp_path):
     cfg = load("train.steps=7", "model.channels=[4]", "model.kernel_sizes=[3]", "model.strides=[1]")
     path = tmp_path / "resolved.yaml"
-    path.write_text(C.dump(cfg))
+    path.write_text(schema.dump(cfg))
     again = C.load(path)
     assert again.to_dict() == cfg.to_dict()
 

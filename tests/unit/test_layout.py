@@ -13,7 +13,7 @@ PACKAGE = ROOT / "zoo"
 TIERS = [
     ["zoo.errors", "zoo.graphs", "zoo.typed_yaml"],
     ["zoo.models", "zoo.data", "zoo.tasks"],
-    ["zoo.config"],
+    ["zoo.schema", "zoo.config"],
     ["zoo.optim", "zoo.mesh", "zoo.checkpoint", "zoo.rundir", "zoo.selection", "zoo.throughput"],
     ["zoo.experiment"],
     ["zoo.steps", "zoo.program", "zoo.replicas", "zoo.ensemble", "zoo.sweeps", "zoo.train",

@@ -31,13 +31,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from zoo import config, ensemble, inference
+    from zoo import config, ensemble, inference, schema
     from zoo.experiment import load_run, load_runs, reported_params
     from zoo.rundir import atomic_write, is_writer
 
     cfg = config.load_run_config(args.run_dir)
     params = args.params or reported_params(cfg)
-    if args.replica is not None or not config.is_stacked(cfg):
+    if args.replica is not None or not schema.is_stacked(cfg):
         trained = load_run(args.run_dir, args.step, params, replica=args.replica)
         metrics = measure(trained, args.split)
     else:

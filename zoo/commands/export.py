@@ -35,13 +35,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from zoo import config, ensemble, export
+    from zoo import config, ensemble, export, schema
     from zoo.experiment import load_one, reported_params
     from zoo.rundir import is_writer
 
     cfg = config.load_run_config(args.run_dir)
     params = args.params or reported_params(cfg)
-    if args.ensemble and not config.is_stacked(cfg):
+    if args.ensemble and not schema.is_stacked(cfg):
         raise ConfigError(f"--ensemble: {args.run_dir} is a single run; train it with train.seeds=N for an ensemble")
     trained = (ensemble.load(args.run_dir, args.step, params) if args.ensemble
                else load_one(args.run_dir, args.step, params, args.replica))

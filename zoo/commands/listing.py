@@ -31,7 +31,7 @@ def _rows(pairs) -> list[str]:
 
 
 def optimizers() -> list[str]:
-    from zoo.config import optax_optimizers
+    from zoo.schema import optax_optimizers
     return _rows((name, (inspect.getdoc(fn) or "").split("\n")[0]) for name, fn in sorted(optax_optimizers().items()))
 
 
@@ -69,15 +69,15 @@ def configs() -> list[str]:
 
 def fields(kind: str, name: str | None) -> list[str]:
     """Every config field of one model, dataset or section: type, default and comment."""
-    from zoo import config
+    from zoo import schema
     from zoo.data import DATASETS
     from zoo.models import REGISTRY, description
     from zoo.typed_yaml import closest, describe
 
     registries = {"model": REGISTRY, "dataset": DATASETS}
     if kind == "section":
-        sections = {"optimizer": config.OptimizerConfig, "train": config.TrainConfig,
-                    "run": config.RunConfig, "mesh": config.MeshConfig}
+        sections = {"optimizer": schema.OptimizerConfig, "train": schema.TrainConfig,
+                    "run": schema.RunConfig, "mesh": schema.MeshConfig}
         if name not in sections:
             raise ConfigError(f"section {name!r} has no fields to list{closest(str(name), list(sections))}")
         return describe(sections[name], name)

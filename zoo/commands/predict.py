@@ -51,12 +51,12 @@ def add_parser(sub) -> argparse.ArgumentParser:
 # ----------------------------------------------------------------------------- the four steps
 def load(args: argparse.Namespace) -> list:
     """The trained runs predict uses: the run, one replica, or every replica of a run of many."""
-    from zoo import config
+    from zoo import config, schema
     from zoo import experiment as ex
 
     cfg = config.load_run_config(args.run_dir)
     params = args.params or ex.reported_params(cfg)
-    if args.replica is None and config.is_stacked(cfg):
+    if args.replica is None and schema.is_stacked(cfg):
         runs = ex.load_runs(args.run_dir, args.step, params)
     else:
         runs = [ex.load_run(args.run_dir, args.step, params, replica=args.replica)]

@@ -17,7 +17,7 @@ import math
 import signal
 import sys
 
-from zoo import config
+from zoo import config, schema
 from zoo.errors import ConfigError
 
 DEFAULT_CONFIG = "mnist1d_cnn"
@@ -39,7 +39,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-def resolve(args: argparse.Namespace) -> config.Config:
+def resolve(args: argparse.Namespace) -> schema.Config:
     """The config a `train` invocation asks for: a file, a shipped name, or a run to resume."""
     if args.config and "=" in args.config:  # `zoo train key=value` with the default config
         args.overrides.insert(0, args.config)
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
                           f"choose another run.dir (earlier checkpoints are intact)") from None
 
 
-def _fit_or_remove(fit, cfg: config.Config, **kwargs) -> dict:
+def _fit_or_remove(fit, cfg: schema.Config, **kwargs) -> dict:
     """fit(), where a failure or a signal before the first step removes the fresh run
     directory it made (killed leftovers are taken again by the next start: zoo.rundir)."""
     from zoo import rundir
@@ -121,7 +121,7 @@ def _fit_or_remove(fit, cfg: config.Config, **kwargs) -> dict:
 def _train(args: argparse.Namespace) -> int:
     cfg = resolve(args)
     if args.print_config:
-        print(config.dump(cfg), end="")
+        print(schema.dump(cfg), end="")
         return 0
     config.check_init_from(cfg)
     config.check_example_file(cfg)
@@ -157,7 +157,7 @@ def _measure(summary: dict, key: str, percent: bool) -> str:
     return text
 
 
-def ending(summary: dict, cfg: config.Config) -> str:
+def ending(summary: dict, cfg: schema.Config) -> str:
     """The one sentence a finished run ends with: its test metrics, where it is, how long it took
     (the whole summary is in RUN/summary.json, and printed by --json)."""
     where = f"run directory {summary['run_dir']}"
