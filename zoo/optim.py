@@ -7,7 +7,8 @@ optimizer (optax.add_decayed_weights), which is what PyTorch's `Adam(weight_deca
 By default only parameters with ndim >= 2 decay (matrices and conv kernels, not biases or norm
 scales), nanoGPT's rule; `weight_decay_mask` replaces that with a regex over parameter paths.
 `freeze`, a regex over parameter paths, keeps the matching parameters fixed (fine-tuning): their
-updates are zero and the optimizer keeps no state for them.
+updates are zero and the optimizer keeps no state for them. A model's state (BatchNorm's running
+statistics) is not a parameter and still follows the data, as under PyTorch's requires_grad=False.
 """
 from __future__ import annotations
 

@@ -87,6 +87,22 @@ def test_a_skipped_step_leaves_the_statistics_as_they_were(tmp_path):
                            state["params"][STATE]["blocks"]["0"]["norm"]["mean"])
 
 
+def test_freezing_every_parameter_still_moves_the_statistics(tmp_path):
+    """optimizer.freeze keeps parameters fixed, not the model's state: a frozen BatchNorm's running
+    statistics follow the data it now trains on, as PyTorch's requires_grad=False leaves them (and
+    as the README says), so evaluation normalises with statistics of the data being learned."""
+    exp = ex.build(cfg(tmp_path, "frozen", 1, "optimizer.freeze=.*"))
+    state, _ = ex.init_state(exp)
+    step = jax.jit(steps.train_step_fn(exp))
+    batch = jax.tree.map(jnp.asarray, ex.host_batch(exp, 0))
+    after, metrics = step(state, batch)
+    assert int(metrics["bad_step"]) == 0
+    before = {k: v for k, v in state["params"].items() if k != STATE}
+    jax.tree.map(np.testing.assert_array_equal, {k: v for k, v in after["params"].items() if k != STATE}, before)
+    moved = jax.tree.map(lambda a, b: not np.allclose(a, b), after["params"][STATE], state["params"][STATE])
+    assert all(jax.tree.leaves(moved))
+
+
 def test_zoo_evaluate_and_predict_use_the_trained_statistics(runs, tmp_path, capsys):
     root, summaries = runs
     capsys.readouterr()
