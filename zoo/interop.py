@@ -8,6 +8,11 @@
     module = zoo.interop.equinox_module(model, key, x)     # equinox.Module, params as array leaves
     y = module(x)                                          # both: model.apply(params, x)
 
+A model with state (BatchNorm's running statistics, zoo.models.core.STATE) is linen's
+"batch_stats" collection, nnx.BatchStat variables updated in place by a training call, and in
+equinox a stateful module: `module, state = zoo.interop.equinox_module_with_state(model, key, x)`,
+`y, state = module(x, state, train=True)`, as eqx.nn.BatchNorm.
+
 Each adapter is the zoo model and nothing else, so it nests in a larger module of its framework
 and trains with that framework's usual optax loop; gradients and updates are those of the zoo
 params themselves (a trained run's `run.params` drops in: `module.apply({"params": run.params}, x)`,
@@ -16,10 +21,11 @@ equinox modules usually take one example, this one takes the batch) and `train=T
 dropout key (`key=` for nnx and equinox; linen draws it from the "dropout" rng stream).
 
 flax is a dependency of zoo; equinox is an extra (`pip install zoo[interop]`), imported only when
-`equinox_module` is called.
+`equinox_module` or `equinox_module_with_state` is called.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -63,24 +69,66 @@ def linen_module(model: Model, x_example: Any):
 
 
 def nnx_module(model: Model, key: jax.Array, x: Any):
-    """A flax.nnx.Module holding `model.init(key, x)` as a pytree of nnx.Param leaves (attribute
-    `params`); `module(x, key=None, train=False)`."""
+    """A flax.nnx.Module holding `model.init(key, x)`: its parameters as nnx.Param leaves
+    (attribute `params`) and a model's state (zoo.models.core.STATE, BatchNorm's running
+    statistics) as nnx.BatchStat leaves (attribute `batch_stats`, None without state), which a
+    call with train=True updates in place, as flax.nnx.BatchNorm's; an optimizer over nnx.Param
+    leaves them alone. `module(x, key=None, train=False)`."""
     from flax import nnx
+
+    def values(tree):
+        return jax.tree.map(lambda v: v[...], tree, is_leaf=lambda v: isinstance(v, nnx.Variable))
 
     class ZooNNX(nnx.Module):
         def __init__(self, params):
-            self.params = nnx.data(jax.tree.map(nnx.Param, params))
+            self.params = nnx.data(jax.tree.map(nnx.Param, {k: v for k, v in params.items() if k != STATE}))
+            self.batch_stats = nnx.data(jax.tree.map(nnx.BatchStat, params[STATE]) if STATE in params else None)
 
         def __call__(self, x, *, key=None, train: bool = False):
-            params = jax.tree.map(lambda p: p[...], self.params, is_leaf=lambda v: isinstance(v, nnx.Param))
-            return model.apply(params, x, key=key, train=train)
+            params = values(self.params)
+            if self.batch_stats is None:
+                return model.apply(params, x, key=key, train=train)
+            params[STATE] = values(self.batch_stats)
+            if not train:
+                return model.apply(params, x, key=key)
+            y, stats = model.apply_with_stats(params, x, key=key, train=True)
+            jax.tree.map(lambda v, new: v.__setitem__(..., new), self.batch_stats, stats[STATE],
+                         is_leaf=lambda v: isinstance(v, nnx.Variable))
+            return y
 
     return ZooNNX(model.init(key, x))
 
 
 def equinox_module(model: Model, key: jax.Array, x: Any):
     """An equinox.Module with field `params` (the zoo params pytree) and the model's functions
-    as a static field; `module(x, key=None, train=False)`."""
+    as a static field; `module(x, key=None, train=False)`. A model with state (BatchNorm's
+    running statistics) is one of equinox's stateful modules: equinox_module_with_state."""
+    params = model.init(key, x)
+    if STATE in params:
+        raise ValueError("this model keeps state (zoo.models.core.STATE: BatchNorm's running statistics), which "
+                         "equinox passes beside the module: build it with zoo.interop.equinox_module_with_state"
+                         "(model, key, x), which returns (module, state) as eqx.nn.make_with_state does")
+    return _equinox_classes()[0](params, model)
+
+
+def equinox_module_with_state(model: Model, key: jax.Array, x: Any):
+    """(module, state), as eqx.nn.make_with_state returns them: the module's field `params`
+    holds the trainable params, and an eqx.nn.StateIndex the model's state (zoo.models.core.STATE,
+    BatchNorm's running statistics), whose values travel in `state`, an eqx.nn.State.
+    `module(x, state, key=None, train=False) -> (y, state)`: train=True returns the new
+    statistics in the state, as eqx.nn.BatchNorm does; evaluation reads them. A model without
+    state works too, its state left as it is."""
+    import equinox as eqx
+
+    params = model.init(key, x)
+    trained = {k: v for k, v in params.items() if k != STATE}
+    return eqx.nn.make_with_state(_equinox_classes()[1])(trained, model, eqx.nn.StateIndex(params.get(STATE, {})),
+                                                         STATE in params)
+
+
+@functools.cache
+def _equinox_classes():
+    """The equinox module classes, defined once on first use (equinox is an extra)."""
     import equinox as eqx
 
     class ZooEquinox(eqx.Module):
@@ -90,4 +138,19 @@ def equinox_module(model: Model, key: jax.Array, x: Any):
         def __call__(self, x, *, key=None, train: bool = False):
             return self.model.apply(self.params, x, key=key, train=train)
 
-    return ZooEquinox(model.init(key, x), model)
+    class ZooEquinoxWithState(eqx.Module):
+        params: Any
+        model: Model = eqx.field(static=True)
+        state_index: eqx.nn.StateIndex
+        stateful: bool = eqx.field(static=True)
+
+        def __call__(self, x, state, *, key=None, train: bool = False):
+            if not self.stateful:
+                return self.model.apply(self.params, x, key=key, train=train), state
+            params = {**self.params, STATE: state.get(self.state_index)}
+            if not train:
+                return self.model.apply(params, x, key=key), state
+            y, stats = self.model.apply_with_stats(params, x, key=key, train=True)
+            return y, state.set(self.state_index, stats[STATE])
+
+    return ZooEquinox, ZooEquinoxWithState

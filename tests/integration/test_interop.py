@@ -157,3 +157,56 @@ def test_a_models_state_is_flax_linen_batch_stats():
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), updated[STATE], want[STATE])
     moved = {"params": variables["params"], STATE: updated[STATE]}
     np.testing.assert_allclose(module.apply(moved, x), model.apply({**params, STATE: want[STATE]}, x), atol=1e-6)
+
+
+def test_a_models_state_is_flax_nnx_batch_stats():
+    """The same CNN in nnx: its running statistics are nnx.BatchStat variables that a training call
+    updates in place with the zoo model's new values (as flax.nnx.BatchNorm's) and evaluation
+    reads; its nnx.Param leaves are the trainable params alone, so an optimizer over them never
+    touches the statistics."""
+    from flax import nnx
+
+    from zoo.models.core import STATE, trainable
+    model = models.build("cnn", num_outputs=3, channels=(4, 4), kernel_sizes=(3,), strides=(2,), norm="batch",
+                         readout="mean")
+    x = jax.random.normal(jax.random.PRNGKey(2), (8, 20)) * 2 + 1
+    module = interop.nnx_module(model, jax.random.PRNGKey(0), x)
+    init = model.init(jax.random.PRNGKey(0), x)
+    plain = lambda state: jax.tree.map(lambda v: v[...], state, is_leaf=lambda v: isinstance(v, nnx.Variable))
+    assert set(nnx.state(module, nnx.Param)) == {"params"} and set(nnx.state(module, nnx.BatchStat)) == {"batch_stats"}
+    jax.tree.map(np.testing.assert_array_equal, plain(module.params), trainable(init))
+    jax.tree.map(np.testing.assert_array_equal, plain(module.batch_stats), init[STATE])   # mean 0, variance 1
+    np.testing.assert_allclose(module(x), model.apply(init, x), atol=1e-6)       # evaluation: the initial statistics
+    want_y, want = model.apply_with_stats(init, x, train=True)
+    np.testing.assert_allclose(module(x, train=True), want_y, atol=1e-6)
+    moved = plain(module.batch_stats)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), moved, want[STATE])
+    assert not np.allclose(moved["blocks"]["0"]["norm"]["mean"], init[STATE]["blocks"]["0"]["norm"]["mean"])
+    np.testing.assert_allclose(module(x), model.apply({**init, STATE: want[STATE]}, x), atol=1e-6)
+
+
+def test_a_models_state_is_equinox_state():
+    """In equinox the CNN is a stateful module, as eqx.nn.BatchNorm: (module, state) as
+    eqx.nn.make_with_state returns them; a training call returns the zoo model's new statistics in
+    the state, evaluation reads them, and the module's array leaves are the trainable params alone.
+    The stateless adapter refuses it, naming the stateful one."""
+    import equinox as eqx
+
+    from zoo.models.core import STATE, trainable
+    model = models.build("cnn", num_outputs=3, channels=(4, 4), kernel_sizes=(3,), strides=(2,), norm="batch",
+                         readout="mean")
+    x = jax.random.normal(jax.random.PRNGKey(2), (8, 20)) * 2 + 1
+    with pytest.raises(ValueError, match="equinox_module_with_state"):
+        interop.equinox_module(model, jax.random.PRNGKey(0), x)
+    module, state = interop.equinox_module_with_state(model, jax.random.PRNGKey(0), x)
+    init = model.init(jax.random.PRNGKey(0), x)
+    jax.tree.map(np.testing.assert_array_equal, module.params, trainable(init))
+    assert len(jax.tree.leaves(eqx.filter(module, eqx.is_array))) == len(jax.tree.leaves(trainable(init)))
+    y, state = module(x, state)
+    np.testing.assert_allclose(y, model.apply(init, x), atol=1e-6)
+    before = jax.tree.unflatten(*reversed(jax.tree.flatten(state)))   # equinox's way to keep an old state
+    want_y, want = model.apply_with_stats(init, x, train=True)
+    y, moved = module(x, state, train=True)
+    np.testing.assert_allclose(y, want_y, atol=1e-6)
+    np.testing.assert_allclose(module(x, moved)[0], model.apply({**init, STATE: want[STATE]}, x), atol=1e-6)
+    assert not np.allclose(module(x, moved)[0], module(x, before)[0])
