@@ -101,7 +101,7 @@ def phases(config: str) -> dict[str, float]:
         [sys.executable, "-c", "import time; t = time.perf_counter(); import zoo.commands.train, zoo.train, "
          "zoo.figures, zoo.commands.host; print(time.perf_counter() - t)"],
         check=True, capture_output=True, text=True).stdout)
-    from zoo import checkpoint, figures, program, train
+    from zoo import checkpoint, figures, loop, program, train
     from zoo import config as zoo_config
     from zoo.commands import host
     totals: dict[str, float] = {}
@@ -120,8 +120,8 @@ def phases(config: str) -> dict[str, float]:
     wrap(train, "build", "data and shapes")
     wrap(train, "windowed_step", "compile step")
     wrap(program.Program, "init_state", "init")
-    wrap(train.Loop, "run", "loop (eval, saves inside)")
-    wrap(train.Loop, "final_metrics", "final eval")
+    wrap(loop.Loop, "run", "loop (eval, saves inside)")
+    wrap(loop.Loop, "final_metrics", "final eval")
     wrap(checkpoint.Checkpointer, "save", "saves (in the loop)")
     wrap(checkpoint.Checkpointer, "close", "last save's wait")
     with tempfile.TemporaryDirectory() as runs, contextlib.ExitStack():

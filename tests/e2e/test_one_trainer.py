@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import subprocess_env
 
-from zoo import checkpoint, config, rundir, train
+from zoo import checkpoint, config, loop, rundir, train
 from zoo import experiment as ex
 from zoo.commands import cli
 from zoo.errors import ConfigError
@@ -132,7 +132,7 @@ def test_a_changed_resume_is_refused_and_the_lock_holds(tmp_path, capsys, seeds)
 
 @pytest.mark.parametrize("seeds", SEEDS)
 def test_max_bad_steps_stops_a_diverging_run(tmp_path, seeds):
-    with pytest.raises(train.Diverged, match="steps in a row had a non-finite loss"):
+    with pytest.raises(loop.Diverged, match="steps in a row had a non-finite loss"):
         train.fit(cfg(tmp_path, "d", seeds, "optimizer.name=sgd", "optimizer.learning_rate=1e30",
                       "train.max_bad_steps=3", "train.log_every=1"))
     logged = records(tmp_path / "d")

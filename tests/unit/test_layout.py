@@ -16,7 +16,7 @@ TIERS = [
     ["zoo.schema", "zoo.config"],
     ["zoo.optim", "zoo.mesh", "zoo.checkpoint", "zoo.rundir", "zoo.selection", "zoo.throughput"],
     ["zoo.experiment"],
-    ["zoo.steps", "zoo.program", "zoo.replicas", "zoo.ensemble", "zoo.sweeps", "zoo.train",
+    ["zoo.steps", "zoo.program", "zoo.replicas", "zoo.ensemble", "zoo.sweeps", "zoo.loop", "zoo.train",
      "zoo.inference", "zoo.export", "zoo.interop", "zoo.probes", "zoo.targets", "zoo.summary"],
     ["zoo.figures"],
     ["zoo.commands", "zoo.__main__", "zoo"],

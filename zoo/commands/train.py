@@ -127,7 +127,8 @@ def _train(args: argparse.Namespace) -> int:
     config.check_example_file(cfg)
     from zoo import figures
     from zoo.commands import host
-    from zoo.train import Diverged, Interrupted, fit
+    from zoo.loop import Diverged, Interrupted
+    from zoo.train import fit
 
     host.keep_freed_memory()  # page-fault-free steps on CPU (zoo.commands.host)
     host.use_compilation_cache(cfg.run.compilation_cache)
