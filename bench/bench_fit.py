@@ -119,6 +119,7 @@ def phases(config: str) -> dict[str, float]:
 
     wrap(train, "build", "data and shapes")
     wrap(train, "windowed_step", "compile step")
+    wrap(loop, "windowed_step", "compile step")   # a K>1 run's one-step program, compiled when first needed
     wrap(program.Program, "init_state", "init")
     wrap(loop.Loop, "run", "loop (eval, saves inside)")
     wrap(loop.Loop, "final_metrics", "final eval")
