@@ -30,7 +30,7 @@ from typing import Any
 
 import jax
 
-from zoo.models.core import STATE, Model
+from zoo.models.core import STATE, Model, trainable
 
 
 def linen_module(model: Model, x_example: Any):
@@ -81,8 +81,9 @@ def nnx_module(model: Model, key: jax.Array, x: Any):
 
     class ZooNNX(nnx.Module):
         def __init__(self, params):
-            self.params = nnx.data(jax.tree.map(nnx.Param, {k: v for k, v in params.items() if k != STATE}))
-            self.batch_stats = nnx.data(jax.tree.map(nnx.BatchStat, params[STATE]) if STATE in params else None)
+            self.params = nnx.data(jax.tree.map(nnx.Param, trainable(params)))
+            stateful = isinstance(params, dict) and STATE in params
+            self.batch_stats = nnx.data(jax.tree.map(nnx.BatchStat, params[STATE]) if stateful else None)
 
         def __call__(self, x, *, key=None, train: bool = False):
             params = values(self.params)
@@ -92,8 +93,9 @@ def nnx_module(model: Model, key: jax.Array, x: Any):
             if not train:
                 return model.apply(params, x, key=key)
             y, stats = model.apply_with_stats(params, x, key=key, train=True)
-            jax.tree.map(lambda v, new: v.__setitem__(..., new), self.batch_stats, stats[STATE],
-                         is_leaf=lambda v: isinstance(v, nnx.Variable))
+            variables = jax.tree.leaves(self.batch_stats, is_leaf=lambda v: isinstance(v, nnx.Variable))
+            for variable, value in zip(variables, jax.tree.leaves(stats[STATE]), strict=True):
+                variable[...] = value
             return y
 
     return ZooNNX(model.init(key, x))
@@ -104,7 +106,7 @@ def equinox_module(model: Model, key: jax.Array, x: Any):
     as a static field; `module(x, key=None, train=False)`. A model with state (BatchNorm's
     running statistics) is one of equinox's stateful modules: equinox_module_with_state."""
     params = model.init(key, x)
-    if STATE in params:
+    if isinstance(params, dict) and STATE in params:
         raise ValueError("this model keeps state (zoo.models.core.STATE: BatchNorm's running statistics), which "
                          "equinox passes beside the module: build it with zoo.interop.equinox_module_with_state"
                          "(model, key, x), which returns (module, state) as eqx.nn.make_with_state does")
@@ -121,9 +123,9 @@ def equinox_module_with_state(model: Model, key: jax.Array, x: Any):
     import equinox as eqx
 
     params = model.init(key, x)
-    trained = {k: v for k, v in params.items() if k != STATE}
-    return eqx.nn.make_with_state(_equinox_classes()[1])(trained, model, eqx.nn.StateIndex(params.get(STATE, {})),
-                                                         STATE in params)
+    stateful = isinstance(params, dict) and STATE in params
+    index = eqx.nn.StateIndex(params[STATE] if stateful else {})
+    return eqx.nn.make_with_state(_equinox_classes()[1])(trainable(params), model, index, stateful)
 
 
 @functools.cache
