@@ -65,6 +65,11 @@ def measure(name: str, seeds: int, overrides: list[str], spread: int = 1) -> dic
             "std": summary.get(f"{metric}_std", 0.0), "peak_rss_mib": usage.ru_maxrss / 1024}
 
 
+def medians(runs: list[dict]) -> dict:
+    """The median of each timed quantity over runs of the same command."""
+    return {k: statistics.median(r[k] for r in runs) for k in ("process_s", "fit_s", "steps_per_s", "peak_rss_mib")}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--configs", nargs="*", default=list(DEFAULT), help="shipped config names")
@@ -83,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.repeats):
             ones.append(measure(name, 1, args.set))
             manys.append(measure(name, n, args.set, args.spread))
-        one = {k: statistics.median(r[k] for r in ones) for k in ("process_s", "fit_s", "steps_per_s", "peak_rss_mib")}
-        many = {k: statistics.median(r[k] for r in manys) for k in ("process_s", "fit_s", "steps_per_s", "peak_rss_mib")}
+        one, many = medians(ones), medians(manys)
         last = manys[-1]
         print(f"{name:<13} {n:>8}  {one['process_s']:>15.2f}  {many['process_s']:>13.2f}  "
               f"{many['process_s'] / one['process_s']:>5.2f}  {one['fit_s']:>11.2f}  {many['fit_s']:>9.2f}  "
