@@ -170,6 +170,7 @@ def abstract_state(exp: Experiment, batch: Any = None, *, check_inputs: bool = F
     summary` need; a trained run's state is only restored). batch: batch_spec(exp), when the
     caller has it."""
     x = (batch_spec(exp) if batch is None else batch)["x"]
+    _check_lengths(exp, x)
 
     def state_of_an_applied_model(key, x):
         state = state_fn(exp)(key, x)
@@ -184,6 +185,18 @@ def abstract_state(exp: Experiment, batch: Any = None, *, check_inputs: bool = F
                           f"{shape}: {e}") from None
     shardings = meshlib.state_shardings(exp.mesh, shapes)
     return checkpoint.abstract(shapes, shardings), shardings
+
+
+def _check_lengths(exp: Experiment, x: Any) -> None:
+    """Inputs of unequal lengths ({"x", "lengths"}) reach only a model that takes them
+    (ModelEntry.lengths); any other would fail inside its own code."""
+    if not (isinstance(x, dict) and set(x) == {"x", "lengths"}) or entry(exp.cfg.model_name).lengths:
+        return
+    from zoo.models import REGISTRY
+    takers = " or ".join(sorted(name for name, e in REGISTRY.items() if e.lengths))
+    raise ConfigError(f"model {exp.cfg.model_name!r} takes inputs of one length, but data {exp.cfg.data_name!r} "
+                      f"gives examples of unequal lengths (padded, with their lengths): train a model that takes "
+                      f"lengths (model.name={takers}), or cut or pad every example to one length in the file")
 
 
 def init_state(exp: Experiment, shardings: Any = None) -> tuple[dict, Any]:

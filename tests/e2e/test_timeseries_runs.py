@@ -15,11 +15,16 @@ from zoo.commands.cli import alias, main
 QUICK = ["train.steps=3", "train.log_every=1", "run.plots=false", "train.checkpoint_every=0"]
 
 
-def test_unequal_lengths_train_a_gru_and_predict_reads_series_without_classes(tmp_path, capsys):
+def japanese_vowels() -> Path:
+    """aeon's JapaneseVowels: 9 classes of 12-channel series, 7 to 29 steps long."""
     spec = importlib.util.find_spec("aeon")
     if spec is None:
         pytest.skip("aeon is not installed (pip install -e '.[test]')")
-    data = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "JapaneseVowels"
+    return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "JapaneseVowels"
+
+
+def test_unequal_lengths_train_a_gru_and_predict_reads_series_without_classes(tmp_path, capsys):
+    data = japanese_vowels()
     run = ["model.name=gru", "model.hidden_size=8", "data.name=timeseries", f"data.path={data}",
            "data.standardize=channel", "train.batch_size=16", f"run.dir={tmp_path}", "run.name=jv", *QUICK]
     assert alias("train", run) == 0, capsys.readouterr().err[-2000:]
@@ -32,6 +37,17 @@ def test_unequal_lengths_train_a_gru_and_predict_reads_series_without_classes(tm
     with out.open() as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 5 and rows[0]["class_name"] in [str(k) for k in range(1, 10)]
+
+
+@pytest.mark.parametrize("config", ["arrowhead_fcn", "arrowhead_transformer"])
+def test_a_model_of_one_length_refuses_unequal_lengths_in_one_line(tmp_path, capsys, config):
+    """A CNN or a Transformer given series of unequal lengths stops before anything is built,
+    naming the models that take lengths, instead of failing inside its own code."""
+    code = main(["train", config, f"data.path={japanese_vowels()}", f"run.dir={tmp_path}", *QUICK])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "unequal lengths" in err and "model.name=deepsets or gru or lstm or rnn" in err
+    assert not any(tmp_path.iterdir())   # no run directory
 
 
 def test_a_shipped_dataset_trains_and_a_truncated_input_is_one_line(tmp_path, capsys):

@@ -337,6 +337,6 @@ def build_time_gaps(name: str, cfg: TimeGapsConfig) -> Model:
 
 MODELS = {
     "gru_gaps": ModelEntry(TimeGapsConfig, build_time_gaps),
-    **{name: ModelEntry(RecurrentConfig, build_classifier, sequence=True, symmetry="shift", probe_points="time")
+    **{name: ModelEntry(RecurrentConfig, build_classifier, sequence=True, lengths=True, symmetry="shift", probe_points="time")
        for name in ("rnn", "lstm", "gru")},
 }
