@@ -23,7 +23,7 @@ import numpy as np
 import optax
 
 import zoo.models.layers as L
-from zoo import checkpoint, optim
+from zoo import checkpoint, compatibility, optim
 from zoo import mesh as meshlib
 from zoo.config import load_run_config
 from zoo.data import Dataset, validate
@@ -83,6 +83,7 @@ def build(cfg: Config, *, devices: list | None = None) -> Experiment:
     if devices is None:
         meshlib.initialize_distributed(cfg.mesh)
     dataset = dataset_entry(cfg.data_name).load(cfg.data)  # a registered name or a plugin
+    compatibility.check_task(cfg.model_name, cfg.data_name, dataset.task)
     cfg = cfg.replace(model=fill_model_defaults(cfg.model, dataset.model_defaults))
     validate.against_model(dataset, cfg.model, cfg.data_name)
     mesh = meshlib.make_mesh(cfg.mesh, devices)
@@ -170,7 +171,7 @@ def abstract_state(exp: Experiment, batch: Any = None, *, check_inputs: bool = F
     summary` need; a trained run's state is only restored). batch: batch_spec(exp), when the
     caller has it."""
     x = (batch_spec(exp) if batch is None else batch)["x"]
-    _check_lengths(exp, x)
+    compatibility.check_inputs(exp.cfg.model_name, exp.cfg.data_name, x)
 
     def state_of_an_applied_model(key, x):
         state = state_fn(exp)(key, x)
@@ -185,18 +186,6 @@ def abstract_state(exp: Experiment, batch: Any = None, *, check_inputs: bool = F
                           f"{shape}: {e}") from None
     shardings = meshlib.state_shardings(exp.mesh, shapes)
     return checkpoint.abstract(shapes, shardings), shardings
-
-
-def _check_lengths(exp: Experiment, x: Any) -> None:
-    """Inputs of unequal lengths ({"x", "lengths"}) reach only a model that takes them
-    (ModelEntry.lengths); any other would fail inside its own code."""
-    if not (isinstance(x, dict) and set(x) == {"x", "lengths"}) or entry(exp.cfg.model_name).lengths:
-        return
-    from zoo.models import REGISTRY
-    takers = " or ".join(sorted(name for name, e in REGISTRY.items() if e.lengths))
-    raise ConfigError(f"model {exp.cfg.model_name!r} takes inputs of one length, but data {exp.cfg.data_name!r} "
-                      f"gives examples of unequal lengths (padded, with their lengths): train a model that takes "
-                      f"lengths (model.name={takers}), or cut or pad every example to one length in the file")
 
 
 def init_state(exp: Experiment, shardings: Any = None) -> tuple[dict, Any]:

@@ -335,4 +335,22 @@ TRACEBACKS = [  # 4. once a traceback, now one line
                expect="model 'gru' cannot take array inputs of shape [8, 4, 3, 2]: a recurrent network takes"),
 ]
 
-CASES = TYPES + RANGES + FAMILIES + STRUCTURE + FILES + SILENT + COMMANDS + TRACEBACKS
+# A model and data that do not fit: named in one line before anything is built, as the models
+# that fit (or the data the model takes), not a failure inside the model.
+MISMATCHES = [
+    overrides("data.name=karate", expect="model 'mlp' takes arrays of one shape, but data 'karate' gives graphs: train a "
+              "model that takes them (model.name=egnn or gat or gcn or gin or mpnn)"),
+    overrides("data.name=digit_sets", expect="gives examples of unequal lengths (padded, with their lengths): train a "
+              "model that takes them (model.name=deepsets or gru or lstm or rnn)"),
+    overrides("data.name=irregular_periodic", expect="gives irregular series {t, values, observed}: train a model that "
+              "takes them (model.name=gru_gaps or latent_ode or ode_rnn or rnn_vae)"),
+    overrides("data.name=text", expect="model 'mlp' is not a language model, and data 'text' trains one: use "
+              "model.name=gpt or gru_lm or lstm_lm or rnn_lm"),
+    overrides("data.name=translation", expect="model 'mlp' is not a translation model, and data 'translation' trains "
+              "one: use model.name=gru_seq2seq or lstm_seq2seq or seq2seq"),
+    overrides("model.name=gpt", expect="model 'gpt' is a language model, and data 'mnist1d' trains classification: "
+              "give it data.name=text"),
+    overrides("model.name=gcn", expect="a graph network takes graphs, a GraphsTuple (data.name=karate"),
+]
+
+CASES = TYPES + RANGES + FAMILIES + STRUCTURE + FILES + SILENT + COMMANDS + TRACEBACKS + MISMATCHES

@@ -14,7 +14,7 @@ TIERS = [
     ["zoo.errors", "zoo.graphs", "zoo.typed_yaml"],
     ["zoo.models", "zoo.data", "zoo.tasks"],
     ["zoo.schema", "zoo.config"],
-    ["zoo.optim", "zoo.mesh", "zoo.checkpoint", "zoo.rundir", "zoo.selection", "zoo.throughput"],
+    ["zoo.optim", "zoo.compatibility", "zoo.mesh", "zoo.checkpoint", "zoo.rundir", "zoo.selection", "zoo.throughput"],
     ["zoo.experiment"],
     ["zoo.steps", "zoo.program", "zoo.replicas", "zoo.ensemble", "zoo.sweeps", "zoo.loop", "zoo.train",
      "zoo.inference", "zoo.export", "zoo.interop", "zoo.probes", "zoo.targets", "zoo.summary"],

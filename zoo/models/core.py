@@ -88,9 +88,12 @@ class ModelEntry:
     What the commands need to know of a family is said here too, so that a new family plugs in
     by its module alone (README, "Add a family"):
     sequence: inputs [B, T, ...] take any length T (`zoo export` tries T symbolic).
-    lengths: takes {"x": [B, T, ...], "lengths": [B]}, sequences or sets of unequal lengths padded
-        after their last element (series files of unequal lengths, digit sets); a model without
-        it is refused such data in one line, before anything is built.
+    inputs: the kinds of input it takes (zoo.compatibility.input_kind): "arrays" (every example of
+        one shape), "lengths" ({"x": [B, T, ...], "lengths": [B]}: sequences or sets of unequal
+        lengths, padded after their last element), "graphs" (a GraphsTuple), "irregular"
+        ({"t", "values", "observed"}); data of another kind is refused in one line before
+        anything is built. A family that takes no arrays checks its input itself (a ConfigError
+        naming the data it takes), as the graph and irregular-series families do.
     symmetry: the group `zoo probe RUN symmetry` tests by default (zoo.probes.symmetry.GROUPS).
     exact_symmetry: exact_symmetry(cfg, group, elements) -> (description, mask [len(elements)])
         of the group elements the architecture makes exact symmetries of its outputs.
@@ -110,7 +113,7 @@ class ModelEntry:
     alignment: Callable[..., Any] | None = None
     for_platform: Callable[[Any, str], Any] | None = None
     sequence: bool = False
-    lengths: bool = False
+    inputs: tuple[str, ...] = ("arrays",)
     symmetry: str | None = None
     exact_symmetry: Callable[[Any, str, list], tuple[str, Any]] | None = None
     node_level: bool = False

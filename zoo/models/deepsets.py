@@ -87,5 +87,5 @@ def build(name: str, cfg: DeepSetsConfig) -> Model:
     return Model.of(init, apply)
 
 
-MODELS = {"deepsets": ModelEntry(DeepSetsConfig, build, sequence=True, lengths=True, symmetry="set",
+MODELS = {"deepsets": ModelEntry(DeepSetsConfig, build, sequence=True, inputs=("arrays", "lengths"), symmetry="set",
                                   exact_symmetry=every_element(("set",)))}

@@ -189,5 +189,6 @@ def exact_symmetry(cfg: EGNNConfig, group: str, elements: list):
 
 
 MODELS = {
-    "egnn": ModelEntry(EGNNConfig, build_egnn, symmetry="e3", exact_symmetry=exact_symmetry, node_level=True),
+    "egnn": ModelEntry(EGNNConfig, build_egnn, symmetry="e3", exact_symmetry=exact_symmetry, node_level=True,
+                       inputs=("graphs",)),
 }

@@ -136,6 +136,9 @@ def dense_features(x) -> jax.Array:
 def with_geometry(graph: GraphsTuple) -> GraphsTuple:
     """The graph with its positions and velocities, if any, appended to the node features:
     these models read coordinates as plain features (the non-equivariant baselines of EGNN)."""
+    if not isinstance(graph, GraphsTuple):
+        raise ConfigError("a graph network takes graphs, a GraphsTuple (data.name=karate, planetoid, graph_cycles, "
+                          "graph_npz or nbody)")
     extra = [a for a in (graph.positions, graph.velocities) if a is not None]
     if not extra:
         return graph
@@ -381,8 +384,8 @@ def build_mpnn(name: str, cfg: MPNNConfig) -> Model:
 
 
 MODELS = {
-    "gcn": ModelEntry(GCNConfig, build_gcn, symmetry="nodes", exact_symmetry=every_element(("nodes",))),
-    "gat": ModelEntry(GATConfig, build_gat, symmetry="nodes", exact_symmetry=every_element(("nodes",))),
-    "gin": ModelEntry(GINConfig, build_gin, symmetry="nodes", exact_symmetry=every_element(("nodes",))),
-    "mpnn": ModelEntry(MPNNConfig, build_mpnn, symmetry="nodes", exact_symmetry=every_element(("nodes",))),
+    "gcn": ModelEntry(GCNConfig, build_gcn, inputs=("graphs",), symmetry="nodes", exact_symmetry=every_element(("nodes",))),
+    "gat": ModelEntry(GATConfig, build_gat, inputs=("graphs",), symmetry="nodes", exact_symmetry=every_element(("nodes",))),
+    "gin": ModelEntry(GINConfig, build_gin, inputs=("graphs",), symmetry="nodes", exact_symmetry=every_element(("nodes",))),
+    "mpnn": ModelEntry(MPNNConfig, build_mpnn, inputs=("graphs",), symmetry="nodes", exact_symmetry=every_element(("nodes",))),
 }

@@ -287,7 +287,7 @@ def build_rnn_vae(name: str, cfg: RNNVAEConfig) -> Model:
 
 
 MODELS = {
-    "ode_rnn": ModelEntry(ODERNNConfig, build_ode_rnn),
-    "latent_ode": ModelEntry(LatentODEConfig, build_latent_ode),
-    "rnn_vae": ModelEntry(RNNVAEConfig, build_rnn_vae),
+    "ode_rnn": ModelEntry(ODERNNConfig, build_ode_rnn, inputs=("irregular",)),
+    "latent_ode": ModelEntry(LatentODEConfig, build_latent_ode, inputs=("irregular",)),
+    "rnn_vae": ModelEntry(RNNVAEConfig, build_rnn_vae, inputs=("irregular",)),
 }

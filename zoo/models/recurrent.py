@@ -336,7 +336,8 @@ def build_time_gaps(name: str, cfg: TimeGapsConfig) -> Model:
 
 
 MODELS = {
-    "gru_gaps": ModelEntry(TimeGapsConfig, build_time_gaps),
-    **{name: ModelEntry(RecurrentConfig, build_classifier, sequence=True, lengths=True, symmetry="shift", probe_points="time")
+    "gru_gaps": ModelEntry(TimeGapsConfig, build_time_gaps, inputs=("irregular",)),
+    **{name: ModelEntry(RecurrentConfig, build_classifier, sequence=True, inputs=("arrays", "lengths"), symmetry="shift",
+                        probe_points="time")
        for name in ("rnn", "lstm", "gru")},
 }
