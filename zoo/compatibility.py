@@ -35,8 +35,9 @@ def input_kind(x: Any) -> str | None:
 def check_task(model: str, data: str, task: str) -> None:
     """Model `model` can learn data `data`'s task; called before the model is built, which would
     ask for a size the data does not give (num_outputs, vocab_size)."""
+    family = entry(model)
     for name, attribute, what, hint in TASKS:
-        fits = getattr(entry(model), attribute) is not None
+        fits = getattr(family, attribute) is not None
         if task == name and not fits:
             takers = " or ".join(sorted(n for n, e in REGISTRY.items() if getattr(e, attribute) is not None))
             raise ConfigError(f"model {model!r} is not {what}, and data {data!r} trains one: use model.name={takers}")

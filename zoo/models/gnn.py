@@ -383,9 +383,11 @@ def build_mpnn(name: str, cfg: MPNNConfig) -> Model:
     return Model.of(init, apply)
 
 
+# what every message-passing family says of itself: graphs in, exactly equivariant under node permutations
+GRAPH_NETWORK = {"inputs": ("graphs",), "symmetry": "nodes", "exact_symmetry": every_element(("nodes",))}
 MODELS = {
-    "gcn": ModelEntry(GCNConfig, build_gcn, inputs=("graphs",), symmetry="nodes", exact_symmetry=every_element(("nodes",))),
-    "gat": ModelEntry(GATConfig, build_gat, inputs=("graphs",), symmetry="nodes", exact_symmetry=every_element(("nodes",))),
-    "gin": ModelEntry(GINConfig, build_gin, inputs=("graphs",), symmetry="nodes", exact_symmetry=every_element(("nodes",))),
-    "mpnn": ModelEntry(MPNNConfig, build_mpnn, inputs=("graphs",), symmetry="nodes", exact_symmetry=every_element(("nodes",))),
+    "gcn": ModelEntry(GCNConfig, build_gcn, **GRAPH_NETWORK),
+    "gat": ModelEntry(GATConfig, build_gat, **GRAPH_NETWORK),
+    "gin": ModelEntry(GINConfig, build_gin, **GRAPH_NETWORK),
+    "mpnn": ModelEntry(MPNNConfig, build_mpnn, **GRAPH_NETWORK),
 }
